@@ -1,0 +1,12 @@
+/* cltrain/cltrain.h — the umbrella header: include this one. */
+#ifndef CLTRAIN_CLTRAIN_H
+#define CLTRAIN_CLTRAIN_H
+
+#include "cltrain/status.h"
+#include "cltrain/device.h"
+#include "cltrain/tensor.h"
+#include "cltrain/gemm.h"
+
+#define CLTRAIN_VERSION_STRING "0.1.0"
+
+#endif

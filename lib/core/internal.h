@@ -1,0 +1,200 @@
+/* lib/core/internal.h — what the library's own files share and users never see:
+ * the error macros, the context and tensor structs, and kernel launch helpers.
+ *
+ * Error handling shape (every function that allocates):
+ *
+ *     ct_status st = CT_SUCCESS;
+ *     float *tmp = NULL;
+ *     CT_REQUIRE(x != NULL, CT_ERR_INVALID_ARG, "x is NULL");
+ *     CT_TRY(ct_something(...));
+ *     CT_CL(clFinish(q));
+ * cleanup:
+ *     free(tmp);
+ *     return st;
+ */
+#ifndef CLTRAIN_INTERNAL_H
+#define CLTRAIN_INTERNAL_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <stdint.h>
+
+#include "cltrain/cltrain.h"
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+/* Records `status` with a printf-style message and file:line; returns `status`. */
+ct_status ct_error_set(ct_status status, const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Records an OpenCL failure: "clEnqueueNDRangeKernel(conv_fwd): CL_INVALID_WORK_GROUP_SIZE". */
+ct_status ct_error_cl(cl_int err, const char *what, const char *file, int line);
+/* Prefixes the current message with context: "loading foo.idx: <old message>". */
+void ct_error_prefix(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+const char *ct_cl_error_name(cl_int err);
+
+#define CT_TRY(expr)                                                                       \
+    do {                                                                                   \
+        st = (expr);                                                                       \
+        if (st != CT_SUCCESS)                                                              \
+            goto cleanup;                                                                  \
+    } while (0)
+
+#define CT_CL(call)                                                                        \
+    do {                                                                                   \
+        cl_int ct_e_ = (call);                                                             \
+        if (ct_e_ != CL_SUCCESS) {                                                         \
+            st = ct_error_cl(ct_e_, #call, __FILE__, __LINE__);                            \
+            goto cleanup;                                                                  \
+        }                                                                                  \
+    } while (0)
+
+#define CT_FAIL(code, ...)                                                                 \
+    do {                                                                                   \
+        st = ct_error_set((code), __FILE__, __LINE__, __VA_ARGS__);                        \
+        goto cleanup;                                                                      \
+    } while (0)
+
+#define CT_REQUIRE(cond, code, ...)                                                        \
+    do {                                                                                   \
+        if (!(cond))                                                                       \
+            CT_FAIL((code), __VA_ARGS__);                                                  \
+    } while (0)
+
+/* ---- context and tensors ---------------------------------------------------------- */
+
+#define CT_SCRATCH_SLOTS 8
+
+typedef struct ct_program_entry ct_program_entry; /* lib/core/program.c */
+typedef struct ct_profile_rec ct_profile_rec;     /* lib/core/context.c */
+
+struct ct_context {
+    ct_device_info info;
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context cl;
+    cl_command_queue queue;
+    unsigned flags;
+    uint64_t mem_in_use;
+    ct_program_entry *programs; /* built programs of this context, a linked list */
+    ct_build_stats stats;
+    ct_build_notify_fn notify;
+    void *notify_user;
+    char tune_options[512]; /* the per-device -D table entry (lib/core/tune.c) */
+    ct_profile_rec *prof;   /* growable array of (label, event) */
+    size_t prof_len, prof_cap;
+    int clblast_tuned;      /* CLBlast overrides applied (lib/core/gemm.c) */
+    cl_mem scratch[CT_SCRATCH_SLOTS];
+    size_t scratch_bytes[CT_SCRATCH_SLOTS];
+};
+
+struct ct_tensor {
+    ct_context *ctx;
+    cl_mem mem;         /* storage; owned unless `base` is set */
+    struct ct_tensor *base; /* non-NULL for views */
+    size_t offset;      /* element offset into mem */
+    size_t capacity;    /* elements in mem (for views: the base's) */
+    size_t ndim;
+    size_t shape[CT_MAX_DIMS];
+    size_t numel;
+};
+
+/* Platform and device handles of entry `index` of ct_device_list() (lib/core/device.c). */
+ct_status ct_device_handles(size_t index, cl_platform_id *p, cl_device_id *d);
+
+/* Allocates a raw device buffer of `bytes`, checked against the device limits, and
+ * counts it in mem_in_use. Release with ct_buffer_free(ctx, mem, bytes). */
+ct_status ct_buffer_alloc(ct_context *ctx, size_t bytes, cl_mem *out);
+void ct_buffer_free(ct_context *ctx, cl_mem mem, size_t bytes);
+
+/* Checks that a tensor has exactly the given shape; the message names `what`. */
+ct_status ct_tensor_expect(const ct_tensor *t, const char *what, size_t ndim, const size_t *shape);
+
+/* ---- kernels --------------------------------------------------------------------- */
+
+/* Returns kernel `name` from kernels/<file> (e.g. "loss.cl"), building the program on
+ * first use with the device's tuning -D options plus `options` (may be NULL). The kernel
+ * belongs to the context: set its arguments and launch it right away. */
+ct_status ct_kernel_get(ct_context *ctx, const char *file, const char *name,
+                        const char *options, cl_kernel *out);
+
+/* One kernel argument. CT_ARG_TENSOR occupies two consecutive kernel parameters:
+ * `__global float *x, const uint x_off`. */
+typedef struct ct_arg {
+    enum { CT_ARG_TENSOR, CT_ARG_MEM, CT_ARG_U32, CT_ARG_I32, CT_ARG_F32, CT_ARG_U64, CT_ARG_LOCAL } kind;
+    union {
+        const ct_tensor *t;
+        cl_mem mem;
+        cl_uint u32;
+        cl_int i32;
+        cl_float f32;
+        cl_ulong u64;
+        size_t local_bytes;
+    } v;
+} ct_arg;
+
+#define CT_T(x) ((ct_arg){.kind = CT_ARG_TENSOR, .v.t = (x)})
+#define CT_MEM(x) ((ct_arg){.kind = CT_ARG_MEM, .v.mem = (x)})
+#define CT_U32(x) ((ct_arg){.kind = CT_ARG_U32, .v.u32 = (cl_uint)(x)})
+#define CT_I32(x) ((ct_arg){.kind = CT_ARG_I32, .v.i32 = (cl_int)(x)})
+#define CT_F32(x) ((ct_arg){.kind = CT_ARG_F32, .v.f32 = (cl_float)(x)})
+#define CT_U64(x) ((ct_arg){.kind = CT_ARG_U64, .v.u64 = (cl_ulong)(x)})
+#define CT_LOCAL(bytes) ((ct_arg){.kind = CT_ARG_LOCAL, .v.local_bytes = (bytes)})
+
+ct_status ct_kernel_setargs(cl_kernel k, const char *name, size_t n, const ct_arg *args);
+#define CT_SETARGS(k, name, ...)                                                           \
+    ct_kernel_setargs((k), (name), sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg),     \
+                      (ct_arg[]){__VA_ARGS__})
+
+/* Enqueues `k` over `global` (dims 1..3; each rounded up to a multiple of local when
+ * local is given — kernels must bounds-check). `label` names it in errors and profiles. */
+ct_status ct_launch(ct_context *ctx, cl_kernel k, const char *label, cl_uint dims,
+                    const size_t *global, const size_t *local);
+
+/* Convenience: file + kernel + args + 1-D launch over `n` work-items, in one call. */
+#define CT_RUN1D(ctx, file, name, n, ...)                                                  \
+    ct_run1d((ctx), (file), (name), (n), sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg), \
+             (ct_arg[]){__VA_ARGS__})
+ct_status ct_run1d(ct_context *ctx, const char *file, const char *name, size_t n, size_t nargs,
+                   const ct_arg *args);
+
+/* Records a profiling event for work enqueued outside ct_launch (e.g. CLBlast). Takes
+ * ownership of `ev`; releases it when profiling is off. */
+void ct_profile_add(ct_context *ctx, const char *label, cl_event ev);
+/* Pointer to pass as the event out-parameter of an enqueue, or NULL without profiling. */
+#define CT_PROF_EVENT(ctx, evp) (((ctx)->flags & CT_CONTEXT_PROFILING) ? (evp) : NULL)
+
+/* Scratch memory: slot `slot` (0..CT_SCRATCH_SLOTS-1) of the context, grown to at least
+ * `bytes` (never shrunk), freed with the context. Ops use distinct slots for buffers
+ * they need at the same time; contents do not survive across ops. */
+ct_status ct_scratch_get(ct_context *ctx, unsigned slot, size_t bytes, cl_mem *out);
+
+/* Per-device tuning table (lib/core/tune.c): fills ctx->tune_options. */
+void ct_tune_select(ct_context *ctx);
+
+/* Embedded kernel sources (generated at build time by tools/embed). */
+typedef struct ct_kernel_source {
+    const char *name; /* "conv.cl" */
+    const char *text;
+    size_t length;
+} ct_kernel_source;
+extern const ct_kernel_source ct_kernel_sources[];
+extern const size_t ct_kernel_source_count;
+
+/* Kernel source text for `file`: from $CLTRAIN_KERNEL_DIR when set, else embedded.
+ * *out is malloc'd and NUL-terminated. */
+ct_status ct_kernel_source_load(const char *file, char **out, size_t *len);
+
+/* 64-bit FNV-1a, for cache keys. */
+uint64_t ct_hash64(uint64_t h, const void *data, size_t len);
+#define CT_HASH64_INIT 0xcbf29ce484222325ULL
+
+#endif

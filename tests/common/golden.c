@@ -1,0 +1,115 @@
+#include "golden.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CT_GOLDEN_DIR
+#error "CT_GOLDEN_DIR must name tests/golden/data"
+#endif
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f != NULL, "golden file %s: %s", path, strerror(errno));
+    cr_assert(fseek(f, 0, SEEK_END) == 0);
+    long len = ftell(f);
+    cr_assert(len >= 0);
+    rewind(f);
+    char *buf = malloc((size_t)len + 1);
+    cr_assert(buf != NULL);
+    cr_assert(fread(buf, 1, (size_t)len, f) == (size_t)len, "reading %s", path);
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+tu_golden *tu_golden_load(const char *file)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", CT_GOLDEN_DIR, file);
+    char *text = read_all(path);
+    tu_golden *g = calloc(1, sizeof *g);
+    cr_assert(g != NULL);
+    size_t cap = 0;
+    size_t lineno = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        lineno++;
+        while (*line == ' ')
+            line++;
+        if (*line == '#' || *line == '\0')
+            continue;
+        if (g->count == cap) {
+            cap = cap ? cap * 2 : 64;
+            g->t = realloc(g->t, cap * sizeof *g->t);
+            cr_assert(g->t != NULL);
+        }
+        tu_gold_tensor *t = &g->t[g->count++];
+        memset(t, 0, sizeof *t);
+        char *p = line, *end;
+        size_t nlen = strcspn(p, " ");
+        t->name = strndup(p, nlen);
+        p += nlen;
+        t->ndim = strtoul(p, &end, 10);
+        cr_assert(end != p && t->ndim <= 8, "%s:%zu: bad ndim", path, lineno);
+        p = end;
+        t->numel = 1;
+        for (size_t d = 0; d < t->ndim; d++) {
+            t->shape[d] = strtoul(p, &end, 10);
+            cr_assert(end != p, "%s:%zu: bad shape", path, lineno);
+            p = end;
+            t->numel *= t->shape[d];
+        }
+        p = strchr(p, ':');
+        cr_assert(p != NULL, "%s:%zu: missing ':'", path, lineno);
+        p++;
+        t->v = malloc((t->numel ? t->numel : 1) * sizeof *t->v);
+        cr_assert(t->v != NULL);
+        for (size_t i = 0; i < t->numel; i++) {
+            t->v[i] = strtod(p, &end);
+            cr_assert(end != p, "%s:%zu: %s has fewer than %zu values", path, lineno, t->name,
+                      t->numel);
+            p = end;
+        }
+    }
+    free(text);
+    return g;
+}
+
+void tu_golden_free(tu_golden *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->count; i++) {
+        free(g->t[i].name);
+        free(g->t[i].v);
+    }
+    free(g->t);
+    free(g);
+}
+
+const tu_gold_tensor *tu_golden_find(const tu_golden *g, const char *name)
+{
+    for (size_t i = 0; i < g->count; i++)
+        if (strcmp(g->t[i].name, name) == 0)
+            return &g->t[i];
+    return NULL;
+}
+
+const tu_gold_tensor *tu_golden_get(const tu_golden *g, const char *name)
+{
+    const tu_gold_tensor *t = tu_golden_find(g, name);
+    cr_assert(t != NULL, "golden record '%s' not found", name);
+    return t;
+}
+
+float *tu_gold_floats(const tu_gold_tensor *t)
+{
+    float *f = malloc((t->numel ? t->numel : 1) * sizeof *f);
+    cr_assert(f != NULL);
+    for (size_t i = 0; i < t->numel; i++)
+        f[i] = (float)t->v[i];
+    return f;
+}

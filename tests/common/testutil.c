@@ -1,0 +1,98 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+ct_context *tu_context_flags(unsigned flags)
+{
+    ct_context *ctx = NULL;
+    ct_status st = ct_context_create(NULL, flags, &ctx);
+    if (st == CT_ERR_NO_DEVICE)
+        cr_skip_test("no OpenCL device on this machine: %s", ct_last_error());
+    cr_assert(st == CT_SUCCESS, "ct_context_create: %s: %s", ct_status_str(st), ct_last_error());
+    return ctx;
+}
+
+ct_context *tu_context(void)
+{
+    return tu_context_flags(0);
+}
+
+uint64_t tu_rng_next(tu_rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+double tu_rng_uniform(tu_rng *r, double lo, double hi)
+{
+    return lo + (hi - lo) * ((double)(tu_rng_next(r) >> 11) * 0x1.0p-53);
+}
+
+void tu_fill_uniform(float *x, size_t n, uint64_t seed, double lo, double hi)
+{
+    tu_rng r = {seed};
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)tu_rng_uniform(&r, lo, hi);
+}
+
+ct_tensor *tu_tensor(ct_context *ctx, size_t ndim, const size_t *shape, const float *host)
+{
+    ct_tensor *t = NULL;
+    TU_OK(ct_tensor_create(ctx, ndim, shape, &t));
+    if (host)
+        TU_OK(ct_tensor_upload(t, host, ct_tensor_numel(t)));
+    return t;
+}
+
+float *tu_download(const ct_tensor *t)
+{
+    size_t n = ct_tensor_numel(t);
+    float *h = malloc(n * sizeof *h);
+    cr_assert(h != NULL);
+    TU_OK(ct_tensor_download(t, h, n));
+    return h;
+}
+
+static void assert_close(const char *what, const float *got, const float *ref_f,
+                         const double *ref_d, size_t n, double atol, double rtol)
+{
+    size_t bad = 0, worst = 0;
+    double worst_excess = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double ref = ref_d ? ref_d[i] : (double)ref_f[i];
+        double err = fabs((double)got[i] - ref);
+        double tol = atol + rtol * fabs(ref);
+        /* NaN on either side counts as a mismatch unless both are NaN */
+        int ok = err <= tol || (isnan(got[i]) && isnan(ref));
+        if (!ok) {
+            double excess = isnan(err) ? INFINITY : err - tol;
+            if (bad == 0 || excess > worst_excess) {
+                worst = i;
+                worst_excess = excess;
+            }
+            bad++;
+        }
+    }
+    if (bad) {
+        double ref = ref_d ? ref_d[worst] : (double)ref_f[worst];
+        cr_assert_fail("%s: %zu of %zu elements outside atol=%g rtol=%g; worst [%zu]: got %.9g, "
+                       "expected %.9g (|diff| %.3g)",
+                       what, bad, n, atol, rtol, worst, (double)got[worst], ref,
+                       fabs((double)got[worst] - ref));
+    }
+}
+
+void tu_assert_close(const char *what, const float *got, const double *ref, size_t n,
+                     double atol, double rtol)
+{
+    assert_close(what, got, NULL, ref, n, atol, rtol);
+}
+
+void tu_assert_close_f(const char *what, const float *got, const float *ref, size_t n,
+                       double atol, double rtol)
+{
+    assert_close(what, got, ref, NULL, n, atol, rtol);
+}

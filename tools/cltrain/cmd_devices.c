@@ -1,0 +1,42 @@
+/* cltrain devices — the table of OpenCL devices. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_devices(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            printf("usage: cltrain devices\n\nLists every OpenCL platform and device with the "
+                   "index --device accepts.\n");
+            return 0;
+        }
+        fprintf(stderr, "cltrain devices: unknown option '%s' (it takes none)\n", argv[i]);
+        return 2;
+    }
+    ct_device_info *list = NULL;
+    size_t n = 0;
+    ct_status st = ct_device_list(&list, &n);
+    if (st != CT_SUCCESS)
+        return cli_fail("listing devices", st);
+    ct_device_info chosen;
+    int have_default = ct_device_choose(NULL, &chosen) == CT_SUCCESS;
+    for (size_t i = 0; i < n; i++) {
+        const ct_device_info *d = &list[i];
+        printf("%s[%zu] %s\n", have_default && chosen.index == i ? "*" : " ", i, d->name);
+        printf("      type          %s\n", d->is_gpu ? "GPU" : d->is_cpu ? "CPU" : "other");
+        printf("      vendor        %s\n", d->vendor);
+        printf("      platform      %s (%s)\n", d->platform, d->platform_version);
+        printf("      driver        %s\n", d->driver);
+        printf("      OpenCL C      %s\n", d->opencl_c);
+        printf("      compute units %u\n", d->compute_units);
+        printf("      global memory %.1f MiB\n", (double)d->global_mem / 1048576.0);
+        printf("      max buffer    %.1f MiB\n", (double)d->max_alloc / 1048576.0);
+        printf("      fp16 / fp64   %s / %s\n", d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no");
+    }
+    if (have_default)
+        printf("* default device (--device or CLTRAIN_DEVICE to choose another)\n");
+    ct_device_list_free(list);
+    return 0;
+}

@@ -1,0 +1,85 @@
+/* cltrain — the command-line tool. Each subcommand lives in its own file; this one
+ * dispatches and holds what they share (device option, error reporting). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cltrain/cltrain.h"
+#include "cli.h"
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: cltrain COMMAND [OPTIONS]\n"
+            "\n"
+            "Train convolutional networks on any OpenCL device.\n"
+            "\n"
+            "commands:\n"
+            "  devices            list every OpenCL platform and device\n"
+            "  gemm               run a GEMM on the device through CLBlast, check it against\n"
+            "                     the CPU and print GFLOP/s\n"
+            "  help               this text\n"
+            "  version            the version\n"
+            "\n"
+            "common options:\n"
+            "  --device D         device index or case-insensitive name substring\n"
+            "                     (default: $CLTRAIN_DEVICE, else the first GPU, else device 0)\n"
+            "\n"
+            "environment:\n"
+            "  CLTRAIN_DEVICE     default device choice\n"
+            "  CLTRAIN_CACHE_DIR  compiled-kernel cache (default $XDG_CACHE_HOME/cltrain or\n"
+            "                     ~/.cache/cltrain); CLTRAIN_CACHE=0 turns the cache off\n"
+            "  CLTRAIN_KERNEL_DIR load kernels/*.cl from this folder instead of the built-in copy\n"
+            "  NO_COLOR           no colour in terminal output\n"
+            "\n"
+            "Run 'cltrain COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("cltrain %s\n", CLTRAIN_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(cmd, "devices") == 0)
+        return cli_devices(argc - 1, argv + 1);
+    if (strcmp(cmd, "gemm") == 0)
+        return cli_gemm(argc - 1, argv + 1);
+    fprintf(stderr, "cltrain: unknown command '%s' (expected devices, gemm, help or version)\n",
+            cmd);
+    return 2;
+}
+
+int cli_fail(const char *what, ct_status st)
+{
+    fprintf(stderr, "cltrain: %s: %s\n", what, ct_last_error());
+    (void)st;
+    return 1;
+}
+
+static void on_build(void *user, const char *device, const char *file)
+{
+    int *said = user;
+    if (!*said) {
+        fprintf(stderr, "cltrain: compiling kernels for %s, first run only (%s)...\n", device, file);
+        *said = 1;
+    }
+}
+
+ct_status cli_context(const char *device, unsigned flags, ct_context **out)
+{
+    static int said;
+    ct_status st = ct_context_create(device, flags, out);
+    if (st == CT_SUCCESS)
+        ct_context_set_build_notify(*out, on_build, &said);
+    return st;
+}
