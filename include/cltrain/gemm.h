@@ -2,7 +2,8 @@
  *
  * Row-major: C(m x n) = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T. `lda` is the
  * row stride of A as stored (>= k without transpose, >= m with), likewise ldb and ldc.
- * The matrices start at each tensor's own offset; only the storage must be large enough.
+ * Each matrix starts at its tensor's first element and must lie within the tensor's
+ * elements (its shape is not otherwise used, so a flat tensor or view serves).
  */
 #ifndef CLTRAIN_GEMM_H
 #define CLTRAIN_GEMM_H

@@ -20,9 +20,8 @@ static ct_status check_operand(const char *name, const ct_tensor *t, bool trans,
     CT_REQUIRE(ld >= scols, CT_ERR_SHAPE, "gemm: ld%s=%zu is smaller than its row length %zu",
                name, ld, scols);
     size_t need = (srows - 1) * ld + scols + (batch - 1) * stride;
-    CT_REQUIRE(need <= t->capacity - t->offset, CT_ERR_SHAPE,
-               "gemm: %s needs %zu elements from its offset but its storage has %zu", name, need,
-               t->capacity - t->offset);
+    CT_REQUIRE(need <= t->numel, CT_ERR_SHAPE,
+               "gemm: %s needs %zu elements but the tensor has %zu", name, need, t->numel);
 cleanup:
     return st;
 }

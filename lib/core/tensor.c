@@ -68,11 +68,11 @@ ct_status ct_tensor_view(ct_tensor *base, size_t offset, size_t ndim, const size
     CT_REQUIRE(base != NULL && out != NULL, CT_ERR_INVALID_ARG, "ct_tensor_view: NULL argument");
     *out = NULL;
     CT_TRY(check_shape(ndim, shape, &numel));
+    /* A view stays inside the elements of the tensor it is taken from. */
+    CT_REQUIRE(offset <= base->numel && numel <= base->numel - offset, CT_ERR_SHAPE,
+               "view of %zu elements at offset %zu exceeds its base of %zu elements", numel,
+               offset, base->numel);
     size_t start = base->offset + offset;
-    CT_REQUIRE(offset <= base->capacity && numel <= base->capacity - base->offset - offset &&
-                   start >= base->offset,
-               CT_ERR_SHAPE, "view of %zu elements at offset %zu exceeds its base (%zu elements "
-               "from offset %zu)", numel, offset, base->capacity - base->offset, base->offset);
     t = calloc(1, sizeof *t);
     CT_REQUIRE(t != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     t->ctx = base->ctx;

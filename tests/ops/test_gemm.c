@@ -1,0 +1,135 @@
+/* GEMM through CLBlast against a plain-C double-precision product, over awkward shapes,
+ * all transposes, offsets, padded leading dimensions and strided batches. C lives inside
+ * a larger buffer whose other elements are canaries that must survive untouched.
+ *
+ * Tolerance: each element sums k float32 products; with CLBlast's float32 accumulation
+ * the error grows like sqrt(k) ulp of the partial sums, so atol = rtol = 2e-6 * (1 + sqrt(k))
+ * (k = 129 gives ~2.5e-5 on values of order 1). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+#define CANARY 1234.5f
+
+typedef struct gemm_case {
+    size_t m, n, k, batch;
+    bool ta, tb;
+    size_t pad;  /* extra columns in every leading dimension */
+    size_t off;  /* element offset of every operand inside its buffer */
+    float alpha, beta;
+} gemm_case;
+
+static void run_case(ct_context *ctx, gemm_case c)
+{
+    size_t rows_a = c.ta ? c.k : c.m, cols_a = c.ta ? c.m : c.k;
+    size_t rows_b = c.tb ? c.n : c.k, cols_b = c.tb ? c.k : c.n;
+    size_t lda = cols_a + c.pad, ldb = cols_b + c.pad, ldc = c.n + c.pad;
+    size_t sa = rows_a * lda + 3, sb = rows_b * ldb + 5, sc = c.m * ldc + 2; /* batch strides */
+    size_t na = c.off + sa * c.batch, nb = c.off + sb * c.batch, nc = c.off + sc * c.batch + 7;
+    float *ha = malloc(na * sizeof *ha), *hb = malloc(nb * sizeof *hb), *hc = malloc(nc * sizeof *hc);
+    double *ref = malloc(nc * sizeof *ref);
+    cr_assert(ha && hb && hc && ref);
+    tu_fill_uniform(ha, na, 11 + c.m, -1, 1);
+    tu_fill_uniform(hb, nb, 17 + c.n, -1, 1);
+    for (size_t i = 0; i < nc; i++)
+        hc[i] = CANARY;
+    /* inside each C matrix: a random start value (beta != 0 must read it) */
+    for (size_t b = 0; b < c.batch; b++)
+        for (size_t i = 0; i < c.m; i++)
+            for (size_t j = 0; j < c.n; j++)
+                hc[c.off + b * sc + i * ldc + j] = (float)(0.25 * sin((double)(i * 31 + j * 7 + b)));
+    for (size_t i = 0; i < nc; i++)
+        ref[i] = hc[i];
+    for (size_t b = 0; b < c.batch; b++)
+        for (size_t i = 0; i < c.m; i++)
+            for (size_t j = 0; j < c.n; j++) {
+                double s = 0;
+                for (size_t p = 0; p < c.k; p++) {
+                    double x = c.ta ? ha[c.off + b * sa + p * lda + i] : ha[c.off + b * sa + i * lda + p];
+                    double y = c.tb ? hb[c.off + b * sb + j * ldb + p] : hb[c.off + b * sb + p * ldb + j];
+                    s += x * y;
+                }
+                size_t at = c.off + b * sc + i * ldc + j;
+                ref[at] = c.alpha * s + c.beta * ref[at];
+            }
+
+    ct_tensor *ba = tu_tensor(ctx, TU_SHAPE(na), ha), *bb = tu_tensor(ctx, TU_SHAPE(nb), hb),
+              *bc = tu_tensor(ctx, TU_SHAPE(nc), hc);
+    ct_tensor *va = NULL, *vb = NULL, *vc = NULL;
+    TU_OK(ct_tensor_view(ba, c.off, 1, (size_t[]){na - c.off}, &va));
+    TU_OK(ct_tensor_view(bb, c.off, 1, (size_t[]){nb - c.off}, &vb));
+    TU_OK(ct_tensor_view(bc, c.off, 1, (size_t[]){nc - c.off}, &vc));
+    if (c.batch == 1)
+        TU_OK(ct_gemm(ctx, c.ta, c.tb, c.m, c.n, c.k, c.alpha, va, lda, vb, ldb, c.beta, vc, ldc));
+    else
+        TU_OK(ct_gemm_batched(ctx, c.ta, c.tb, c.m, c.n, c.k, c.alpha, va, lda, sa, vb, ldb, sb,
+                              c.beta, vc, ldc, sc, c.batch));
+    float *got = tu_download(bc);
+    char what[160];
+    snprintf(what, sizeof what, "gemm m=%zu n=%zu k=%zu batch=%zu ta=%d tb=%d pad=%zu off=%zu",
+             c.m, c.n, c.k, c.batch, c.ta, c.tb, c.pad, c.off);
+    double tol = 2e-6 * (1.0 + sqrt((double)c.k));
+    tu_assert_close(what, got, ref, nc, tol, tol); /* canaries compare exactly equal */
+    free(got);
+    ct_tensor_free(va);
+    ct_tensor_free(vb);
+    ct_tensor_free(vc);
+    ct_tensor_free(ba);
+    ct_tensor_free(bb);
+    ct_tensor_free(bc);
+    free(ha);
+    free(hb);
+    free(hc);
+    free(ref);
+}
+
+Test(gemm, awkward_shapes_all_transposes)
+{
+    ct_context *ctx = tu_context();
+    const size_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {1, 129, 7}, {129, 1, 65}, {33, 65, 129}, {64, 128, 96}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++)
+            run_case(ctx, (gemm_case){shapes[s][0], shapes[s][1], shapes[s][2], 1, t & 1, t & 2,
+                                      0, 0, 1.0f, 0.0f});
+    ct_context_free(ctx);
+}
+
+Test(gemm, offsets_leading_dims_alpha_beta)
+{
+    ct_context *ctx = tu_context();
+    run_case(ctx, (gemm_case){7, 9, 13, 1, false, false, 3, 5, 0.5f, 1.0f});
+    run_case(ctx, (gemm_case){7, 9, 13, 1, true, true, 1, 1, -2.0f, 0.25f});
+    run_case(ctx, (gemm_case){129, 7, 33, 1, false, true, 2, 17, 1.0f, 1.0f});
+    run_case(ctx, (gemm_case){16, 200, 3, 1, true, false, 0, 3, 1.0f, -1.0f});
+    ct_context_free(ctx);
+}
+
+Test(gemm, strided_batches)
+{
+    ct_context *ctx = tu_context();
+    run_case(ctx, (gemm_case){5, 6, 7, 3, false, false, 0, 0, 1.0f, 0.0f});
+    run_case(ctx, (gemm_case){9, 4, 11, 4, true, false, 2, 3, 1.0f, 1.0f});
+    run_case(ctx, (gemm_case){3, 17, 2, 5, false, true, 1, 7, 0.5f, 0.5f});
+    ct_context_free(ctx);
+}
+
+Test(gemm, bad_arguments_are_errors)
+{
+    ct_context *ctx = tu_context();
+    ct_tensor *a = tu_tensor(ctx, TU_SHAPE(6), NULL), *b = tu_tensor(ctx, TU_SHAPE(6), NULL),
+              *c = tu_tensor(ctx, TU_SHAPE(4), NULL);
+    /* 2x3 * 3x2 = 2x2 fits; a leading dimension below the row length does not */
+    TU_OK(ct_gemm(ctx, false, false, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2));
+    cr_assert_eq(ct_gemm(ctx, false, false, 2, 2, 3, 1, a, 2, b, 2, 0, c, 2), CT_ERR_SHAPE);
+    /* C too small for 3x2 */
+    cr_assert_eq(ct_gemm(ctx, false, false, 3, 2, 2, 1, a, 2, b, 2, 0, c, 2), CT_ERR_SHAPE);
+    cr_assert(strstr(ct_last_error(), "C needs") != NULL, "%s", ct_last_error());
+    cr_assert_eq(ct_gemm(ctx, false, false, 0, 2, 2, 1, a, 2, b, 2, 0, c, 2), CT_ERR_SHAPE);
+    cr_assert_eq(ct_gemm(ctx, false, false, 2, 2, 2, 1, NULL, 2, b, 2, 0, c, 2), CT_ERR_INVALID_ARG);
+    ct_tensor_free(a);
+    ct_tensor_free(b);
+    ct_tensor_free(c);
+    ct_context_free(ctx);
+}
