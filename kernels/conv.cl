@@ -1,0 +1,366 @@
+/* kernels/conv.cl — 2-D convolution (lib/nn/conv2d.c): forward, backward-data and
+ * backward-weight as register-tiled direct convolutions over a zero-padded copy of the
+ * input, so that the hot loops carry no bounds checks.
+ *
+ * Layouts (all dense, row-major; "raw" buffers are scratch without an offset):
+ *   x   (N, G*CI, H, W)      tensor        the image, CI channels per group
+ *   xp  (N, G*CI, HP, WP)    raw           padded copy written by conv_pad: every element
+ *                                          outside the image is 0, so loads need no masks
+ *   wt  (G, CI*R*S, KOP)     raw           weights with the output channel innermost,
+ *                                          padded with zeros to KOP = KO rounded up to
+ *                                          CONV_KT, written by conv_wt_fwd / conv_wt_bwd
+ *   y   (N, G*KO, P, Q)      tensor        the output, KO channels per group
+ *
+ * The direct kernel conv_direct computes
+ *   y[n, g*KO+k, p, q] = b + sum_{c<CI, r<R, s<S} wt[g, (c*R+r)*S+s, k] *
+ *                              xp[n, g*CI+c, p*SH + r*DH, q*SW + s*DW]
+ * and serves both passes: the forward pass (xp = padded x, wt = w with k innermost) and
+ * the backward-data pass, which is the same sum over dy zero-upsampled by the stride and
+ * padded by (R-1)*DH - pad, with the weights flipped and in/out channels swapped
+ * (conv_wt_bwd), at stride 1.
+ *
+ * Work split (PoCL runs a work-group as a loop and does not vectorise across work-items,
+ * so each work-item owns a register tile and vectorises itself):
+ *   conv_direct: one work-item = CONV_KT output channels x CONV_QV consecutive output
+ *     pixels of one row (a floatCONV_QV accumulator per channel); global (P*NQR, G*KOP/KT, N).
+ *   conv_bwd_w:  one work-item = CONV_BW_KT output channels x CONV_BW_ST consecutive
+ *     (c, r, s) taps of dw, reducing over the images of one batch chunk, all rows and all
+ *     pixel runs in a fixed order (the lanes of the vector accumulators are summed last,
+ *     in a fixed tree). Chunks land in a partial buffer reduced by conv_reduce, in order:
+ *     no atomics, the same bits on every run.
+ *   conv_bwd_b:  one work-item per output channel.
+ * Tunables (-D, defaults below): CONV_KT, CONV_QV (8 or 16), CONV_BW_KT, CONV_BW_ST. The
+ * host reads the same names from the tuning table, so both sides agree.
+ */
+
+#ifndef CONV_KT
+#define CONV_KT 8
+#endif
+#ifndef CONV_QV
+#define CONV_QV 16
+#endif
+#ifndef CONV_BW_KT
+#define CONV_BW_KT 4
+#endif
+#ifndef CONV_BW_ST
+#define CONV_BW_ST 4
+#endif
+
+#if CONV_QV == 16
+#define VT float16
+#define VLOAD(p) vload16(0, (p))
+#define VSTORE(v, p) vstore16((v), 0, (p))
+/* two loads of 16, the even lanes of each: 16 pixels at stride 2 */
+#define VLOAD_S2(p) ((float16)(vload16(0, (p)).even, vload16(1, (p)).even))
+#elif CONV_QV == 8
+#define VT float8
+#define VLOAD(p) vload8(0, (p))
+#define VSTORE(v, p) vstore8((v), 0, (p))
+#define VLOAD_S2(p) (vload16(0, (p)).even)
+#else
+#error "CONV_QV must be 8 or 16"
+#endif
+
+/* CONV_QV pixels at any stride, one by one. */
+inline VT vload_strided(__global const float *p, uint stride)
+{
+    float t[CONV_QV];
+    for (int j = 0; j < CONV_QV; j++)
+        t[j] = p[j * stride];
+    return VLOAD((const float *)t);
+}
+
+/* The first `n` (< CONV_QV) elements at p, the other lanes 0: a row's last pixel run
+ * without reading past the row (or the buffer). */
+inline VT vload_tail(__global const float *p, uint n)
+{
+    float t[CONV_QV];
+    for (int j = 0; j < CONV_QV; j++)
+        t[j] = (uint)j < n ? p[j] : 0.0f;
+    return VLOAD((const float *)t);
+}
+
+/* Sum of the lanes in a fixed tree order. */
+inline float vsum(VT v)
+{
+#if CONV_QV == 16
+    float8 a = v.lo + v.hi;
+#else
+    float8 a = v;
+#endif
+    float4 b = a.lo + a.hi;
+    float2 c = b.lo + b.hi;
+    return c.lo + c.hi;
+}
+
+/* ---- layout transforms ------------------------------------------------------------ */
+
+/* dst: (NC, HP, WP) raw. Row t of plane i holds src row u = (t - off_h) / ups_h when
+ * t >= off_h, the division is exact and u < HS, else zeros; likewise columns. Forward:
+ * off = pad, ups = 1. Backward-data: off = (R-1)*dil - pad (may be < 0), ups = stride.
+ * One work-item per destination row. */
+__kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const uint HS,
+                       const uint WS, const uint HP, const uint WP, const int off_h,
+                       const int off_w, const uint ups_h, const uint ups_w)
+{
+    const uint row = get_global_id(0);
+    if (row >= NC * HP)
+        return;
+    src += src_off;
+    const uint plane = row / HP;
+    const int u = (int)(row % HP) - off_h;
+    __global float *d = dst + (size_t)row * WP;
+    if (u < 0 || (uint)u % ups_h != 0 || (uint)u / ups_h >= HS) {
+        for (uint v = 0; v < WP; v++)
+            d[v] = 0.0f;
+        return;
+    }
+    __global const float *s = src + ((size_t)plane * HS + (uint)u / ups_h) * WS;
+    if (ups_w == 1) {
+        for (uint v = 0; v < WP; v++) {
+            const int z = (int)v - off_w;
+            d[v] = z >= 0 && z < (int)WS ? s[z] : 0.0f;
+        }
+    } else {
+        for (uint v = 0; v < WP; v++) {
+            const int z = (int)v - off_w;
+            d[v] = z >= 0 && (uint)z % ups_w == 0 && (uint)z / ups_w < WS ? s[(uint)z / ups_w]
+                                                                         : 0.0f;
+        }
+    }
+}
+
+/* wt[g, (c*R + r)*S + s, k] = w[g*KG + k, c, r, s], zero for KG <= k < KOP.
+ * w: (G*KG, CG, R, S). One work-item per element of wt. */
+__kernel void conv_wt_fwd(__global float *wt, CT_CARG(w), const uint G, const uint CG,
+                          const uint KG, const uint KOP, const uint RS)
+{
+    const uint i = get_global_id(0);
+    if (i >= G * CG * RS * KOP)
+        return;
+    w += w_off;
+    const uint k = i % KOP, crs = (i / KOP) % (CG * RS), g = i / (KOP * CG * RS);
+    wt[i] = k < KG ? w[((size_t)(g * KG + k)) * CG * RS + crs] : 0.0f;
+}
+
+/* Weights of the backward-data pass: in and out channels swapped, taps flipped.
+ * wt[g, (k*R + r)*S + s, c] = w[g*KG + k, c, R-1-r, S-1-s], zero for CG <= c < CGP.
+ * One work-item per element of wt. */
+__kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const uint CG,
+                          const uint KG, const uint CGP, const uint R, const uint S)
+{
+    const uint i = get_global_id(0);
+    if (i >= G * KG * R * S * CGP)
+        return;
+    w += w_off;
+    const uint c = i % CGP, krs = (i / CGP) % (KG * R * S), g = i / (CGP * KG * R * S);
+    const uint k = krs / (R * S), r = (krs / S) % R, s = krs % S;
+    wt[i] = c < CG ? w[(((size_t)(g * KG + k) * CG + c) * R + (R - 1 - r)) * S + (S - 1 - s)]
+                   : 0.0f;
+}
+
+/* ---- direct convolution (forward and backward-data) -------------------------------- */
+
+/* The reduction over (c, r, s) for one work-item, with LOAD fetching CONV_QV input
+ * pixels of one row at the output stride. */
+#define CONV_DIRECT_LOOP(LOAD)                                                             \
+    for (uint c = 0; c < CI; c++) {                                                        \
+        for (uint r = 0; r < R; r++) {                                                     \
+            __global const float *xr = xb + ((size_t)c * HP + r * DH) * WP;                \
+            for (uint s = 0; s < S; s++) {                                                 \
+                const VT xv = LOAD(xr + s * DW);                                           \
+                _Pragma("unroll") for (int i = 0; i < CONV_KT; i++) acc[i] =               \
+                    fma((VT)(wb[i]), xv, acc[i]);                                          \
+                wb += KOP;                                                                 \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+#define LOAD_S1(p) VLOAD(p)
+#define LOAD_SG(p) vload_strided((p), SW)
+
+/* flags: bit 0 add the bias b (G*KO), bit 1 apply ReLU. Without a bias, b may be any
+ * buffer; it is not read. NQR = pixel runs per output row = ceil(Q / CONV_QV). */
+__kernel void conv_direct(__global const float *xp, __global const float *wt, CT_CARG(b),
+                          CT_ARG(y), const uint CI, const uint KO, const uint KOP, const uint G,
+                          const uint HP, const uint WP, const uint R, const uint S,
+                          const uint SH, const uint SW, const uint DH, const uint DW,
+                          const uint P, const uint Q, const uint NQR, const uint flags)
+{
+    const uint pq = get_global_id(0);
+    const uint gk = get_global_id(1);
+    const uint n = get_global_id(2);
+    if (pq >= P * NQR)
+        return;
+    b += b_off;
+    y += y_off;
+    const uint nkt = KOP / CONV_KT;
+    const uint g = gk / nkt, k0 = (gk % nkt) * CONV_KT;
+    const uint p = pq / NQR, q0 = (pq % NQR) * CONV_QV;
+
+    __global const float *xb = xp + ((size_t)(n * G + g) * CI * HP + p * SH) * WP + q0 * SW;
+    __global const float *wb = wt + (size_t)g * CI * R * S * KOP + k0;
+
+    VT acc[CONV_KT];
+#pragma unroll
+    for (int i = 0; i < CONV_KT; i++)
+        acc[i] = (VT)((flags & 1u) && k0 + i < KO ? b[g * KO + k0 + i] : 0.0f);
+
+    if (SW == 1) {
+        CONV_DIRECT_LOOP(LOAD_S1)
+    } else if (SW == 2) {
+        CONV_DIRECT_LOOP(VLOAD_S2)
+    } else {
+        CONV_DIRECT_LOOP(LOAD_SG)
+    }
+
+    const uint nq = min((uint)CONV_QV, Q - q0);
+#pragma unroll
+    for (int i = 0; i < CONV_KT; i++) {
+        if (k0 + i >= KO)
+            break;
+        VT v = acc[i];
+        if (flags & 2u)
+            v = v > (VT)(0.0f) ? v : (VT)(0.0f);
+        __global float *yo = y + (((size_t)n * G * KO + g * KO + k0 + i) * P + p) * Q + q0;
+        if (nq == CONV_QV) {
+            VSTORE(v, yo);
+        } else {
+            float t[CONV_QV];
+            VSTORE(v, t);
+            for (uint j = 0; j < nq; j++)
+                yo[j] = t[j];
+        }
+    }
+}
+
+/* ---- backward-weight ---------------------------------------------------------------- */
+
+#define CONV_BWW_LOOP(LOAD)                                                                \
+    for (uint n = n0; n < n1; n++) {                                                       \
+        __global const float *xn = xp + (size_t)(n * G + g) * CG * HP * WP;                \
+        __global const float *dn = dy + ((size_t)n * G * KG + g * KG) * P * Q;             \
+        for (uint p = 0; p < P; p++) {                                                     \
+            for (uint q0 = 0; q0 < Q; q0 += CONV_QV) {                                     \
+                __global const float *xq = xn + (size_t)p * SH * WP + q0 * SW;             \
+                const uint pq = p * Q + q0;                                                \
+                VT d[CONV_BW_KT];                                                          \
+                if (q0 + CONV_QV <= Q) {                                                   \
+                    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) d[i] =          \
+                        VLOAD(dn + dyo[i] + pq);                                           \
+                } else {                                                                   \
+                    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) d[i] =          \
+                        vload_tail(dn + dyo[i] + pq, Q - q0);                              \
+                }                                                                          \
+                _Pragma("unroll") for (int j = 0; j < CONV_BW_ST; j++) {                   \
+                    const VT xv = LOAD(xq + xo[j]);                                        \
+                    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) acc[i][j] =     \
+                        fma(d[i], xv, acc[i][j]);                                          \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+/* dy: (N, G*KG, P, Q); xp: (N, G*CG, HP, WP) padded x, zero beyond each row's data as
+ * far as the last pixel run reaches, so tail lanes (where dy is 0) read finite values.
+ * Chunk `ch` = get_global_id(2) reduces images [ch*NPC, min(N, (ch+1)*NPC)). With
+ * `accumulate` the sums are added to dw (G*KG, CG*R*S) at dst; otherwise they are stored
+ * into the partial buffer dst + ch*G*KG*CG*R*S. */
+__kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), const uint CG,
+                         const uint KG, const uint G, const uint HP, const uint WP, const uint R,
+                         const uint S, const uint SH, const uint SW, const uint DH, const uint DW,
+                         const uint P, const uint Q, const uint N, const uint NPC,
+                         const uint accumulate)
+{
+    const uint CRS = CG * R * S;
+    const uint j0 = get_global_id(0) * CONV_BW_ST;
+    const uint gk = get_global_id(1);
+    const uint ch = get_global_id(2);
+    if (j0 >= CRS)
+        return;
+    dy += dy_off;
+    dst += dst_off;
+    const uint nkt = (KG + CONV_BW_KT - 1) / CONV_BW_KT;
+    const uint g = gk / nkt, k0 = (gk % nkt) * CONV_BW_KT;
+    const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);
+
+    /* where each tap's pixels start inside an image of xp, and each channel's plane of dy
+     * (clamped: lanes past the last tap or channel compute something finite, unstored) */
+    uint xo[CONV_BW_ST], dyo[CONV_BW_KT];
+#pragma unroll
+    for (int j = 0; j < CONV_BW_ST; j++) {
+        const uint crs = min(j0 + j, CRS - 1);
+        const uint c = crs / (R * S), r = (crs / S) % R, s = crs % S;
+        xo[j] = (c * HP + r * DH) * WP + s * DW;
+    }
+#pragma unroll
+    for (int i = 0; i < CONV_BW_KT; i++)
+        dyo[i] = min(k0 + i, KG - 1) * P * Q;
+
+    VT acc[CONV_BW_KT][CONV_BW_ST];
+#pragma unroll
+    for (int i = 0; i < CONV_BW_KT; i++)
+#pragma unroll
+        for (int j = 0; j < CONV_BW_ST; j++)
+            acc[i][j] = (VT)(0.0f);
+
+    if (SW == 1) {
+        CONV_BWW_LOOP(LOAD_S1)
+    } else if (SW == 2) {
+        CONV_BWW_LOOP(VLOAD_S2)
+    } else {
+        CONV_BWW_LOOP(LOAD_SG)
+    }
+
+    __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);
+#pragma unroll
+    for (int i = 0; i < CONV_BW_KT; i++) {
+        if (k0 + i >= KG)
+            break;
+#pragma unroll
+        for (int j = 0; j < CONV_BW_ST; j++) {
+            if (j0 + j >= CRS)
+                break;
+            const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
+            const float sum = vsum(acc[i][j]);
+            o[at] = accumulate ? o[at] + sum : sum;
+        }
+    }
+}
+
+/* dw[i] += sum over chunks ch = 0, 1, ... of part[ch*M + i], in that order.
+ * One work-item per element of dw (M elements). */
+__kernel void conv_reduce(__global const float *part, CT_ARG(dw), const uint M,
+                          const uint chunks)
+{
+    const uint i = get_global_id(0);
+    if (i >= M)
+        return;
+    dw += dw_off;
+    float sum = 0.0f;
+    for (uint ch = 0; ch < chunks; ch++)
+        sum += part[(size_t)ch * M + i];
+    dw[i] += sum;
+}
+
+/* db[k] += sum over n, then the P*Q plane of dy[n, k] (dy: (N, K, PQ)): vector lanes over
+ * the plane, summed in a fixed order at the end. One work-item per channel k. */
+__kernel void conv_bwd_b(CT_CARG(dy), CT_ARG(db), const uint N, const uint K, const uint PQ)
+{
+    const uint k = get_global_id(0);
+    if (k >= K)
+        return;
+    dy += dy_off;
+    db += db_off;
+    VT acc = (VT)(0.0f);
+    float tail = 0.0f;
+    const uint full = PQ / CONV_QV * CONV_QV;
+    for (uint n = 0; n < N; n++) {
+        __global const float *d = dy + ((size_t)n * K + k) * PQ;
+        for (uint i = 0; i < full; i += CONV_QV)
+            acc += VLOAD(d + i);
+        for (uint i = full; i < PQ; i++)
+            tail += d[i];
+    }
+    db[k] += vsum(acc) + tail;
+}

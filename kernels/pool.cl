@@ -1,0 +1,207 @@
+/* kernels/pool.cl — max, average and global average pooling (lib/nn/pool.c).
+ *
+ * Layouts: x, dx (NC, H, W) and y, dy (NC, P, Q), dense row-major, NC = batch * channels;
+ * idx (NC, P, Q) raw uint scratch. Window (p, q) covers rows p*SH - PH + [0, KH) and
+ * columns q*SW - PW + [0, KW), clipped to the input (the host guarantees every window
+ * keeps at least one element: pad <= kernel/2, and the ceil-mode rule on P, Q).
+ *
+ * Rules, as PyTorch's CPU kernels:
+ *   max     padding is -inf; scanning row by row, a value replaces the maximum when it is
+ *           greater or NaN, so ties go to the first maximum and NaN (the last one) wins.
+ *   avg     divisor with count_include_pad: the window clipped to the padded input
+ *           (H + PH, W + PW at the far side); without: the window clipped to the input.
+ *   backward gathers: each input element sums, over the windows that contain it in
+ *           (p, q) order, what those windows send it. No atomics, a fixed order.
+ *
+ * Work split: one work-item per output row (forward, argmax) or input row (backward),
+ * looping along it; pooling is memory-bound, so plain scalar loops suffice.
+ */
+
+/* Index within the plane of window (p, q)'s maximum, scanning as described above. */
+inline uint window_argmax(__global const float *plane, const uint H, const uint W, const int hs,
+                          const int ws, const uint KH, const uint KW)
+{
+    const int h0 = max(hs, 0), h1 = min(hs + (int)KH, (int)H);
+    const int w0 = max(ws, 0), w1 = min(ws + (int)KW, (int)W);
+    uint best = (uint)h0 * W + (uint)w0;
+    float m = -INFINITY;
+    for (int ih = h0; ih < h1; ih++)
+        for (int iw = w0; iw < w1; iw++) {
+            const uint i = (uint)ih * W + (uint)iw;
+            const float v = plane[i];
+            if (v > m || isnan(v)) {
+                m = v;
+                best = i;
+            }
+        }
+    return best;
+}
+
+/* y (NC, P, Q) = the window maxima (when bit 0 of `what`); idx (NC, P, Q) = the index of
+ * each within its plane (when bit 1). One work-item per output row (nc, p). */
+__kernel void maxpool_fwd(CT_CARG(x), CT_ARG(y), __global uint *idx, const uint what,
+                          const uint NC, const uint H, const uint W, const uint P, const uint Q,
+                          const uint KH, const uint KW, const uint SH, const uint SW,
+                          const uint PH, const uint PW)
+{
+    const uint row = get_global_id(0);
+    if (row >= NC * P)
+        return;
+    x += x_off;
+    y += y_off;
+    const uint nc = row / P, p = row % P;
+    __global const float *plane = x + (size_t)nc * H * W;
+    const int hs = (int)(p * SH) - (int)PH;
+    for (uint q = 0; q < Q; q++) {
+        const uint i = window_argmax(plane, H, W, hs, (int)(q * SW) - (int)PW, KH, KW);
+        if (what & 1u)
+            y[(size_t)row * Q + q] = plane[i];
+        if (what & 2u)
+            idx[(size_t)row * Q + q] = i;
+    }
+}
+
+/* First and one-past-last output index whose window (start o*S - PAD, length K) contains
+ * input position i, clipped to [0, OUT). */
+inline void windows_of(const int i, const uint K, const uint S, const uint PAD, const uint OUT,
+                       int *o0, int *o1)
+{
+    /* o*S - PAD <= i  and  o*S - PAD + K > i */
+    const int hi = (i + (int)PAD) / (int)S; /* i + PAD >= 0 */
+    const int lo_num = i + (int)PAD - (int)K + 1;
+    const int lo = lo_num <= 0 ? 0 : (lo_num + (int)S - 1) / (int)S;
+    *o0 = lo;
+    *o1 = min(hi + 1, (int)OUT);
+}
+
+/* dx (NC, H, W), overwritten: the dy of every window whose maximum (idx) is this element,
+ * summed in window order; times (x > 0) when relu_in. One work-item per input row. */
+__kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_ARG(dx),
+                          const uint relu_in, const uint NC, const uint H, const uint W,
+                          const uint P, const uint Q, const uint KH, const uint KW,
+                          const uint SH, const uint SW, const uint PH, const uint PW)
+{
+    const uint row = get_global_id(0);
+    if (row >= NC * H)
+        return;
+    x += x_off;
+    dy += dy_off;
+    dx += dx_off;
+    const uint nc = row / H, ih = row % H;
+    int p0, p1;
+    windows_of((int)ih, KH, SH, PH, P, &p0, &p1);
+    __global const float *dyp = dy + (size_t)nc * P * Q;
+    __global const uint *ip = idx + (size_t)nc * P * Q;
+    for (uint iw = 0; iw < W; iw++) {
+        int q0, q1;
+        windows_of((int)iw, KW, SW, PW, Q, &q0, &q1);
+        const uint me = ih * W + iw;
+        float sum = 0.0f;
+        for (int p = p0; p < p1; p++)
+            for (int q = q0; q < q1; q++)
+                if (ip[p * Q + q] == me)
+                    sum += dyp[p * Q + q];
+        const size_t at = (size_t)row * W + iw;
+        dx[at] = relu_in && !(x[at] > 0.0f) ? 0.0f : sum;
+    }
+}
+
+/* PyTorch's divisor of window (p, q) (see the banner). */
+inline float avg_divisor(const int hs, const int ws, const uint H, const uint W, const uint KH,
+                         const uint KW, const uint PH, const uint PW, const uint include_pad)
+{
+    int he = hs + (int)KH, we = ws + (int)KW;
+    if (include_pad) {
+        he = min(he, (int)(H + PH));
+        we = min(we, (int)(W + PW));
+        return (float)((he - hs) * (we - ws));
+    }
+    return (float)((min(he, (int)H) - max(hs, 0)) * (min(we, (int)W) - max(ws, 0)));
+}
+
+/* y = mean of each window, by PyTorch's divisor. One work-item per output row. */
+__kernel void avgpool_fwd(CT_CARG(x), CT_ARG(y), const uint include_pad, const uint NC,
+                          const uint H, const uint W, const uint P, const uint Q, const uint KH,
+                          const uint KW, const uint SH, const uint SW, const uint PH,
+                          const uint PW)
+{
+    const uint row = get_global_id(0);
+    if (row >= NC * P)
+        return;
+    x += x_off;
+    y += y_off;
+    const uint nc = row / P, p = row % P;
+    __global const float *plane = x + (size_t)nc * H * W;
+    const int hs = (int)(p * SH) - (int)PH;
+    const int h0 = max(hs, 0), h1 = min(hs + (int)KH, (int)H);
+    for (uint q = 0; q < Q; q++) {
+        const int ws = (int)(q * SW) - (int)PW;
+        const int w0 = max(ws, 0), w1 = min(ws + (int)KW, (int)W);
+        float sum = 0.0f;
+        for (int ih = h0; ih < h1; ih++)
+            for (int iw = w0; iw < w1; iw++)
+                sum += plane[ih * W + iw];
+        y[(size_t)row * Q + q] = sum / avg_divisor(hs, ws, H, W, KH, KW, PH, PW, include_pad);
+    }
+}
+
+/* dx (overwritten) = sum over the windows containing the element of dy / divisor.
+ * One work-item per input row. */
+__kernel void avgpool_bwd(CT_CARG(dy), CT_ARG(dx), const uint include_pad, const uint NC,
+                          const uint H, const uint W, const uint P, const uint Q, const uint KH,
+                          const uint KW, const uint SH, const uint SW, const uint PH,
+                          const uint PW)
+{
+    const uint row = get_global_id(0);
+    if (row >= NC * H)
+        return;
+    dy += dy_off;
+    dx += dx_off;
+    const uint nc = row / H, ih = row % H;
+    int p0, p1;
+    windows_of((int)ih, KH, SH, PH, P, &p0, &p1);
+    __global const float *dyp = dy + (size_t)nc * P * Q;
+    for (uint iw = 0; iw < W; iw++) {
+        int q0, q1;
+        windows_of((int)iw, KW, SW, PW, Q, &q0, &q1);
+        float sum = 0.0f;
+        for (int p = p0; p < p1; p++)
+            for (int q = q0; q < q1; q++)
+                sum += dyp[p * Q + q] / avg_divisor(p * (int)SH - (int)PH, q * (int)SW - (int)PW,
+                                                     H, W, KH, KW, PH, PW, include_pad);
+        dx[(size_t)row * W + iw] = sum;
+    }
+}
+
+/* y[i] = mean of plane i of x (NC, HW): eight partial sums over the plane, added in a
+ * fixed order. One work-item per plane. */
+__kernel void gap_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint HW)
+{
+    const uint i = get_global_id(0);
+    if (i >= NC)
+        return;
+    x += x_off;
+    y += y_off;
+    __global const float *plane = x + (size_t)i * HW;
+    float8 acc = (float8)(0.0f);
+    const uint full = HW / 8 * 8;
+    for (uint j = 0; j < full; j += 8)
+        acc += vload8(0, plane + j);
+    float tail = 0.0f;
+    for (uint j = full; j < HW; j++)
+        tail += plane[j];
+    const float4 a = acc.lo + acc.hi;
+    const float2 b = a.lo + a.hi;
+    y[i] = (b.lo + b.hi + tail) / (float)HW;
+}
+
+/* dx[i, j] = dy[i] / HW. One work-item per element of dx (NC * HW). */
+__kernel void gap_bwd(CT_CARG(dy), CT_ARG(dx), const uint NC, const uint HW)
+{
+    const uint e = get_global_id(0);
+    if (e >= NC * HW)
+        return;
+    dy += dy_off;
+    dx += dx_off;
+    dx[e] = dy[e / HW] / (float)HW;
+}

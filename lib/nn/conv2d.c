@@ -1,0 +1,311 @@
+/* lib/nn/conv2d.c — 2-D convolution forward and backward (kernels/conv.cl).
+ *
+ * Every pass is a direct convolution over a zero-padded scratch copy of its input, so the
+ * kernels' hot loops need no bounds checks:
+ *   forward        conv_pad(x) -> xp, conv_wt_fwd(w) -> wt, conv_direct(xp, wt, b) -> y
+ *   backward-data  conv_pad(dy upsampled by the stride) -> dyp, conv_wt_bwd(w) -> wt2,
+ *                  conv_direct(dyp, wt2) at stride 1 -> dx
+ *   backward-wt    conv_pad(x) -> xp, conv_bwd_w(xp, dy) -> dw (+=), through a partial
+ *                  buffer and conv_reduce when the batch is split into chunks
+ *   backward-bias  conv_bwd_b(dy) -> db (+=)
+ * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/ops.h"
+
+enum { SLOT_XPAD = 0, SLOT_WT = 1, SLOT_DYPAD = 2, SLOT_PART = 3 };
+
+/* Tunables shared with kernels/conv.cl: read from the device's tuning table when it names
+ * them, else these defaults; then handed to the kernels as -D options, so both agree. */
+typedef struct conv_tune {
+    unsigned kt;    /* CONV_KT: output channels per work-item of conv_direct */
+    unsigned qv;    /* CONV_QV: pixels per work-item (vector width), 8 or 16 */
+    unsigned bw_kt; /* CONV_BW_KT: output channels per work-item of conv_bwd_w */
+    unsigned bw_st; /* CONV_BW_ST: (c, r, s) taps per work-item of conv_bwd_w */
+    unsigned wg;    /* CONV_WG: work-group size along the pixel dimension (host only) */
+    char options[160];
+} conv_tune;
+
+static unsigned tune_value(const ct_context *ctx, const char *name, unsigned dflt)
+{
+    char key[48];
+    snprintf(key, sizeof key, "-D%s=", name);
+    const char *at = strstr(ctx->tune_options, key);
+    if (!at)
+        return dflt;
+    unsigned long v = strtoul(at + strlen(key), NULL, 10);
+    return v > 0 && v < 1024 ? (unsigned)v : dflt;
+}
+
+static void conv_tune_get(const ct_context *ctx, conv_tune *t)
+{
+    t->kt = tune_value(ctx, "CONV_KT", 8);
+    t->qv = tune_value(ctx, "CONV_QV", 16);
+    if (t->qv != 8 && t->qv != 16)
+        t->qv = 16;
+    t->bw_kt = tune_value(ctx, "CONV_BW_KT", 4);
+    t->bw_st = tune_value(ctx, "CONV_BW_ST", 4);
+    t->wg = tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
+    snprintf(t->options, sizeof t->options,
+             "-DCONV_KT=%u -DCONV_QV=%u -DCONV_BW_KT=%u -DCONV_BW_ST=%u", t->kt, t->qv,
+             t->bw_kt, t->bw_st);
+}
+
+/* Launches a kernel of conv.cl over `n` work-items, with the conv options. */
+static ct_status conv_run1d(ct_context *ctx, const conv_tune *t, const char *name, size_t n,
+                            size_t nargs, const ct_arg *args)
+{
+    ct_status st = CT_SUCCESS;
+    cl_kernel k = NULL;
+    size_t local = ctx->info.is_gpu ? 64 : 16;
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
+    CT_TRY(ct_kernel_setargs(k, name, nargs, args));
+    CT_TRY(ct_launch(ctx, k, name, 1, &n, &local));
+cleanup:
+    return st;
+}
+#define CONV_RUN1D(ctx, t, name, n, ...)                                                   \
+    conv_run1d((ctx), (t), (name), (n), sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg),  \
+               (ct_arg[]){__VA_ARGS__})
+
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+size_t ct_conv_out_size(size_t in, size_t k, size_t stride, size_t pad, size_t dil)
+{
+    if (k == 0 || stride == 0 || dil == 0)
+        return 0;
+    size_t span = dil * (k - 1) + 1;
+    if (in + 2 * pad < span)
+        return 0;
+    return (in + 2 * pad - span) / stride + 1;
+}
+
+/* The sizes of one convolution, checked against its tensors. */
+typedef struct conv_geom {
+    size_t n, c, h, w, k, r, s, p, q, g, cg, kg;
+} conv_geom;
+
+static ct_status conv_geom_check(const ct_tensor *x, const ct_tensor *w,
+                                 const ct_conv2d_params *p, conv_geom *o)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(x != NULL && w != NULL && p != NULL, CT_ERR_INVALID_ARG,
+               "conv2d: x, w and params are required");
+    CT_REQUIRE(p->stride_h >= 1 && p->stride_w >= 1 && p->dil_h >= 1 && p->dil_w >= 1 &&
+                   p->groups >= 1,
+               CT_ERR_INVALID_ARG, "conv2d: stride, dilation and groups must be >= 1");
+    CT_REQUIRE(x->ndim == 4, CT_ERR_SHAPE, "conv2d: x must be (N, C, H, W), has %zu dims",
+               x->ndim);
+    CT_REQUIRE(w->ndim == 4, CT_ERR_SHAPE, "conv2d: w must be (K, C/groups, R, S), has %zu dims",
+               w->ndim);
+    o->n = x->shape[0], o->c = x->shape[1], o->h = x->shape[2], o->w = x->shape[3];
+    o->k = w->shape[0], o->r = w->shape[2], o->s = w->shape[3], o->g = p->groups;
+    CT_REQUIRE(o->c % o->g == 0 && o->k % o->g == 0, CT_ERR_SHAPE,
+               "conv2d: groups=%zu must divide C=%zu and K=%zu", o->g, o->c, o->k);
+    o->cg = o->c / o->g, o->kg = o->k / o->g;
+    CT_REQUIRE(w->shape[1] == o->cg, CT_ERR_SHAPE,
+               "conv2d: w has %zu input channels, expected C/groups = %zu", w->shape[1], o->cg);
+    o->p = ct_conv_out_size(o->h, o->r, p->stride_h, p->pad_h, p->dil_h);
+    o->q = ct_conv_out_size(o->w, o->s, p->stride_w, p->pad_w, p->dil_w);
+    CT_REQUIRE(o->p > 0 && o->q > 0, CT_ERR_SHAPE,
+               "conv2d: a %zux%zu kernel (dilation %zux%zu) does not fit a %zux%zu input padded "
+               "by %zux%zu",
+               o->r, o->s, p->dil_h, p->dil_w, o->h, o->w, p->pad_h, p->pad_w);
+cleanup:
+    return st;
+}
+
+/* Rows and row pitch of a padded input read by conv_direct / conv_bwd_w producing
+ * `out_rows` x `out_cols` outputs: the last pixel run reaches nqr*qv columns. */
+static void pad_dims(const conv_tune *t, size_t out_rows, size_t out_cols, size_t r, size_t s,
+                     size_t sh, size_t sw, size_t dh, size_t dw, size_t *hp, size_t *wp)
+{
+    size_t nqr = (out_cols + t->qv - 1) / t->qv;
+    *hp = (out_rows - 1) * sh + (r - 1) * dh + 1;
+    *wp = (nqr * t->qv - 1) * sw + (s - 1) * dw + 1;
+}
+
+/* Writes x zero-padded into scratch slot SLOT_XPAD: (N, C, hp, wp) plus slack for the
+ * strided vector loads that read one run past the last column. */
+static ct_status pad_input(ct_context *ctx, const conv_tune *t, const ct_tensor *src,
+                           size_t planes, size_t hs, size_t ws, size_t hp, size_t wp, long off_h,
+                           long off_w, size_t ups_h, size_t ups_w, unsigned slot, cl_mem *out)
+{
+    ct_status st = CT_SUCCESS;
+    size_t elems = planes * hp * wp;
+    CT_REQUIRE(elems + 4 * t->qv < 0xffffffffu, CT_ERR_UNSUPPORTED,
+               "conv2d: padded input of %zu elements exceeds the kernels' 32-bit indices", elems);
+    CT_TRY(ct_scratch_get(ctx, slot, (elems + 4 * t->qv) * sizeof(float), out));
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_pad", planes * hp, CT_MEM(*out), CT_T(src), CT_U32(planes),
+                      CT_U32(hs), CT_U32(ws), CT_U32(hp), CT_U32(wp), CT_I32(off_h),
+                      CT_I32(off_w), CT_U32(ups_h), CT_U32(ups_w)));
+cleanup:
+    return st;
+}
+
+/* conv_direct over a padded input xp (N, G*ci, hp, wp) with weights wt (G, ci*R*S, kop). */
+static ct_status run_direct(ct_context *ctx, const conv_tune *t, cl_mem xp, cl_mem wt,
+                            const ct_tensor *b, ct_tensor *y, size_t n, size_t g, size_t ci,
+                            size_t ko, size_t kop, size_t hp, size_t wp, size_t r, size_t s,
+                            size_t sh, size_t sw, size_t dh, size_t dw, size_t p, size_t q,
+                            unsigned flags)
+{
+    ct_status st = CT_SUCCESS;
+    cl_kernel k = NULL;
+    size_t nqr = (q + t->qv - 1) / t->qv;
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct", t->options, &k));
+    CT_TRY(CT_SETARGS(k, "conv_direct", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
+                      CT_U32(ci), CT_U32(ko), CT_U32(kop), CT_U32(g), CT_U32(hp), CT_U32(wp),
+                      CT_U32(r), CT_U32(s), CT_U32(sh), CT_U32(sw), CT_U32(dh), CT_U32(dw),
+                      CT_U32(p), CT_U32(q), CT_U32(nqr), CT_U32(flags)));
+    {
+        size_t global[3] = {p * nqr, g * kop / t->kt, n};
+        size_t local[3] = {t->wg < p * nqr ? t->wg : p * nqr, 1, 1};
+        CT_TRY(ct_launch(ctx, k, "conv_direct", 3, global, local));
+    }
+cleanup:
+    return st;
+}
+
+ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
+                            const ct_tensor *b, const ct_conv2d_params *p, bool relu,
+                            ct_tensor *y)
+{
+    ct_status st = CT_SUCCESS;
+    conv_geom d = {0};
+    conv_tune t;
+    cl_mem xp = NULL, wt = NULL;
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "conv2d_forward: NULL context");
+    CT_TRY(conv_geom_check(x, w, p, &d));
+    if (b)
+        CT_TRY(ct_tensor_expect(b, "conv2d bias", 1, (size_t[]){d.k}));
+    CT_TRY(ct_tensor_expect(y, "conv2d output y", 4, (size_t[]){d.n, d.k, d.p, d.q}));
+    conv_tune_get(ctx, &t);
+
+    size_t hp, wp, kop = round_up(d.kg, t.kt);
+    pad_dims(&t, d.p, d.q, d.r, d.s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp, &wp);
+    CT_TRY(pad_input(ctx, &t, x, d.n * d.c, d.h, d.w, hp, wp, (long)p->pad_h, (long)p->pad_w, 1,
+                     1, SLOT_XPAD, &xp));
+    size_t nwt = d.g * d.cg * d.r * d.s * kop;
+    CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
+    CT_TRY(CONV_RUN1D(ctx, &t, "conv_wt_fwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d.g),
+                      CT_U32(d.cg), CT_U32(d.kg), CT_U32(kop), CT_U32(d.r * d.s)));
+    CT_TRY(run_direct(ctx, &t, xp, wt, b, y, d.n, d.g, d.cg, d.kg, kop, hp, wp, d.r, d.s,
+                      p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q,
+                      (b ? 1u : 0u) | (relu ? 2u : 0u)));
+cleanup:
+    return st;
+}
+
+/* dx = the transposed convolution of dy: a stride-1 direct convolution of dy, upsampled
+ * by the stride and padded by (R-1)*dil - pad, with flipped, channel-swapped weights. */
+static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                               const ct_conv2d_params *p, const ct_tensor *w, const ct_tensor *dy,
+                               ct_tensor *dx)
+{
+    ct_status st = CT_SUCCESS;
+    cl_mem dyp = NULL, wt = NULL;
+    size_t hp, wp, cgp = round_up(d->cg, t->kt);
+    pad_dims(t, d->h, d->w, d->r, d->s, 1, 1, p->dil_h, p->dil_w, &hp, &wp);
+    long off_h = (long)((d->r - 1) * p->dil_h) - (long)p->pad_h;
+    long off_w = (long)((d->s - 1) * p->dil_w) - (long)p->pad_w;
+    CT_TRY(pad_input(ctx, t, dy, d->n * d->k, d->p, d->q, hp, wp, off_h, off_w, p->stride_h,
+                     p->stride_w, SLOT_DYPAD, &dyp));
+    size_t nwt = d->g * d->kg * d->r * d->s * cgp;
+    CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d->g),
+                      CT_U32(d->cg), CT_U32(d->kg), CT_U32(cgp), CT_U32(d->r), CT_U32(d->s)));
+    CT_TRY(run_direct(ctx, t, dyp, wt, NULL, dx, d->n, d->g, d->kg, d->cg, cgp, hp, wp, d->r,
+                      d->s, 1, 1, p->dil_h, p->dil_w, d->h, d->w, 0));
+cleanup:
+    return st;
+}
+
+/* dw += sum over the batch of dy (x) x, in a fixed order: the batch is cut into `chunks`
+ * runs of images (enough work-items to fill the device), each run summed by one
+ * work-item per tile, the runs then added in order. */
+static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                                 const ct_conv2d_params *p, const ct_tensor *x,
+                                 const ct_tensor *dy, ct_tensor *dw)
+{
+    ct_status st = CT_SUCCESS;
+    cl_mem xp = NULL, part = NULL;
+    cl_kernel k = NULL;
+    size_t hp, wp;
+    pad_dims(t, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp, &wp);
+    CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h,
+                     (long)p->pad_w, 1, 1, SLOT_XPAD, &xp));
+
+    size_t crs = d->cg * d->r * d->s, m = d->k * crs;
+    size_t tiles = (crs + t->bw_st - 1) / t->bw_st * d->g * ((d->kg + t->bw_kt - 1) / t->bw_kt);
+    size_t want = 64 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
+    size_t chunks = tiles >= want ? 1 : (want + tiles - 1) / tiles;
+    if (chunks > d->n)
+        chunks = d->n;
+    size_t npc = (d->n + chunks - 1) / chunks;
+    chunks = (d->n + npc - 1) / npc;
+    /* with one chunk the kernel adds straight into dw, else it stores partial sums */
+    cl_mem dst = dw->mem;
+    size_t dst_off = dw->offset;
+    if (chunks > 1) {
+        CT_TRY(ct_scratch_get(ctx, SLOT_PART, chunks * m * sizeof(float), &part));
+        dst = part;
+        dst_off = 0;
+    }
+    CT_REQUIRE(dst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
+               "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets", dst_off);
+
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_bwd_w", t->options, &k));
+    CT_TRY(CT_SETARGS(k, "conv_bwd_w", CT_MEM(xp), CT_T(dy), CT_MEM(dst), CT_U32(dst_off),
+                      CT_U32(d->cg),
+                      CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp), CT_U32(d->r),
+                      CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
+                      CT_U32(p->dil_w), CT_U32(d->p), CT_U32(d->q), CT_U32(d->n), CT_U32(npc),
+                      CT_U32(chunks == 1)));
+    {
+        size_t global[3] = {(crs + t->bw_st - 1) / t->bw_st,
+                            d->g * ((d->kg + t->bw_kt - 1) / t->bw_kt), chunks};
+        size_t local[3] = {global[0] < 4 ? global[0] : 4, 1, 1};
+        CT_TRY(ct_launch(ctx, k, "conv_bwd_w", 3, global, local));
+    }
+    if (chunks > 1)
+        CT_TRY(CONV_RUN1D(ctx, t, "conv_reduce", m, CT_MEM(part), CT_T(dw), CT_U32(m),
+                          CT_U32(chunks)));
+cleanup:
+    return st;
+}
+
+ct_status ct_conv2d_backward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
+                             const ct_tensor *dy, const ct_conv2d_params *p, ct_tensor *dx,
+                             ct_tensor *dw, ct_tensor *db)
+{
+    ct_status st = CT_SUCCESS;
+    conv_geom d = {0};
+    conv_tune t;
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "conv2d_backward: NULL context");
+    CT_TRY(conv_geom_check(x, w, p, &d));
+    CT_TRY(ct_tensor_expect(dy, "conv2d output gradient dy", 4, (size_t[]){d.n, d.k, d.p, d.q}));
+    if (dw)
+        CT_TRY(ct_tensor_expect(dw, "conv2d weight gradient dw", 4, w->shape));
+    if (dx)
+        CT_TRY(ct_tensor_expect(dx, "conv2d input gradient dx", 4, x->shape));
+    if (db)
+        CT_TRY(ct_tensor_expect(db, "conv2d bias gradient db", 1, (size_t[]){d.k}));
+    conv_tune_get(ctx, &t);
+
+    if (dx)
+        CT_TRY(backward_data(ctx, &t, &d, p, w, dy, dx));
+    if (dw)
+        CT_TRY(backward_weight(ctx, &t, &d, p, x, dy, dw));
+    if (db)
+        CT_TRY(CONV_RUN1D(ctx, &t, "conv_bwd_b", d.k, CT_T(dy), CT_T(db), CT_U32(d.n),
+                          CT_U32(d.k), CT_U32(d.p * d.q)));
+cleanup:
+    return st;
+}

@@ -1,0 +1,151 @@
+/* lib/nn/pool.c — max, average and global average pooling (kernels/pool.cl).
+ *
+ * The output size follows PyTorch's pooling_output_shape, ceil mode included; the window
+ * rules (ties, NaN, divisors) are described in the kernel file's banner. Max-pool backward
+ * first recomputes each window's argmax into scratch slot 0, then every input element
+ * gathers the dy of the windows that chose it.
+ */
+#include "nn/ops.h"
+
+enum { SLOT_IDX = 0 };
+
+/* Output size of one dimension, PyTorch's rule: floor or ceil of (in + 2*pad - k)/stride,
+ * plus one; in ceil mode a last window starting past the input and left padding is
+ * dropped. 0 when no window fits. */
+static size_t pool_out_size(size_t in, size_t k, size_t stride, size_t pad, bool ceil_mode)
+{
+    long num = (long)in + 2 * (long)pad - (long)k + (ceil_mode ? (long)stride - 1 : 0);
+    if (num < 0)
+        return 0;
+    long out = num / (long)stride + 1;
+    if (ceil_mode && (out - 1) * (long)stride >= (long)in + (long)pad)
+        out--;
+    return out > 0 ? (size_t)out : 0;
+}
+
+typedef struct pool_geom {
+    size_t nc, h, w, p, q;
+} pool_geom;
+
+/* Checks x and the parameters; fills the geometry. `y` (output shape) is checked when
+ * given, `what` names the op in messages. */
+static ct_status pool_check(const char *what, const ct_tensor *x, const ct_pool2d_params *p,
+                            const ct_tensor *y, const char *yname, pool_geom *g)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(x != NULL && p != NULL, CT_ERR_INVALID_ARG, "%s: NULL argument", what);
+    CT_REQUIRE(x->ndim == 4, CT_ERR_SHAPE, "%s: input must be (N, C, H, W), has %zu dims", what,
+               x->ndim);
+    CT_REQUIRE(p->kernel_h >= 1 && p->kernel_w >= 1 && p->stride_h >= 1 && p->stride_w >= 1,
+               CT_ERR_INVALID_ARG, "%s: kernel and stride must be >= 1", what);
+    CT_REQUIRE(2 * p->pad_h <= p->kernel_h && 2 * p->pad_w <= p->kernel_w, CT_ERR_INVALID_ARG,
+               "%s: padding %zux%zu must be at most half the kernel %zux%zu", what, p->pad_h,
+               p->pad_w, p->kernel_h, p->kernel_w);
+    g->nc = x->shape[0] * x->shape[1], g->h = x->shape[2], g->w = x->shape[3];
+    g->p = pool_out_size(g->h, p->kernel_h, p->stride_h, p->pad_h, p->ceil_mode);
+    g->q = pool_out_size(g->w, p->kernel_w, p->stride_w, p->pad_w, p->ceil_mode);
+    CT_REQUIRE(g->p > 0 && g->q > 0, CT_ERR_SHAPE,
+               "%s: a %zux%zu window does not fit a %zux%zu input padded by %zux%zu", what,
+               p->kernel_h, p->kernel_w, g->h, g->w, p->pad_h, p->pad_w);
+    if (y)
+        CT_TRY(ct_tensor_expect(y, yname, 4,
+                                (size_t[]){x->shape[0], x->shape[1], g->p, g->q}));
+cleanup:
+    return st;
+}
+
+/* Every pooling kernel ends with the same geometry arguments. */
+#define POOL_GEOM_ARGS(g, p)                                                               \
+    CT_U32((g).nc), CT_U32((g).h), CT_U32((g).w), CT_U32((g).p), CT_U32((g).q),            \
+        CT_U32((p)->kernel_h), CT_U32((p)->kernel_w), CT_U32((p)->stride_h),               \
+        CT_U32((p)->stride_w), CT_U32((p)->pad_h), CT_U32((p)->pad_w)
+
+ct_status ct_maxpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_pool2d_params *p,
+                               ct_tensor *y)
+{
+    ct_status st = CT_SUCCESS;
+    pool_geom g = {0};
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "maxpool2d_forward: NULL context");
+    CT_TRY(pool_check("maxpool2d_forward", x, p, y, "maxpool2d output y", &g));
+    /* values only: idx is not written but needs a valid buffer, y's storage */
+    CT_TRY(CT_RUN1D(ctx, "pool.cl", "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_MEM(y->mem),
+                    CT_U32(1), POOL_GEOM_ARGS(g, p)));
+cleanup:
+    return st;
+}
+
+ct_status ct_maxpool2d_backward(ct_context *ctx, const ct_tensor *x, const ct_tensor *y,
+                                const ct_tensor *dy, const ct_pool2d_params *p, bool relu_in,
+                                ct_tensor *dx)
+{
+    ct_status st = CT_SUCCESS;
+    pool_geom g = {0};
+    cl_mem idx = NULL;
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "maxpool2d_backward: NULL context");
+    CT_TRY(pool_check("maxpool2d_backward", x, p, dy, "maxpool2d output gradient dy", &g));
+    if (y)
+        CT_TRY(ct_tensor_expect(y, "maxpool2d output y", 4, dy->shape));
+    CT_TRY(ct_tensor_expect(dx, "maxpool2d input gradient dx", 4, x->shape));
+    CT_TRY(ct_scratch_get(ctx, SLOT_IDX, g.nc * g.p * g.q * sizeof(cl_uint), &idx));
+    /* indices only (y is not written, dx stands in as its buffer) */
+    CT_TRY(CT_RUN1D(ctx, "pool.cl", "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(dx), CT_MEM(idx),
+                    CT_U32(2), POOL_GEOM_ARGS(g, p)));
+    CT_TRY(CT_RUN1D(ctx, "pool.cl", "maxpool_bwd", g.nc * g.h, CT_T(x), CT_T(dy), CT_MEM(idx),
+                    CT_T(dx), CT_U32(relu_in), POOL_GEOM_ARGS(g, p)));
+cleanup:
+    return st;
+}
+
+ct_status ct_avgpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_pool2d_params *p,
+                               ct_tensor *y)
+{
+    ct_status st = CT_SUCCESS;
+    pool_geom g = {0};
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "avgpool2d_forward: NULL context");
+    CT_TRY(pool_check("avgpool2d_forward", x, p, y, "avgpool2d output y", &g));
+    CT_TRY(CT_RUN1D(ctx, "pool.cl", "avgpool_fwd", g.nc * g.p, CT_T(x), CT_T(y),
+                    CT_U32(p->count_include_pad), POOL_GEOM_ARGS(g, p)));
+cleanup:
+    return st;
+}
+
+ct_status ct_avgpool2d_backward(ct_context *ctx, const ct_tensor *dy, const ct_pool2d_params *p,
+                                ct_tensor *dx)
+{
+    ct_status st = CT_SUCCESS;
+    pool_geom g = {0};
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "avgpool2d_backward: NULL context");
+    CT_TRY(pool_check("avgpool2d_backward", dx, p, dy, "avgpool2d output gradient dy", &g));
+    CT_TRY(CT_RUN1D(ctx, "pool.cl", "avgpool_bwd", g.nc * g.h, CT_T(dy), CT_T(dx),
+                    CT_U32(p->count_include_pad), POOL_GEOM_ARGS(g, p)));
+cleanup:
+    return st;
+}
+
+ct_status ct_gap_forward(ct_context *ctx, const ct_tensor *x, ct_tensor *y)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(ctx != NULL && x != NULL, CT_ERR_INVALID_ARG, "gap_forward: NULL argument");
+    CT_REQUIRE(x->ndim == 4, CT_ERR_SHAPE, "gap_forward: x must be (N, C, H, W), has %zu dims",
+               x->ndim);
+    CT_TRY(ct_tensor_expect(y, "global average pool output y", 2,
+                            (size_t[]){x->shape[0], x->shape[1]}));
+    CT_TRY(CT_RUN1D(ctx, "pool.cl", "gap_fwd", y->numel, CT_T(x), CT_T(y), CT_U32(y->numel),
+                    CT_U32(x->shape[2] * x->shape[3])));
+cleanup:
+    return st;
+}
+
+ct_status ct_gap_backward(ct_context *ctx, const ct_tensor *dy, ct_tensor *dx)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(ctx != NULL && dx != NULL, CT_ERR_INVALID_ARG, "gap_backward: NULL argument");
+    CT_REQUIRE(dx->ndim == 4, CT_ERR_SHAPE,
+               "gap_backward: dx must be (N, C, H, W), has %zu dims", dx->ndim);
+    CT_TRY(ct_tensor_expect(dy, "global average pool gradient dy", 2,
+                            (size_t[]){dx->shape[0], dx->shape[1]}));
+    CT_TRY(CT_RUN1D(ctx, "pool.cl", "gap_bwd", dx->numel, CT_T(dy), CT_T(dx), CT_U32(dy->numel),
+                    CT_U32(dx->shape[2] * dx->shape[3])));
+cleanup:
+    return st;
+}
