@@ -837,7 +837,7 @@ ct_status ct_model_forward(ct_model *m, const ct_tensor *x, ct_tensor **y)
         }
         st = l->ops->forward(l, m->ctx, in, m->act[i], m->training);
         if (st != CT_SUCCESS) {
-            ct_error_prefix("layer %zu (%s) forward: ", l->index, ct_layer_kind_name(l->desc.kind));
+            ct_error_prefix("layer %zu (%s) forward", l->index, ct_layer_kind_name(l->desc.kind));
             goto cleanup;
         }
     }
@@ -899,7 +899,7 @@ ct_status ct_model_backward(ct_model *m, const ct_tensor *dy)
         }
         st = l->ops->backward(l, m->ctx, x, m->act[i], cur, dx);
         if (st != CT_SUCCESS) {
-            ct_error_prefix("layer %zu (%s) backward: ", l->index, ct_layer_kind_name(l->desc.kind));
+            ct_error_prefix("layer %zu (%s) backward", l->index, ct_layer_kind_name(l->desc.kind));
             goto cleanup;
         }
         cur = dx;

@@ -344,7 +344,7 @@ static ct_status parse_args(parser *p, ct_layer_desc *d, size_t name_pos, size_t
 
     /* "name()" is the same as "name" */
     size_t tb = b;
-    if (trim(s, &tb, close) == tb)
+    if (close <= open + 1 || trim(s, &tb, close) == tb)
         goto check_required;
 
     for (;;) {
