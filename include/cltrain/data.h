@@ -26,10 +26,7 @@ extern "C" {
 
 typedef struct ct_dataset ct_dataset;
 
-typedef enum ct_split {
-    CT_SPLIT_TRAIN = 0,
-    CT_SPLIT_TEST = 1
-} ct_split;
+typedef enum ct_split { CT_SPLIT_TRAIN = 0, CT_SPLIT_TEST = 1 } ct_split;
 
 /* Where ct_dataset_load() looks when dir is NULL: CT_DATA_DEFAULT_ROOT "/" name, e.g.
  * /usr/share/datasets/fashion-mnist. */

@@ -15,8 +15,8 @@
 
 #define CT_CIFAR_CLASSES 10
 
-ct_status ct_cifar_append(const char *path, uint64_t max_bytes, size_t *count,
-                          uint8_t **images, uint8_t **labels)
+ct_status ct_cifar_append(const char *path, uint64_t max_bytes, size_t *count, uint8_t **images,
+                          uint8_t **labels)
 {
     ct_status st = CT_SUCCESS;
     ct_src src;
@@ -51,8 +51,8 @@ ct_status ct_cifar_append(const char *path, uint64_t max_bytes, size_t *count,
                    "%s: record %zu has label %u, expected 0..%d", path, n - *count, rec[0],
                    CT_CIFAR_CLASSES - 1);
         bytes += got;
-        CT_REQUIRE(bytes <= max_bytes, CT_ERR_FORMAT,
-                   "%s: more than the %" PRIu64 "-byte limit", path, max_bytes);
+        CT_REQUIRE(bytes <= max_bytes, CT_ERR_FORMAT, "%s: more than the %" PRIu64 "-byte limit",
+                   path, max_bytes);
         if (n == cap) {
             size_t grown = cap < 1024 ? 1024 : 2 * cap;
             uint8_t *im = realloc(*images, grown * CT_CIFAR_PIXELS);

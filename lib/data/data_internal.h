@@ -23,11 +23,11 @@
 typedef struct ct_src {
     const char *path;
     FILE *f;
-    int gz;            /* the file starts with the gzip magic */
-    int z_live;        /* inflateInit2 succeeded */
-    int member_end;    /* the current gzip member reached its end (CRC checked) */
-    int in_eof;        /* fread reached the end of the file */
-    int size_known;    /* file_size is valid (a regular file) */
+    int gz;         /* the file starts with the gzip magic */
+    int z_live;     /* inflateInit2 succeeded */
+    int member_end; /* the current gzip member reached its end (CRC checked) */
+    int in_eof;     /* fread reached the end of the file */
+    int size_known; /* file_size is valid (a regular file) */
     uint64_t file_size;
     uint64_t produced; /* decompressed bytes handed out so far */
     z_stream z;        /* next_in/avail_in index `in` in both modes */
@@ -67,7 +67,7 @@ void ct_idx_release(ct_idx *idx);
 
 /* ---- CIFAR-10 (cifar.c) ------------------------------------------------------------- */
 
-#define CT_CIFAR_SIDE 32
+#define CT_CIFAR_SIDE   32
 #define CT_CIFAR_PIXELS (3 * CT_CIFAR_SIDE * CT_CIFAR_SIDE)
 #define CT_CIFAR_RECORD (1 + CT_CIFAR_PIXELS)
 
@@ -75,8 +75,8 @@ void ct_idx_release(ct_idx *idx);
  * (n), growing both with realloc; *count is updated. Empty files, sizes that are not a
  * multiple of 3073 and labels >= 10 are CT_ERR_FORMAT naming the file. On error the
  * arrays keep what they held before the call (possibly moved) and *count is unchanged. */
-ct_status ct_cifar_append(const char *path, uint64_t max_bytes, size_t *count,
-                          uint8_t **images, uint8_t **labels);
+ct_status ct_cifar_append(const char *path, uint64_t max_bytes, size_t *count, uint8_t **images,
+                          uint8_t **labels);
 
 /* ---- datasets (dataset.c) ----------------------------------------------------------- */
 

@@ -13,8 +13,8 @@
 
 #define CT_PATH_MAX 4096
 
-static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                              "Coat",        "Sandal",  "Shirt",    "Sneaker",
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                              "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                               "Bag",         "Ankle boot"};
 static const char *const mnist_names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
 static const char *const cifar_names[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
@@ -120,8 +120,8 @@ ct_status ct_dataset_adopt(const char *name, size_t n, size_t c, size_t h, size_
     ds->class_names = malloc(num_classes * sizeof(char *) + text);
     ds->mean = calloc(c, sizeof(double));
     ds->std = calloc(c, sizeof(double));
-    CT_REQUIRE(ds->class_names != NULL && ds->mean != NULL && ds->std != NULL,
-               CT_ERR_OUT_OF_MEMORY, "dataset: no memory");
+    CT_REQUIRE(ds->class_names != NULL && ds->mean != NULL && ds->std != NULL, CT_ERR_OUT_OF_MEMORY,
+               "dataset: no memory");
     {
         char *p = (char *)(ds->class_names + num_classes);
         for (size_t k = 0; k < num_classes; k++) {
@@ -274,8 +274,8 @@ static ct_status join_path(char *out, const char *dir, const char *a, const char
 {
     ct_status st = CT_SUCCESS;
     int len = snprintf(out, CT_PATH_MAX, "%s/%s%s", dir, a, b);
-    CT_REQUIRE(len > 0 && len < CT_PATH_MAX, CT_ERR_INVALID_ARG, "path %s/%s%s is too long", dir,
-               a, b);
+    CT_REQUIRE(len > 0 && len < CT_PATH_MAX, CT_ERR_INVALID_ARG, "path %s/%s%s is too long", dir, a,
+               b);
 cleanup:
     return st;
 }
@@ -308,8 +308,8 @@ static ct_status load_idx_dataset(const char *name, const char *dir, ct_split sp
     CT_TRY(find_idx(dir, base, lpath));
 
     CT_TRY(ct_idx_read(lpath, CT_DATA_MAX_BYTES, &lb));
-    CT_REQUIRE(lb.ndim == 1, CT_ERR_FORMAT,
-               "%s: labels file has %zu dimensions, expected 1 (N)", lpath, lb.ndim);
+    CT_REQUIRE(lb.ndim == 1, CT_ERR_FORMAT, "%s: labels file has %zu dimensions, expected 1 (N)",
+               lpath, lb.ndim);
     for (size_t i = 0; i < lb.count; i++)
         CT_REQUIRE(lb.data[i] < 10, CT_ERR_FORMAT,
                    "%s: label %u at index %zu is out of range, expected 0..9", lpath, lb.data[i],
@@ -318,8 +318,7 @@ static ct_status load_idx_dataset(const char *name, const char *dir, ct_split sp
     CT_REQUIRE(im.ndim == 3, CT_ERR_FORMAT,
                "%s: images file has %zu dimensions, expected 3 (N, H, W)", ipath, im.ndim);
     CT_REQUIRE(im.dims[0] == lb.dims[0], CT_ERR_FORMAT,
-               "%s holds %zu images but %s holds %zu labels", ipath, im.dims[0], lpath,
-               lb.dims[0]);
+               "%s holds %zu images but %s holds %zu labels", ipath, im.dims[0], lpath, lb.dims[0]);
     st = ct_dataset_adopt(name, im.dims[0], 1, im.dims[1], im.dims[2], 10, im.data, lb.data,
                           class_names, out);
     im.data = NULL;
@@ -352,8 +351,8 @@ static ct_status load_cifar10(const char *dir, ct_split split, ct_dataset **out)
             char file[32];
             snprintf(file, sizeof file, "data_batch_%d.bin", b);
             CT_TRY(join_path(path, root, file, ""));
-            CT_REQUIRE(file_exists(path), CT_ERR_IO, "no %s (CIFAR-10 train batch %d of 5)",
-                       path, b);
+            CT_REQUIRE(file_exists(path), CT_ERR_IO, "no %s (CIFAR-10 train batch %d of 5)", path,
+                       b);
             CT_TRY(ct_cifar_append(path, CT_DATA_MAX_BYTES, &n, &images, &labels));
         }
     } else {

@@ -22,13 +22,20 @@
 static const char *idx_type_name(unsigned t)
 {
     switch (t) {
-    case 0x08: return "unsigned byte";
-    case 0x09: return "signed byte";
-    case 0x0B: return "int16";
-    case 0x0C: return "int32";
-    case 0x0D: return "float32";
-    case 0x0E: return "float64";
-    default: return "not an IDX type";
+    case 0x08:
+        return "unsigned byte";
+    case 0x09:
+        return "signed byte";
+    case 0x0B:
+        return "int16";
+    case 0x0C:
+        return "int32";
+    case 0x0D:
+        return "float32";
+    case 0x0E:
+        return "float64";
+    default:
+        return "not an IDX type";
     }
 }
 
@@ -66,8 +73,8 @@ ct_status ct_idx_read(const char *path, uint64_t max_bytes, ct_idx *out)
                "%s: truncated IDX header: %s ends after %zu bytes, expected at least 4 (the magic)",
                path, ct_src_what(&src), got);
     CT_REQUIRE(hdr[0] == 0 && hdr[1] == 0, CT_ERR_FORMAT,
-               "%s: not an IDX file: magic %02x %02x %02x %02x, expected 00 00 08 0N", path,
-               hdr[0], hdr[1], hdr[2], hdr[3]);
+               "%s: not an IDX file: magic %02x %02x %02x %02x, expected 00 00 08 0N", path, hdr[0],
+               hdr[1], hdr[2], hdr[3]);
     CT_REQUIRE(hdr[2] == 0x08, CT_ERR_FORMAT,
                "%s: IDX data type 0x%02x (%s), expected 0x08 (unsigned byte)", path, hdr[2],
                idx_type_name(hdr[2]));
@@ -86,10 +93,10 @@ ct_status ct_idx_read(const char *path, uint64_t max_bytes, ct_idx *out)
         uint32_t d = be32(hdr + 4 + 4 * i);
         CT_REQUIRE(d > 0, CT_ERR_FORMAT, "%s: IDX dimension %zu is 0, expected at least 1", path,
                    i);
-        CT_REQUIRE(count <= SIZE_MAX / d, CT_ERR_FORMAT,
-                   "%s: IDX dimensions overflow size_t (the product reaches dimension %zu = %" PRIu32
-                   ")",
-                   path, i, d);
+        CT_REQUIRE(
+            count <= SIZE_MAX / d, CT_ERR_FORMAT,
+            "%s: IDX dimensions overflow size_t (the product reaches dimension %zu = %" PRIu32 ")",
+            path, i, d);
         dims[i] = d;
         count *= d;
     }
@@ -101,8 +108,8 @@ ct_status ct_idx_read(const char *path, uint64_t max_bytes, ct_idx *out)
     if (!src.gz && src.size_known) {
         uint64_t have = src.file_size - hdr_len;
         CT_REQUIRE(have >= count, CT_ERR_FORMAT,
-                   "%s: IDX header declares %zu bytes of data, the file holds only %" PRIu64,
-                   path, count, have);
+                   "%s: IDX header declares %zu bytes of data, the file holds only %" PRIu64, path,
+                   count, have);
         CT_REQUIRE(have == count, CT_ERR_FORMAT,
                    "%s: %" PRIu64 " trailing bytes after the %zu bytes of data the IDX header "
                    "declares",

@@ -99,7 +99,7 @@ static inline uint8_t *df_gzip(const void *in, size_t len, size_t *out_len)
 /* An IDX file image: header for `ndim` dims (dtype 0x08) then `payload_len` bytes of
  * payload. malloc'd; *len its size. */
 static inline uint8_t *df_idx(size_t ndim, const uint32_t *dims, const uint8_t *payload,
-                       size_t payload_len, size_t *len)
+                              size_t payload_len, size_t *len)
 {
     size_t hdr = 4 + 4 * ndim;
     uint8_t *b = malloc(hdr + payload_len + 1);
@@ -135,7 +135,7 @@ static inline void df_fill(uint8_t *x, size_t n, uint64_t seed, unsigned mod)
 /* Asserts that `st` is `want` and that the last error names `path` and contains `part`
  * (part may be NULL). `what` describes the case in the failure report. */
 static inline void df_expect(ct_status st, ct_status want, const char *path, const char *part,
-                      const char *what)
+                             const char *what)
 {
     const char *msg = ct_last_error();
     cr_assert(st == want, "%s: got %s, expected %s (message: %s)", what, ct_status_str(st),

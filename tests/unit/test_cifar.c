@@ -247,8 +247,8 @@ Test(cifar, dataset_with_a_missing_or_bad_batch)
     /* Batch 4 with a bad label: the error names that file. */
     batches[3][0] = 42;
     const char *p = df_write("data_batch_4.bin", batches[3], counts[3] * REC);
-    df_expect(ct_dataset_load("cifar10", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p,
-              "label 42", "bad batch 4");
+    df_expect(ct_dataset_load("cifar10", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p, "label 42",
+              "bad batch 4");
     cr_assert_null(ds);
 
     cr_assert(unlink(df_path("data_batch_3.bin")) == 0);

@@ -88,7 +88,8 @@ static void check_fashion(ct_split split, const char *prefix, size_t count,
 
     /* References from numpy (float64, pairwise sums) over the same files: both sides are
      * double computations of ~47M terms, agreeing to ~1e-15; 1e-12 leaves room. */
-    cr_assert(fabs(ct_dataset_mean(ds, 0) - mean_ref) < 1e-12, "mean %.17g", ct_dataset_mean(ds, 0));
+    cr_assert(fabs(ct_dataset_mean(ds, 0) - mean_ref) < 1e-12, "mean %.17g",
+              ct_dataset_mean(ds, 0));
     cr_assert(fabs(ct_dataset_std(ds, 0) - std_ref) < 1e-12, "std %.17g", ct_dataset_std(ds, 0));
     ct_dataset_free(ds);
 }
@@ -125,9 +126,10 @@ static void write_mnist(const char *prefix, int gz, size_t n, uint32_t h, uint32
         memcpy(pixels_out, px, count);
     char name[64];
     for (int f = 0; f < 2; f++) {
-        uint8_t *b = f == 0 ? df_idx(3, idims, px, count, &len) : df_idx(1, ldims, lab, n_labels, &len);
-        snprintf(name, sizeof name, "%s-%s%s", prefix, f == 0 ? "images-idx3-ubyte" : "labels-idx1-ubyte",
-                 gz ? ".gz" : "");
+        uint8_t *b =
+            f == 0 ? df_idx(3, idims, px, count, &len) : df_idx(1, ldims, lab, n_labels, &len);
+        snprintf(name, sizeof name, "%s-%s%s", prefix,
+                 f == 0 ? "images-idx3-ubyte" : "labels-idx1-ubyte", gz ? ".gz" : "");
         if (gz) {
             uint8_t *z = df_gzip(b, len, &gzlen);
             df_write(name, z, gzlen);
@@ -348,9 +350,11 @@ Test(dataset, subset_and_split)
     cr_assert(st == CT_SUCCESS, "%s", ct_last_error());
     static const size_t va_idx[3] = {1, 0, 2}, tr_idx[7] = {3, 4, 5, 6, 7, 8, 9};
     for (size_t i = 0; i < 3; i++)
-        cr_assert(memcmp(ct_dataset_images(va) + i * 24, im + va_idx[i] * 24, 24) == 0, "val %zu", i);
+        cr_assert(memcmp(ct_dataset_images(va) + i * 24, im + va_idx[i] * 24, 24) == 0, "val %zu",
+                  i);
     for (size_t i = 0; i < 7; i++) {
-        cr_assert(memcmp(ct_dataset_images(tr) + i * 24, im + tr_idx[i] * 24, 24) == 0, "train %zu", i);
+        cr_assert(memcmp(ct_dataset_images(tr) + i * 24, im + tr_idx[i] * 24, 24) == 0, "train %zu",
+                  i);
         cr_assert_eq(ct_dataset_labels(tr)[i], lb[tr_idx[i]]);
     }
     ct_dataset_free(tr);
@@ -381,8 +385,8 @@ Test(dataset, float_batch_matches_to_tensor_and_normalize)
                 uint8_t p = im[idx[i] * 24 + c * 12 + k];
                 double ref = ((double)p / 255.0 - (double)mean[c]) / (double)sd[c];
                 double got = x[i * 24 + c * 12 + k];
-                cr_assert(fabs(got - ref) <= 1e-6 + 1e-6 * fabs(ref), "x[%zu][%zu][%zu] %.9g vs %.9g",
-                          i, c, k, got, ref);
+                cr_assert(fabs(got - ref) <= 1e-6 + 1e-6 * fabs(ref),
+                          "x[%zu][%zu][%zu] %.9g vs %.9g", i, c, k, got, ref);
             }
     }
     /* No normalization: exactly (float)p / 255.0f, as torchvision's ToTensor. */
@@ -463,7 +467,8 @@ Test(dataset, permutation_matches_the_documented_recipe)
     }
     size_t *big = malloc(60000 * sizeof *big);
     ct_shuffle_permutation(1, 0, 60000, big);
-    static const size_t head[4] = {47643, 3725, 49898, 17263}, tail[4] = {3674, 50448, 21926, 59557};
+    static const size_t head[4] = {47643, 3725, 49898, 17263},
+                        tail[4] = {3674, 50448, 21926, 59557};
     for (size_t i = 0; i < 4; i++) {
         cr_assert_eq(big[i], head[i]);
         cr_assert_eq(big[60000 - 4 + i], tail[i]);
@@ -494,5 +499,6 @@ Test(dataset, permutation_is_uniform)
                 counts[i]++;
     }
     for (size_t i = 0; i < 5; i++)
-        cr_assert(counts[i] > 4000 - 285 && counts[i] < 4000 + 285, "position %zu: %zu", i, counts[i]);
+        cr_assert(counts[i] > 4000 - 285 && counts[i] < 4000 + 285, "position %zu: %zu", i,
+                  counts[i]);
 }
