@@ -1,0 +1,251 @@
+/* conv2d on the device against the double-precision reference (lib/ref/conv_ref.c):
+ * forward with and without bias and fused ReLU, and backward (dx overwritten, dw and db
+ * accumulated onto non-zero starting values), over awkward geometries: odd and
+ * non-square sizes, strides 1..4, padding larger than the kernel, dilation, groups and
+ * depthwise, 1x1, K not a multiple of the channel tile, rows longer than one pixel run,
+ * batch 1 and more. Every tensor is a view at an odd offset inside a buffer of canaries.
+ *
+ * Tolerance: inputs are uniform in [-1, 1], so an output sums L = C/groups*R*S products
+ * of magnitude <= 1 and is itself of order sqrt(L)/3; float32 accumulation adds a
+ * rounding error of about L * 2^-24 / 3 (a random walk of L steps of ulp(sqrt(L))).
+ * atol = rtol = 1e-5 * sqrt(L) leaves a margin of ~30x over that (6e-6 for L = 288),
+ * while a wrong tap, channel, offset or stride moves values by O(0.1).
+ * Backward-data sums K/groups*R*S terms and backward-weight N*P*Q terms; the same rule
+ * is applied with that L. */
+#include <math.h>
+#include <stdio.h>
+
+#include "conv_util.h"
+#include "nn/ops.h"
+#include "ref/conv_ref.h"
+
+typedef struct conv_case {
+    size_t n, c, h, w, k, r, s;
+    size_t sh, sw, ph, pw, dh, dw, g;
+    bool bias, relu;
+} conv_case;
+
+static const conv_case cases[] = {
+    /* n  c   h   w   k  r  s  sh sw ph pw dh dw g  bias   relu */
+    {2, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},     /* MiniCNN conv1, small K */
+    {2, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},    /* MiniCNN conv2, small */
+    {3, 5, 7, 9, 6, 3, 3, 2, 1, 1, 0, 1, 1, 1, true, false},      /* stride 2x1, pad 1x0 */
+    {2, 4, 11, 10, 5, 3, 3, 1, 1, 2, 1, 2, 3, 1, false, true},    /* dilation 2x3 */
+    {2, 6, 8, 9, 9, 2, 3, 2, 2, 1, 1, 1, 1, 3, true, false},      /* groups 3, stride 2 */
+    {1, 8, 9, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, true, true},       /* depthwise */
+    {2, 4, 10, 9, 8, 3, 3, 1, 2, 1, 1, 1, 1, 2, false, false},    /* groups 2, stride 1x2 */
+    {1, 17, 5, 19, 33, 1, 1, 1, 1, 0, 0, 1, 1, 1, true, true},    /* 1x1, Q > one run */
+    {1, 3, 10, 13, 4, 4, 2, 3, 3, 2, 1, 1, 1, 1, true, false},    /* stride 3, even kernel */
+    {1, 2, 9, 6, 3, 5, 1, 1, 1, 2, 0, 1, 1, 1, false, false},     /* 5x1 kernel */
+    {1, 2, 3, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false},     /* 40 wide: runs + tail */
+    {2, 3, 6, 7, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},      /* K = 13 */
+    {2, 3, 5, 6, 4, 2, 2, 1, 1, 3, 3, 1, 1, 1, true, false},      /* pad > kernel */
+    {2, 3, 17, 19, 5, 3, 2, 4, 5, 1, 2, 2, 3, 1, true, false},    /* stride 4x5, dil 2x3 */
+    {3, 4, 6, 5, 6, 3, 3, 2, 3, 0, 1, 1, 1, 2, false, false},     /* stride 2x3, groups */
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+
+static ct_ref_conv ref_geom(const conv_case *c)
+{
+    return (ct_ref_conv){c->n, c->c, c->h, c->w, c->k, c->r, c->s,
+                         c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->g};
+}
+
+static ct_conv2d_params dev_params(const conv_case *c)
+{
+    return (ct_conv2d_params){c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->g};
+}
+
+static void describe(char *buf, size_t n, const char *what, const conv_case *c)
+{
+    snprintf(buf, n,
+             "%s: n=%zu c=%zu h=%zu w=%zu k=%zu r=%zu s=%zu stride=%zux%zu pad=%zux%zu "
+             "dil=%zux%zu groups=%zu bias=%d relu=%d",
+             what, c->n, c->c, c->h, c->w, c->k, c->r, c->s, c->sh, c->sw, c->ph, c->pw, c->dh,
+             c->dw, c->g, c->bias, c->relu);
+}
+
+static void forward_case(ct_context *ctx, const conv_case *c, size_t idx)
+{
+    ct_ref_conv g = ref_geom(c);
+    ct_conv2d_params p = dev_params(c);
+    size_t P = ct_ref_conv_out_size(c->h, c->r, c->sh, c->ph, c->dh);
+    size_t Q = ct_ref_conv_out_size(c->w, c->s, c->sw, c->pw, c->dw);
+    cr_assert(P > 0 && Q > 0);
+    size_t nx = c->n * c->c * c->h * c->w, nw = c->k * (c->c / c->g) * c->r * c->s;
+    size_t ny = c->n * c->k * P * Q;
+    float *hx = cu_rand(nx, 100 + idx, -1, 1), *hw = cu_rand(nw, 200 + idx, -1, 1);
+    float *hb = cu_rand(c->k, 300 + idx, -1, 1);
+    double *dx = cu_to_double(hx, nx), *dw = cu_to_double(hw, nw), *db = cu_to_double(hb, c->k);
+    double *ref = cu_zeros(ny);
+    ct_ref_conv2d_forward(&g, dx, dw, c->bias ? db : NULL, c->relu, ref);
+
+    cu_slab x = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx, 3 + idx);
+    cu_slab w = cu_slab_new(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hw, 1);
+    cu_slab b = cu_slab_new(ctx, 1, (size_t[]){c->k}, hb, 7);
+    cu_slab y = cu_slab_new(ctx, 4, (size_t[]){c->n, c->k, P, Q}, NULL, 5 + 2 * idx);
+    TU_OK(ct_conv2d_forward(ctx, x.view, w.view, c->bias ? b.view : NULL, &p, c->relu, y.view));
+    char what[256];
+    describe(what, sizeof what, "conv2d forward", c);
+    float *got = cu_slab_get(&y, what);
+    double tol = 1e-5 * sqrt((double)((c->c / c->g) * c->r * c->s));
+    tu_assert_close(what, got, ref, ny, tol, tol);
+
+    free(got);
+    cu_slab_free(&x), cu_slab_free(&w), cu_slab_free(&b), cu_slab_free(&y);
+    free(hx), free(hw), free(hb), free(dx), free(dw), free(db), free(ref);
+}
+
+static void backward_case(ct_context *ctx, const conv_case *c, size_t idx)
+{
+    ct_ref_conv g = ref_geom(c);
+    ct_conv2d_params p = dev_params(c);
+    size_t P = ct_ref_conv_out_size(c->h, c->r, c->sh, c->ph, c->dh);
+    size_t Q = ct_ref_conv_out_size(c->w, c->s, c->sw, c->pw, c->dw);
+    size_t nx = c->n * c->c * c->h * c->w, nw = c->k * (c->c / c->g) * c->r * c->s;
+    size_t ny = c->n * c->k * P * Q;
+    float *hx = cu_rand(nx, 400 + idx, -1, 1), *hw = cu_rand(nw, 500 + idx, -1, 1);
+    float *hdy = cu_rand(ny, 600 + idx, -1, 1);
+    /* starting values: dx must be overwritten, dw and db accumulated onto */
+    float *hdx0 = cu_rand(nx, 700 + idx, 5, 9), *hdw0 = cu_rand(nw, 800 + idx, -2, 2);
+    float *hdb0 = cu_rand(c->k, 900 + idx, -2, 2);
+    double *x = cu_to_double(hx, nx), *w = cu_to_double(hw, nw), *dy = cu_to_double(hdy, ny);
+    double *rdx = cu_zeros(nx), *rdw = cu_to_double(hdw0, nw), *rdb = cu_to_double(hdb0, c->k);
+    ct_ref_conv2d_backward(&g, x, w, dy, rdx, rdw, rdb);
+
+    cu_slab sx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx, 2);
+    cu_slab sw = cu_slab_new(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hw, 3);
+    cu_slab sdy = cu_slab_new(ctx, 4, (size_t[]){c->n, c->k, P, Q}, hdy, 1 + idx);
+    cu_slab sdx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0, 9);
+    cu_slab sdw = cu_slab_new(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hdw0, 11);
+    cu_slab sdb = cu_slab_new(ctx, 1, (size_t[]){c->k}, hdb0, 13);
+    TU_OK(ct_conv2d_backward(ctx, sx.view, sw.view, sdy.view, &p, sdx.view, sdw.view,
+                             sdb.view));
+    char what[256];
+    describe(what, sizeof what, "conv2d backward dx", c);
+    float *got = cu_slab_get(&sdx, what);
+    double tol = 1e-5 * sqrt((double)((c->k / c->g) * c->r * c->s));
+    tu_assert_close(what, got, rdx, nx, tol, tol);
+    free(got);
+    describe(what, sizeof what, "conv2d backward dw (+=)", c);
+    got = cu_slab_get(&sdw, what);
+    tol = 1e-5 * sqrt((double)(c->n * P * Q));
+    tu_assert_close(what, got, rdw, nw, tol, tol);
+    free(got);
+    describe(what, sizeof what, "conv2d backward db (+=)", c);
+    got = cu_slab_get(&sdb, what);
+    tu_assert_close(what, got, rdb, c->k, tol, tol);
+    free(got);
+
+    cu_slab_free(&sx), cu_slab_free(&sw), cu_slab_free(&sdy);
+    cu_slab_free(&sdx), cu_slab_free(&sdw), cu_slab_free(&sdb);
+    free(hx), free(hw), free(hdy), free(hdx0), free(hdw0), free(hdb0);
+    free(x), free(w), free(dy), free(rdx), free(rdw), free(rdb);
+}
+
+Test(conv, out_size)
+{
+    /* (in + 2*pad - dil*(k-1) - 1)/stride + 1, checked by hand */
+    cr_assert_eq(ct_conv_out_size(28, 3, 1, 1, 1), 28);
+    cr_assert_eq(ct_conv_out_size(28, 3, 2, 1, 1), 14);
+    cr_assert_eq(ct_conv_out_size(7, 3, 2, 0, 1), 3);
+    cr_assert_eq(ct_conv_out_size(11, 3, 1, 2, 2), 11);
+    cr_assert_eq(ct_conv_out_size(17, 3, 4, 1, 2), 4);
+    cr_assert_eq(ct_conv_out_size(5, 2, 1, 3, 1), 10);
+    cr_assert_eq(ct_conv_out_size(3, 5, 1, 0, 1), 0); /* does not fit */
+    cr_assert_eq(ct_conv_out_size(3, 3, 1, 0, 2), 0);
+    cr_assert_eq(ct_conv_out_size(1, 1, 7, 0, 1), 1);
+}
+
+Test(conv, forward)
+{
+    ct_context *ctx = tu_context();
+    for (size_t i = 0; i < NCASES; i++)
+        forward_case(ctx, &cases[i], i);
+    ct_context_free(ctx);
+}
+
+Test(conv, backward)
+{
+    ct_context *ctx = tu_context();
+    for (size_t i = 0; i < NCASES; i++)
+        backward_case(ctx, &cases[i], i);
+    ct_context_free(ctx);
+}
+
+/* The MiniCNN shapes at full batch: the backward-weight reduction over 64*14*14 and
+ * 64*28*28 terms takes the single-chunk and the chunked paths. */
+Test(conv, minicnn_shapes)
+{
+    ct_context *ctx = tu_context();
+    const conv_case big[] = {
+        {64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},
+        {64, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        forward_case(ctx, &big[i], 50 + i);
+        backward_case(ctx, &big[i], 50 + i);
+    }
+    ct_context_free(ctx);
+}
+
+/* Optional outputs: dx, dw or db NULL compute the rest; the same call twice gives the
+ * same bits (fixed reduction order). */
+Test(conv, optional_and_deterministic)
+{
+    ct_context *ctx = tu_context();
+    const conv_case c = {5, 6, 9, 11, 10, 3, 3, 1, 1, 1, 1, 1, 1, 2, true, false};
+    ct_conv2d_params p = dev_params(&c);
+    size_t P = ct_conv_out_size(c.h, c.r, c.sh, c.ph, c.dh);
+    size_t Q = ct_conv_out_size(c.w, c.s, c.sw, c.pw, c.dw);
+    size_t nx = c.n * c.c * c.h * c.w, nw = c.k * (c.c / c.g) * c.r * c.s, ny = c.n * c.k * P * Q;
+    float *hx = cu_rand(nx, 1, -1, 1), *hw = cu_rand(nw, 2, -1, 1), *hdy = cu_rand(ny, 3, -1, 1);
+    ct_tensor *x = tu_tensor(ctx, TU_SHAPE(c.n, c.c, c.h, c.w), hx);
+    ct_tensor *w = tu_tensor(ctx, TU_SHAPE(c.k, c.c / c.g, c.r, c.s), hw);
+    ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(c.n, c.k, P, Q), hdy);
+    ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(c.n, c.c, c.h, c.w), NULL);
+    ct_tensor *dw1 = NULL, *dw2 = NULL, *db = NULL;
+    TU_OK(ct_tensor_zeros(ctx, 4, (size_t[]){c.k, c.c / c.g, c.r, c.s}, &dw1));
+    TU_OK(ct_tensor_zeros(ctx, 4, (size_t[]){c.k, c.c / c.g, c.r, c.s}, &dw2));
+    TU_OK(ct_tensor_zeros(ctx, 1, (size_t[]){c.k}, &db));
+    TU_OK(ct_conv2d_backward(ctx, x, w, dy, &p, NULL, dw1, NULL));
+    TU_OK(ct_conv2d_backward(ctx, x, w, dy, &p, dx, dw2, db));
+    float *a = tu_download(dw1), *b = tu_download(dw2);
+    cr_assert(memcmp(a, b, nw * sizeof *a) == 0, "dw differs between two identical calls");
+    free(a), free(b);
+    TU_OK(ct_conv2d_backward(ctx, x, w, dy, &p, dx, NULL, NULL));
+
+    ct_tensor_free(x), ct_tensor_free(w), ct_tensor_free(dy), ct_tensor_free(dx);
+    ct_tensor_free(dw1), ct_tensor_free(dw2), ct_tensor_free(db);
+    free(hx), free(hw), free(hdy);
+    ct_context_free(ctx);
+}
+
+Test(conv, shape_errors)
+{
+    ct_context *ctx = tu_context();
+    ct_conv2d_params p = {1, 1, 1, 1, 1, 1, 1};
+    ct_tensor *x = tu_tensor(ctx, TU_SHAPE(2, 4, 8, 8), NULL);
+    ct_tensor *w = tu_tensor(ctx, TU_SHAPE(6, 4, 3, 3), NULL);
+    ct_tensor *wg = tu_tensor(ctx, TU_SHAPE(6, 3, 3, 3), NULL);
+    ct_tensor *b = tu_tensor(ctx, TU_SHAPE(5), NULL);
+    ct_tensor *y = tu_tensor(ctx, TU_SHAPE(2, 6, 8, 8), NULL);
+    ct_tensor *ybad = tu_tensor(ctx, TU_SHAPE(2, 6, 8, 7), NULL);
+    cr_assert_eq(ct_conv2d_forward(ctx, x, w, NULL, &p, false, ybad), CT_ERR_SHAPE);
+    cr_assert_eq(ct_conv2d_forward(ctx, x, w, b, &p, false, y), CT_ERR_SHAPE);
+    cr_assert_eq(ct_conv2d_forward(ctx, x, wg, NULL, &p, false, y), CT_ERR_SHAPE);
+    ct_conv2d_params p2 = {1, 1, 1, 1, 1, 1, 2}; /* C/groups = 2, w says 4 */
+    cr_assert_eq(ct_conv2d_forward(ctx, x, w, NULL, &p2, false, y), CT_ERR_SHAPE);
+    ct_conv2d_params p3 = {1, 1, 1, 1, 1, 1, 4}; /* 4 does not divide K = 6 */
+    cr_assert_eq(ct_conv2d_forward(ctx, x, w, NULL, &p3, false, y), CT_ERR_SHAPE);
+    ct_conv2d_params p0 = {0, 1, 1, 1, 1, 1, 1};
+    cr_assert_eq(ct_conv2d_forward(ctx, x, w, NULL, &p0, false, y), CT_ERR_INVALID_ARG);
+    ct_conv2d_params pbig = {1, 1, 0, 0, 5, 5, 1}; /* dilated kernel spans 11 > 8 */
+    cr_assert_eq(ct_conv2d_forward(ctx, x, w, NULL, &pbig, false, y), CT_ERR_SHAPE);
+    cr_assert_eq(ct_conv2d_backward(ctx, x, w, ybad, &p, NULL, w, NULL), CT_ERR_SHAPE);
+    cr_assert_eq(ct_conv2d_backward(ctx, x, w, y, &p, y, w, NULL), CT_ERR_SHAPE);
+    ct_error_clear();
+    ct_tensor_free(x), ct_tensor_free(w), ct_tensor_free(wg), ct_tensor_free(b);
+    ct_tensor_free(y), ct_tensor_free(ybad);
+    ct_context_free(ctx);
+}
