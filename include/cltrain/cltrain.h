@@ -6,6 +6,8 @@
 #include "cltrain/device.h"
 #include "cltrain/tensor.h"
 #include "cltrain/gemm.h"
+#include "cltrain/data.h"
+#include "cltrain/loader.h"
 #include "cltrain/model.h"
 
 #define CLTRAIN_VERSION_STRING "0.1.0"

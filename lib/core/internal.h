@@ -153,6 +153,13 @@ ct_status ct_kernel_setargs(cl_kernel k, const char *name, size_t n, const ct_ar
 #define CT_SETARGS(k, name, ...)                                                           \
     ct_kernel_setargs((k), (name), sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg),     \
                       (ct_arg[]){__VA_ARGS__})
+/* Same, starting at kernel parameter `first` (after parameters set some other way). */
+ct_status ct_kernel_setargs_at(cl_kernel k, const char *name, cl_uint first, size_t n,
+                               const ct_arg *args);
+#define CT_SETARGS_AT(k, name, first, ...)                                                 \
+    ct_kernel_setargs_at((k), (name), (first),                                             \
+                         sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg),                 \
+                         (ct_arg[]){__VA_ARGS__})
 
 /* Enqueues `k` over `global` (dims 1..3; each rounded up to a multiple of local when
  * local is given — kernels must bounds-check). `label` names it in errors and profiles. */

@@ -3,8 +3,14 @@
 
 ct_status ct_kernel_setargs(cl_kernel k, const char *name, size_t n, const ct_arg *args)
 {
+    return ct_kernel_setargs_at(k, name, 0, n, args);
+}
+
+ct_status ct_kernel_setargs_at(cl_kernel k, const char *name, cl_uint first, size_t n,
+                               const ct_arg *args)
+{
     ct_status st = CT_SUCCESS;
-    cl_uint idx = 0;
+    cl_uint idx = first;
     CT_REQUIRE(k != NULL, CT_ERR_INVALID_ARG, "%s: NULL kernel", name);
     for (size_t i = 0; i < n; i++, idx++) {
         const ct_arg *a = &args[i];
