@@ -29,10 +29,10 @@ ct_status ct_context_create(const char *choice, unsigned flags, ct_context **out
 
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
     ctx->cl = clCreateContext(props, 1, &ctx->device, NULL, NULL, &e);
-    CT_CL(e);
+    CT_CL_ERR(e, "clCreateContext");
     cl_command_queue_properties qp = (flags & CT_CONTEXT_PROFILING) ? CL_QUEUE_PROFILING_ENABLE : 0;
     ctx->queue = clCreateCommandQueue(ctx->cl, ctx->device, qp, &e);
-    CT_CL(e);
+    CT_CL_ERR(e, "clCreateCommandQueue");
     ct_tune_select(ctx);
     *out = ctx;
     ctx = NULL;
@@ -117,7 +117,7 @@ ct_status ct_buffer_alloc(ct_context *ctx, size_t bytes, cl_mem *out)
                "device buffer too large: requested %s, max buffer %s, device memory %s, in use %s",
                req, maxb, dev, used);
     *out = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, bytes, NULL, &e);
-    CT_CL(e);
+    CT_CL_ERR(e, "clCreateBuffer");
     ctx->mem_in_use += bytes;
 cleanup:
     return st;

@@ -73,7 +73,7 @@ static ct_status walk(ct_device_info **out, size_t *count, cl_platform_id *want_
         CT_FAIL(CT_ERR_NO_DEVICE, "no OpenCL platform found (is an ICD such as "
                                   "pocl-opencl-icd installed? OCL_ICD_VENDORS=%s)",
                 getenv("OCL_ICD_VENDORS") ? getenv("OCL_ICD_VENDORS") : "unset");
-    CT_CL(e);
+    CT_CL_ERR(e, "clGetPlatformIDs");
     plats = calloc(np, sizeof *plats);
     CT_REQUIRE(plats != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     CT_CL(clGetPlatformIDs(np, plats, NULL));
@@ -82,7 +82,7 @@ static ct_status walk(ct_device_info **out, size_t *count, cl_platform_id *want_
         e = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
         if (e == CL_DEVICE_NOT_FOUND || nd == 0)
             continue;
-        CT_CL(e);
+        CT_CL_ERR(e, "clGetDeviceIDs");
         free(devs);
         devs = calloc(nd, sizeof *devs);
         CT_REQUIRE(devs != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");

@@ -57,6 +57,15 @@ const char *ct_cl_error_name(cl_int err);
         }                                                                                  \
     } while (0)
 
+/* For calls that report through an out-parameter: CT_CL_ERR(e, "clCreateBuffer"). */
+#define CT_CL_ERR(err, what)                                                               \
+    do {                                                                                   \
+        if ((err) != CL_SUCCESS) {                                                         \
+            st = ct_error_cl((err), (what), __FILE__, __LINE__);                           \
+            goto cleanup;                                                                  \
+        }                                                                                  \
+    } while (0)
+
 #define CT_FAIL(code, ...)                                                                 \
     do {                                                                                   \
         st = ct_error_set((code), __FILE__, __LINE__, __VA_ARGS__);                        \

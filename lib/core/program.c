@@ -285,14 +285,14 @@ static ct_status build_program(ct_context *ctx, const char *file, const char *op
     {
         const char *srcs[1] = {src};
         prog = clCreateProgramWithSource(ctx->cl, 1, srcs, &len, &e);
-        CT_CL(e);
+        CT_CL_ERR(e, "clCreateProgramWithSource");
     }
     e = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
     if (e == CL_BUILD_PROGRAM_FAILURE || e == CL_INVALID_BUILD_OPTIONS) {
         st = build_log_error(ctx, prog, file, options);
         goto cleanup;
     }
-    CT_CL(e);
+    CT_CL_ERR(e, "clBuildProgram");
     ctx->stats.from_source++;
     if (use_cache)
         cache_store(dir, path, key, prog);
@@ -346,7 +346,7 @@ ct_status ct_kernel_get(ct_context *ctx, const char *file, const char *name,
     k = clCreateKernel(p->prog, name, &e);
     if (e == CL_INVALID_KERNEL_NAME)
         CT_FAIL(CT_ERR_NOT_FOUND, "kernels/%s has no kernel named '%s'", file, name);
-    CT_CL(e);
+    CT_CL_ERR(e, "clCreateKernel");
     {
         kernel_entry *grown = realloc(p->kernels, (p->nkernels + 1) * sizeof *grown);
         CT_REQUIRE(grown != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");
