@@ -9,6 +9,8 @@
 #include "cltrain/data.h"
 #include "cltrain/loader.h"
 #include "cltrain/model.h"
+#include "cltrain/optim.h"
+#include "cltrain/sched.h"
 
 #define CLTRAIN_VERSION_STRING "0.1.0"
 
