@@ -117,10 +117,14 @@ __kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const u
     }
     __global const float *s = src + ((size_t)plane * HS + (uint)u / ups_h) * WS;
     if (ups_w == 1) {
-        for (uint v = 0; v < WP; v++) {
-            const int z = (int)v - off_w;
-            d[v] = z >= 0 && z < (int)WS ? s[z] : 0.0f;
-        }
+        /* three plain loops (zeros, a copy, zeros) that the compiler vectorises */
+        const int lo = clamp(off_w, 0, (int)WP), hi = clamp(off_w + (int)WS, 0, (int)WP);
+        for (int v = 0; v < lo; v++)
+            d[v] = 0.0f;
+        for (int v = lo; v < hi; v++)
+            d[v] = s[v - off_w];
+        for (int v = hi; v < (int)WP; v++)
+            d[v] = 0.0f;
     } else {
         for (uint v = 0; v < WP; v++) {
             const int z = (int)v - off_w;
@@ -310,6 +314,83 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
         CONV_BWW_LOOP(VLOAD_S2)
     } else {
         CONV_BWW_LOOP(LOAD_SG)
+    }
+
+    __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);
+#pragma unroll
+    for (int i = 0; i < CONV_BW_KT; i++) {
+        if (k0 + i >= KG)
+            break;
+#pragma unroll
+        for (int j = 0; j < CONV_BW_ST; j++) {
+            if (j0 + j >= CRS)
+                break;
+            const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
+            const float sum = vsum(acc[i][j]);
+            o[at] = accumulate ? o[at] + sum : sum;
+        }
+    }
+}
+
+/* Backward-weight at stride 1, as 1-D correlations. With x padded to row pitch WP and dy
+ * copied to the same pitch (zeros in columns Q.. and after the last row), output pixel
+ * (p, q) sits at i = p*WP + q in dyp and its tap (r, s) at i + r*DH*WP + s*DW in xp, so
+ *   dw[k, c, r, s] += sum_n sum_{i < LP} dyp[n, k, i] * xp[n, c, i + r*DH*WP + s*DW]
+ * with plain contiguous vector loads and no tails: LP is P*WP rounded up to CONV_QV, and
+ * every plane of xp has enough zero rows below the image that i + offset stays inside it.
+ * xp: (N, G*CG, XPL) raw, dyp: (N, G*KG, DPL) raw (XPL, DPL: plane sizes). Work split,
+ * chunks and dst as conv_bwd_w. */
+__kernel void conv_bwd_w_flat(__global const float *xp, __global const float *dyp, CT_ARG(dst),
+                              const uint CG, const uint KG, const uint G, const uint XPL,
+                              const uint DPL, const uint LP, const uint WP, const uint R,
+                              const uint S, const uint DH, const uint DW, const uint N,
+                              const uint NPC, const uint accumulate)
+{
+    const uint CRS = CG * R * S;
+    const uint j0 = get_global_id(0) * CONV_BW_ST;
+    const uint gk = get_global_id(1);
+    const uint ch = get_global_id(2);
+    if (j0 >= CRS)
+        return;
+    dst += dst_off;
+    const uint nkt = (KG + CONV_BW_KT - 1) / CONV_BW_KT;
+    const uint g = gk / nkt, k0 = (gk % nkt) * CONV_BW_KT;
+    const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);
+
+    uint xo[CONV_BW_ST], dyo[CONV_BW_KT];
+#pragma unroll
+    for (int j = 0; j < CONV_BW_ST; j++) {
+        const uint crs = min(j0 + j, CRS - 1);
+        const uint c = crs / (R * S), r = (crs / S) % R, s = crs % S;
+        xo[j] = c * XPL + r * DH * WP + s * DW;
+    }
+#pragma unroll
+    for (int i = 0; i < CONV_BW_KT; i++)
+        dyo[i] = min(k0 + i, KG - 1) * DPL;
+
+    VT acc[CONV_BW_KT][CONV_BW_ST];
+#pragma unroll
+    for (int i = 0; i < CONV_BW_KT; i++)
+#pragma unroll
+        for (int j = 0; j < CONV_BW_ST; j++)
+            acc[i][j] = (VT)(0.0f);
+
+    for (uint n = n0; n < n1; n++) {
+        __global const float *xn = xp + (size_t)(n * G + g) * CG * XPL;
+        __global const float *dn = dyp + ((size_t)n * G * KG + g * KG) * DPL;
+        for (uint i0 = 0; i0 < LP; i0 += CONV_QV) {
+            VT d[CONV_BW_KT];
+#pragma unroll
+            for (int i = 0; i < CONV_BW_KT; i++)
+                d[i] = VLOAD(dn + dyo[i] + i0);
+#pragma unroll
+            for (int j = 0; j < CONV_BW_ST; j++) {
+                const VT xv = VLOAD(xn + xo[j] + i0);
+#pragma unroll
+                for (int i = 0; i < CONV_BW_KT; i++)
+                    acc[i][j] = fma(d[i], xv, acc[i][j]);
+            }
+        }
     }
 
     __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);

@@ -6,7 +6,8 @@
  *   backward-data  conv_pad(dy upsampled by the stride) -> dyp, conv_wt_bwd(w) -> wt2,
  *                  conv_direct(dyp, wt2) at stride 1 -> dx
  *   backward-wt    conv_pad(x) -> xp, conv_bwd_w(xp, dy) -> dw (+=), through a partial
- *                  buffer and conv_reduce when the batch is split into chunks
+ *                  buffer and conv_reduce when the batch is split into chunks; at stride
+ *                  1 dy is padded to x's row pitch too and conv_bwd_w_flat runs instead
  *   backward-bias  conv_bwd_b(dy) -> db (+=)
  * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw.
  */
@@ -229,18 +230,17 @@ cleanup:
 
 /* dw += sum over the batch of dy (x) x, in a fixed order: the batch is cut into `chunks`
  * runs of images (enough work-items to fill the device), each run summed by one
- * work-item per tile, the runs then added in order. */
+ * work-item per tile, the runs then added in order. At stride 1 the sums run over x and
+ * dy flattened to a common row pitch (conv_bwd_w_flat); other strides walk row by row. */
 static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                  const ct_conv2d_params *p, const ct_tensor *x,
                                  const ct_tensor *dy, ct_tensor *dw)
 {
     ct_status st = CT_SUCCESS;
-    cl_mem xp = NULL, part = NULL;
+    cl_mem xp = NULL, dyp = NULL, part = NULL;
     cl_kernel k = NULL;
-    size_t hp, wp;
-    pad_dims(t, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp, &wp);
-    CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h,
-                     (long)p->pad_w, 1, 1, SLOT_XPAD, &xp));
+    const bool flat = p->stride_h == 1 && p->stride_w == 1;
+    const char *name = flat ? "conv_bwd_w_flat" : "conv_bwd_w";
 
     size_t crs = d->cg * d->r * d->s, m = d->k * crs;
     size_t tiles = (crs + t->bw_st - 1) / t->bw_st * d->g * ((d->kg + t->bw_kt - 1) / t->bw_kt);
@@ -261,18 +261,41 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     CT_REQUIRE(dst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
                "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets", dst_off);
 
-    CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_bwd_w", t->options, &k));
-    CT_TRY(CT_SETARGS(k, "conv_bwd_w", CT_MEM(xp), CT_T(dy), CT_MEM(dst), CT_U32(dst_off),
-                      CT_U32(d->cg),
-                      CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp), CT_U32(d->r),
-                      CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
-                      CT_U32(p->dil_w), CT_U32(d->p), CT_U32(d->q), CT_U32(d->n), CT_U32(npc),
-                      CT_U32(chunks == 1)));
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
+    if (flat) {
+        /* common pitch wp; lp pixels per plane (P*wp rounded up to a vector); xp gets
+         * zero rows below the image so that the farthest tap of the last vector stays
+         * inside its plane, dyp zero rows up to lp */
+        size_t wp = d->q + (d->s - 1) * p->dil_w;
+        size_t lp = round_up(d->p * wp, t->qv);
+        size_t hpx = (lp + (d->r - 1) * p->dil_h * wp + (d->s - 1) * p->dil_w + wp - 1) / wp;
+        size_t hpd = (lp + wp - 1) / wp;
+        CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hpx, wp, (long)p->pad_h,
+                         (long)p->pad_w, 1, 1, SLOT_XPAD, &xp));
+        CT_TRY(pad_input(ctx, t, dy, d->n * d->k, d->p, d->q, hpd, wp, 0, 0, 1, 1, SLOT_DYPAD,
+                         &dyp));
+        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(dyp), CT_MEM(dst), CT_U32(dst_off),
+                          CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hpx * wp),
+                          CT_U32(hpd * wp), CT_U32(lp), CT_U32(wp), CT_U32(d->r), CT_U32(d->s),
+                          CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(d->n), CT_U32(npc),
+                          CT_U32(chunks == 1)));
+    } else {
+        size_t hp, wp;
+        pad_dims(t, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp,
+                 &wp);
+        CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h,
+                         (long)p->pad_w, 1, 1, SLOT_XPAD, &xp));
+        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(dy), CT_MEM(dst), CT_U32(dst_off),
+                          CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
+                          CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w),
+                          CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(d->p), CT_U32(d->q),
+                          CT_U32(d->n), CT_U32(npc), CT_U32(chunks == 1)));
+    }
     {
         size_t global[3] = {(crs + t->bw_st - 1) / t->bw_st,
                             d->g * ((d->kg + t->bw_kt - 1) / t->bw_kt), chunks};
         size_t local[3] = {global[0] < 4 ? global[0] : 4, 1, 1};
-        CT_TRY(ct_launch(ctx, k, "conv_bwd_w", 3, global, local));
+        CT_TRY(ct_launch(ctx, k, name, 3, global, local));
     }
     if (chunks > 1)
         CT_TRY(CONV_RUN1D(ctx, t, "conv_reduce", m, CT_MEM(part), CT_T(dw), CT_U32(m),
