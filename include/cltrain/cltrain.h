@@ -10,6 +10,7 @@
 #include "cltrain/data.h"
 #include "cltrain/loader.h"
 #include "cltrain/model.h"
+#include "cltrain/checkpoint.h"
 #include "cltrain/optim.h"
 #include "cltrain/sched.h"
 
