@@ -32,17 +32,17 @@ extern "C" {
 /* ---- layer descriptions ---------------------------------------------------------- */
 
 typedef enum ct_layer_kind {
-    CT_LAYER_CONV2D,      /* torch.nn.Conv2d; in_channels inferred from the input */
-    CT_LAYER_MAXPOOL2D,   /* torch.nn.MaxPool2d */
-    CT_LAYER_AVGPOOL2D,   /* torch.nn.AvgPool2d */
-    CT_LAYER_GAP,         /* global average pool: (N,C,H,W) -> (N,C), like
-                             AdaptiveAvgPool2d(1) followed by Flatten */
-    CT_LAYER_LINEAR,      /* torch.nn.Linear; in_features inferred from the input */
+    CT_LAYER_CONV2D,    /* torch.nn.Conv2d; in_channels inferred from the input */
+    CT_LAYER_MAXPOOL2D, /* torch.nn.MaxPool2d */
+    CT_LAYER_AVGPOOL2D, /* torch.nn.AvgPool2d */
+    CT_LAYER_GAP,       /* global average pool: (N,C,H,W) -> (N,C), like
+                           AdaptiveAvgPool2d(1) followed by Flatten */
+    CT_LAYER_LINEAR,    /* torch.nn.Linear; in_features inferred from the input */
     CT_LAYER_RELU,
     CT_LAYER_LEAKY_RELU,
     CT_LAYER_SIGMOID,
     CT_LAYER_TANH,
-    CT_LAYER_FLATTEN,     /* (N, C, H, W) -> (N, C*H*W) */
+    CT_LAYER_FLATTEN, /* (N, C, H, W) -> (N, C*H*W) */
     CT_LAYER_DROPOUT,
     CT_LAYER_BATCHNORM,   /* BatchNorm2d on (N,C,H,W) input, BatchNorm1d on (N,C) */
     CT_LAYER_SOFTMAX,     /* over the features of (N, F); inference only (no backward) */
@@ -123,8 +123,7 @@ typedef struct ct_model ct_model;
  * it with ct_model_free() before the context; every tensor the model hands out is freed
  * with it. */
 ct_status ct_model_create(ct_context *ctx, const ct_layer_desc *layers, size_t count,
-                          size_t in_ndim, const size_t *in_shape, uint64_t seed,
-                          ct_model **out);
+                          size_t in_ndim, const size_t *in_shape, uint64_t seed, ct_model **out);
 /* Same from a text spec (see ct_spec_parse). */
 ct_status ct_model_create_spec(ct_context *ctx, const char *spec, size_t in_ndim,
                                const size_t *in_shape, uint64_t seed, ct_model **out);

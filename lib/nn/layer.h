@@ -16,9 +16,9 @@
 #include "cltrain/model.h"
 #include "nn/ops.h"
 
-#define CT_LAYER_MAX_PARAMS 2  /* weight, bias */
+#define CT_LAYER_MAX_PARAMS  2 /* weight, bias */
 #define CT_LAYER_MAX_BUFFERS 3 /* running_mean, running_var, num_batches_tracked */
-#define CT_LAYER_NAME_MAX 48
+#define CT_LAYER_NAME_MAX    48
 
 /* How backward treats the gradient buffers (chosen by the model when it is built). */
 typedef enum ct_grad_mode {
@@ -83,10 +83,10 @@ struct ct_layer {
     ct_tensor *save_mean, *save_invstd; /* batchnorm, (C) each */
 
     /* decided by the model */
-    bool fused_relu;   /* conv/linear: ReLU applied in forward (the next layer is a no-op) */
-    bool relu_is_fused;/* relu: its work is done by the conv/linear before it */
-    bool relu_in;      /* maxpool: its input came out of a ReLU, whose backward it does */
-    bool alias_output; /* output is the input's storage (fused relu, flatten) */
+    bool fused_relu;    /* conv/linear: ReLU applied in forward (the next layer is a no-op) */
+    bool relu_is_fused; /* relu: its work is done by the conv/linear before it */
+    bool relu_in;       /* maxpool: its input came out of a ReLU, whose backward it does */
+    bool alias_output;  /* output is the input's storage (fused relu, flatten) */
     ct_grad_mode grad_mode;
     uint64_t rng_seed, rng_counter; /* dropout: set by the model before each forward */
 };

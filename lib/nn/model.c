@@ -44,16 +44,16 @@ static const char *fmt_shape(char *buf, size_t cap, size_t ndim, const size_t *s
     return buf;
 }
 
-#define LAYER_FAIL(l, ...)                                                                 \
-    do {                                                                                   \
-        char lf_msg_[200];                                                                 \
-        snprintf(lf_msg_, sizeof lf_msg_, __VA_ARGS__);                                    \
-        CT_FAIL(CT_ERR_SHAPE, "layer %zu (%s): %s", (l)->index,                            \
-                ct_layer_kind_name((l)->desc.kind), lf_msg_);                              \
+#define LAYER_FAIL(l, ...)                                                                         \
+    do {                                                                                           \
+        char lf_msg_[200];                                                                         \
+        snprintf(lf_msg_, sizeof lf_msg_, __VA_ARGS__);                                            \
+        CT_FAIL(CT_ERR_SHAPE, "layer %zu (%s): %s", (l)->index,                                    \
+                ct_layer_kind_name((l)->desc.kind), lf_msg_);                                      \
     } while (0)
 
-static void add_param(ct_layer *l, const char *what, size_t ndim, const size_t *shape,
-                      double bound, float value)
+static void add_param(ct_layer *l, const char *what, size_t ndim, const size_t *shape, double bound,
+                      float value)
 {
     ct_named_slot *s = &l->param_slot[l->nparams];
     snprintf(s->name, sizeof s->name, "%zu.%s", l->index, what);
@@ -65,8 +65,7 @@ static void add_param(ct_layer *l, const char *what, size_t ndim, const size_t *
     l->nparams++;
 }
 
-static void add_buffer(ct_layer *l, const char *what, size_t ndim, const size_t *shape,
-                       float value)
+static void add_buffer(ct_layer *l, const char *what, size_t ndim, const size_t *shape, float value)
 {
     ct_named_slot *s = &l->buffer_slot[l->nbuffers];
     snprintf(s->name, sizeof s->name, "%zu.%s", l->index, what);
@@ -107,8 +106,8 @@ static ct_status conv_setup(ct_layer *l)
         d->stride_w == 0 || d->dil_h == 0 || d->dil_w == 0 || d->groups == 0)
         LAYER_FAIL(l, "out channels, kernel, stride, dilation and groups must be >= 1");
     if (c % d->groups || d->out % d->groups)
-        LAYER_FAIL(l, "groups %zu must divide in channels %zu and out channels %zu", d->groups,
-                   c, d->out);
+        LAYER_FAIL(l, "groups %zu must divide in channels %zu and out channels %zu", d->groups, c,
+                   d->out);
     size_t p = conv_out(l->in_shape[1], d->kernel_h, d->stride_h, d->pad_h, d->dil_h);
     size_t q = conv_out(l->in_shape[2], d->kernel_w, d->stride_w, d->pad_w, d->dil_w);
     if (p == 0 || q == 0)
@@ -123,8 +122,8 @@ static ct_status conv_setup(ct_layer *l)
                                  d->dil_h,    d->dil_w,    d->groups};
     size_t fan_in = c / d->groups * d->kernel_h * d->kernel_w;
     double bound = 1.0 / sqrt((double)fan_in);
-    add_param(l, "weight", 4, (size_t[]){d->out, c / d->groups, d->kernel_h, d->kernel_w},
-              bound, 0.0f);
+    add_param(l, "weight", 4, (size_t[]){d->out, c / d->groups, d->kernel_h, d->kernel_w}, bound,
+              0.0f);
     if (d->bias)
         add_param(l, "bias", 1, (size_t[]){d->out}, bound, 0.0f);
 cleanup:
@@ -135,12 +134,12 @@ static ct_status conv_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, 
                               bool training)
 {
     (void)training;
-    return ct_conv2d_forward(ctx, x, l->param[0], l->nparams > 1 ? l->param[1] : NULL,
-                             &l->conv, l->fused_relu, y);
+    return ct_conv2d_forward(ctx, x, l->param[0], l->nparams > 1 ? l->param[1] : NULL, &l->conv,
+                             l->fused_relu, y);
 }
 
-static ct_status conv_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                               const ct_tensor *y, const ct_tensor *dy, ct_tensor *dx)
+static ct_status conv_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x, const ct_tensor *y,
+                               const ct_tensor *dy, ct_tensor *dx)
 {
     (void)y;
     return ct_conv2d_backward(ctx, x, l->param[0], dy, &l->conv, dx, l->grad[0],
@@ -175,8 +174,8 @@ static ct_status pool_setup(ct_layer *l)
     size_t sh = d->stride_h ? d->stride_h : d->kernel_h;
     size_t sw = d->stride_w ? d->stride_w : d->kernel_w;
     if (d->pad_h > d->kernel_h / 2 || d->pad_w > d->kernel_w / 2)
-        LAYER_FAIL(l, "padding %zux%zu must be at most half the kernel %zux%zu", d->pad_h,
-                   d->pad_w, d->kernel_h, d->kernel_w);
+        LAYER_FAIL(l, "padding %zux%zu must be at most half the kernel %zux%zu", d->pad_h, d->pad_w,
+                   d->kernel_h, d->kernel_w);
     size_t p = pool_out(l->in_shape[1], d->kernel_h, sh, d->pad_h, d->ceil_mode);
     size_t q = pool_out(l->in_shape[2], d->kernel_w, sw, d->pad_w, d->ceil_mode);
     if (p == 0 || q == 0)
@@ -192,8 +191,8 @@ cleanup:
     return st;
 }
 
-static ct_status maxpool_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                                 ct_tensor *y, bool training)
+static ct_status maxpool_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, ct_tensor *y,
+                                 bool training)
 {
     (void)training;
     return ct_maxpool2d_forward(ctx, x, &l->pool, y);
@@ -205,8 +204,8 @@ static ct_status maxpool_backward(ct_layer *l, ct_context *ctx, const ct_tensor 
     return ct_maxpool2d_backward(ctx, x, y, dy, &l->pool, l->relu_in, dx);
 }
 
-static ct_status avgpool_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                                 ct_tensor *y, bool training)
+static ct_status avgpool_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, ct_tensor *y,
+                                 bool training)
 {
     (void)training;
     return ct_avgpool2d_forward(ctx, x, &l->pool, y);
@@ -241,8 +240,8 @@ static ct_status gap_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, c
     return ct_gap_forward(ctx, x, y);
 }
 
-static ct_status gap_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                              const ct_tensor *y, const ct_tensor *dy, ct_tensor *dx)
+static ct_status gap_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x, const ct_tensor *y,
+                              const ct_tensor *dy, ct_tensor *dx)
 {
     (void)l;
     (void)x;
@@ -273,8 +272,8 @@ cleanup:
     return st;
 }
 
-static ct_status linear_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                                ct_tensor *y, bool training)
+static ct_status linear_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, ct_tensor *y,
+                                bool training)
 {
     (void)training;
     return ct_linear_forward(ctx, x, l->param[0], l->nparams > 1 ? l->param[1] : NULL,
@@ -294,10 +293,18 @@ static ct_status linear_backward(ct_layer *l, ct_context *ctx, const ct_tensor *
 static ct_status act_setup(ct_layer *l)
 {
     switch (l->desc.kind) {
-    case CT_LAYER_LEAKY_RELU: l->act = CT_ACT_LEAKY_RELU; break;
-    case CT_LAYER_SIGMOID: l->act = CT_ACT_SIGMOID; break;
-    case CT_LAYER_TANH: l->act = CT_ACT_TANH; break;
-    default: l->act = CT_ACT_RELU; break;
+    case CT_LAYER_LEAKY_RELU:
+        l->act = CT_ACT_LEAKY_RELU;
+        break;
+    case CT_LAYER_SIGMOID:
+        l->act = CT_ACT_SIGMOID;
+        break;
+    case CT_LAYER_TANH:
+        l->act = CT_ACT_TANH;
+        break;
+    default:
+        l->act = CT_ACT_RELU;
+        break;
     }
     same_shape(l);
     return CT_SUCCESS;
@@ -312,8 +319,8 @@ static ct_status act_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, c
     return ct_act_forward(ctx, l->act, l->desc.negative_slope, x, y);
 }
 
-static ct_status act_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                              const ct_tensor *y, const ct_tensor *dy, ct_tensor *dx)
+static ct_status act_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x, const ct_tensor *y,
+                              const ct_tensor *dy, ct_tensor *dx)
 {
     return ct_act_backward(ctx, l->act, l->desc.negative_slope, x, y, dy, dx);
 }
@@ -327,8 +334,8 @@ static ct_status flatten_setup(ct_layer *l)
     return CT_SUCCESS;
 }
 
-static ct_status flatten_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                                 ct_tensor *y, bool training)
+static ct_status flatten_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, ct_tensor *y,
+                                 bool training)
 {
     (void)ctx;
     (void)training;
@@ -357,8 +364,8 @@ cleanup:
     return st;
 }
 
-static ct_status dropout_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                                 ct_tensor *y, bool training)
+static ct_status dropout_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, ct_tensor *y,
+                                 bool training)
 {
     if (!training)
         return ct_tensor_copy(y, x);
@@ -401,8 +408,8 @@ static ct_status bn_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, ct
     ct_bn_params p = {l->desc.eps, l->desc.momentum, training};
     const ct_tensor *gamma = l->desc.affine ? l->param[0] : NULL;
     const ct_tensor *beta = l->desc.affine ? l->param[1] : NULL;
-    CT_TRY(ct_batchnorm_forward(ctx, x, gamma, beta, l->buffer[0], l->buffer[1], &p,
-                                l->save_mean, l->save_invstd, y));
+    CT_TRY(ct_batchnorm_forward(ctx, x, gamma, beta, l->buffer[0], l->buffer[1], &p, l->save_mean,
+                                l->save_invstd, y));
     if (training) {
         l->batches_tracked++;
         CT_TRY(ct_tensor_fill(l->buffer[2], (float)l->batches_tracked));
@@ -411,8 +418,8 @@ cleanup:
     return st;
 }
 
-static ct_status bn_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                             const ct_tensor *y, const ct_tensor *dy, ct_tensor *dx)
+static ct_status bn_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x, const ct_tensor *y,
+                             const ct_tensor *dy, ct_tensor *dx)
 {
     (void)y;
     const ct_tensor *gamma = l->desc.affine ? l->param[0] : NULL;
@@ -435,8 +442,8 @@ cleanup:
     return st;
 }
 
-static ct_status softmax_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
-                                 ct_tensor *y, bool training)
+static ct_status softmax_forward(ct_layer *l, ct_context *ctx, const ct_tensor *x, ct_tensor *y,
+                                 bool training)
 {
     (void)training;
     return ct_softmax_forward(ctx, x, l->desc.kind == CT_LAYER_LOG_SOFTMAX, y);
@@ -492,8 +499,8 @@ ct_status ct_layer_setup(ct_layer *l, const ct_layer_desc *desc, size_t index, s
     l->ops = ct_layer_ops_for(desc->kind);
     CT_REQUIRE(l->ops != NULL, CT_ERR_INVALID_ARG, "layer %zu: invalid kind %d", index,
                (int)desc->kind);
-    CT_REQUIRE(in_ndim == 1 || in_ndim == 3, CT_ERR_SHAPE, "layer %zu: input of %zu dims",
-               index, in_ndim);
+    CT_REQUIRE(in_ndim == 1 || in_ndim == 3, CT_ERR_SHAPE, "layer %zu: input of %zu dims", index,
+               in_ndim);
     l->desc = *desc;
     l->index = index;
     l->in_ndim = in_ndim;
@@ -527,7 +534,7 @@ struct ct_model {
     /* per batch size */
     size_t batch;
     ct_tensor *arena;
-    ct_tensor **act;   /* nlayers outputs */
+    ct_tensor **act; /* nlayers outputs */
     ct_tensor *gbuf[2];
     ct_tensor **gin[2]; /* per layer: gradient w.r.t. its input, in gbuf[b] */
     ct_tensor *gout[2]; /* gradient w.r.t. the model output, in gbuf[b] */
@@ -639,7 +646,8 @@ static void plan_fusion(ct_model *m)
         ct_layer *prev = i > 0 ? &m->layers[i - 1] : NULL;
         ct_layer *next = i + 1 < m->nlayers ? &m->layers[i + 1] : NULL;
         if (l->desc.kind == CT_LAYER_RELU) {
-            if (prev && (prev->desc.kind == CT_LAYER_CONV2D || prev->desc.kind == CT_LAYER_LINEAR)) {
+            if (prev &&
+                (prev->desc.kind == CT_LAYER_CONV2D || prev->desc.kind == CT_LAYER_LINEAR)) {
                 prev->fused_relu = true;
                 l->relu_is_fused = true;
                 l->alias_output = true;
@@ -658,8 +666,7 @@ static void plan_fusion(ct_model *m)
 }
 
 ct_status ct_model_create(ct_context *ctx, const ct_layer_desc *layers, size_t count,
-                          size_t in_ndim, const size_t *in_shape, uint64_t seed,
-                          ct_model **out)
+                          size_t in_ndim, const size_t *in_shape, uint64_t seed, ct_model **out)
 {
     ct_status st = CT_SUCCESS;
     ct_model *m = NULL;
@@ -770,8 +777,8 @@ ct_status ct_model_init_params(ct_model *m, uint64_t seed)
     for (size_t i = 0; i < m->nlayers; i++) {
         ct_layer *l = &m->layers[i];
         for (size_t j = 0; j < l->nparams; j++)
-            ct_init_fill(host + l->param_slot[j].offset, l->param_slot[j].numel,
-                         l->init_bound[j], l->init_value[j], &rng);
+            ct_init_fill(host + l->param_slot[j].offset, l->param_slot[j].numel, l->init_bound[j],
+                         l->init_value[j], &rng);
     }
     if (m->param_numel)
         CT_TRY(ct_tensor_upload(m->params, host, m->param_numel));
@@ -935,8 +942,8 @@ static ct_status slot_info(const ct_named_slot *const *slots, size_t count, size
                            size_t *offset)
 {
     ct_status st = CT_SUCCESS;
-    CT_REQUIRE(i < count, CT_ERR_INVALID_ARG, "%s %zu does not exist (the model has %zu)",
-               what, i, count);
+    CT_REQUIRE(i < count, CT_ERR_INVALID_ARG, "%s %zu does not exist (the model has %zu)", what, i,
+               count);
     const ct_named_slot *s = slots[i];
     if (name)
         *name = s->name;
@@ -985,8 +992,8 @@ static ct_status copy_flat(ct_tensor *t, size_t numel, float *host, const float 
                            const char *what)
 {
     ct_status st = CT_SUCCESS;
-    CT_REQUIRE(n == numel, CT_ERR_SHAPE, "model %s: got %zu floats, the model has %zu", what,
-               n, numel);
+    CT_REQUIRE(n == numel, CT_ERR_SHAPE, "model %s: got %zu floats, the model has %zu", what, n,
+               numel);
     if (numel == 0)
         goto cleanup;
     CT_REQUIRE(host != NULL || src != NULL, CT_ERR_INVALID_ARG, "model %s: NULL array", what);

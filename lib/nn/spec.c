@@ -70,19 +70,32 @@ typedef struct kind_name {
 
 /* The first entry of each kind is its canonical spec name. */
 static const kind_name kind_names[] = {
-    {"conv", CT_LAYER_CONV2D},         {"conv2d", CT_LAYER_CONV2D},
-    {"maxpool", CT_LAYER_MAXPOOL2D},   {"maxpool2d", CT_LAYER_MAXPOOL2D},
-    {"avgpool", CT_LAYER_AVGPOOL2D},   {"avgpool2d", CT_LAYER_AVGPOOL2D},
-    {"gap", CT_LAYER_GAP},             {"globalavgpool", CT_LAYER_GAP},
-    {"linear", CT_LAYER_LINEAR},       {"fc", CT_LAYER_LINEAR},
-    {"dense", CT_LAYER_LINEAR},        {"relu", CT_LAYER_RELU},
-    {"leakyrelu", CT_LAYER_LEAKY_RELU}, {"leaky_relu", CT_LAYER_LEAKY_RELU},
-    {"sigmoid", CT_LAYER_SIGMOID},     {"tanh", CT_LAYER_TANH},
-    {"flatten", CT_LAYER_FLATTEN},     {"dropout", CT_LAYER_DROPOUT},
-    {"bn", CT_LAYER_BATCHNORM},        {"batchnorm", CT_LAYER_BATCHNORM},
-    {"batchnorm2d", CT_LAYER_BATCHNORM}, {"batchnorm1d", CT_LAYER_BATCHNORM},
-    {"bn2d", CT_LAYER_BATCHNORM},      {"bn1d", CT_LAYER_BATCHNORM},
-    {"softmax", CT_LAYER_SOFTMAX},     {"logsoftmax", CT_LAYER_LOG_SOFTMAX},
+    {"conv", CT_LAYER_CONV2D},
+    {"conv2d", CT_LAYER_CONV2D},
+    {"maxpool", CT_LAYER_MAXPOOL2D},
+    {"maxpool2d", CT_LAYER_MAXPOOL2D},
+    {"avgpool", CT_LAYER_AVGPOOL2D},
+    {"avgpool2d", CT_LAYER_AVGPOOL2D},
+    {"gap", CT_LAYER_GAP},
+    {"globalavgpool", CT_LAYER_GAP},
+    {"linear", CT_LAYER_LINEAR},
+    {"fc", CT_LAYER_LINEAR},
+    {"dense", CT_LAYER_LINEAR},
+    {"relu", CT_LAYER_RELU},
+    {"leakyrelu", CT_LAYER_LEAKY_RELU},
+    {"leaky_relu", CT_LAYER_LEAKY_RELU},
+    {"sigmoid", CT_LAYER_SIGMOID},
+    {"tanh", CT_LAYER_TANH},
+    {"flatten", CT_LAYER_FLATTEN},
+    {"dropout", CT_LAYER_DROPOUT},
+    {"bn", CT_LAYER_BATCHNORM},
+    {"batchnorm", CT_LAYER_BATCHNORM},
+    {"batchnorm2d", CT_LAYER_BATCHNORM},
+    {"batchnorm1d", CT_LAYER_BATCHNORM},
+    {"bn2d", CT_LAYER_BATCHNORM},
+    {"bn1d", CT_LAYER_BATCHNORM},
+    {"softmax", CT_LAYER_SOFTMAX},
+    {"logsoftmax", CT_LAYER_LOG_SOFTMAX},
     {"log_softmax", CT_LAYER_LOG_SOFTMAX},
 };
 #define N_KIND_NAMES (sizeof kind_names / sizeof kind_names[0])
@@ -133,8 +146,21 @@ const char *ct_spec_builtin(const char *name)
 /* ---- arguments -------------------------------------------------------------------- */
 
 typedef enum arg_id {
-    A_OUT, A_KERNEL, A_STRIDE, A_PAD, A_DIL, A_GROUPS, A_BIAS, A_CEIL, A_CIP,
-    A_SLOPE, A_P, A_EPS, A_MOMENTUM, A_AFFINE, A_COUNT
+    A_OUT,
+    A_KERNEL,
+    A_STRIDE,
+    A_PAD,
+    A_DIL,
+    A_GROUPS,
+    A_BIAS,
+    A_CEIL,
+    A_CIP,
+    A_SLOPE,
+    A_P,
+    A_EPS,
+    A_MOMENTUM,
+    A_AFFINE,
+    A_COUNT
 } arg_id;
 
 typedef enum arg_type { T_COUNT, T_PAIR, T_PAIR0, T_BOOL, T_FLOAT } arg_type;
@@ -248,14 +274,14 @@ static bool parse_value(arg_id a, const char *s, size_t n, ct_layer_desc *d)
         }
         if (arg_defs[a].type == T_PAIR && (v0 == 0 || v1 == 0))
             return false;
-        size_t *h = a == A_KERNEL ? &d->kernel_h
-                  : a == A_STRIDE ? &d->stride_h
-                  : a == A_PAD    ? &d->pad_h
-                                  : &d->dil_h;
-        size_t *w = a == A_KERNEL ? &d->kernel_w
-                  : a == A_STRIDE ? &d->stride_w
-                  : a == A_PAD    ? &d->pad_w
-                                  : &d->dil_w;
+        size_t *h = a == A_KERNEL   ? &d->kernel_h
+                    : a == A_STRIDE ? &d->stride_h
+                    : a == A_PAD    ? &d->pad_h
+                                    : &d->dil_h;
+        size_t *w = a == A_KERNEL   ? &d->kernel_w
+                    : a == A_STRIDE ? &d->stride_w
+                    : a == A_PAD    ? &d->pad_w
+                                    : &d->dil_w;
         *h = v0;
         *w = v1;
         return true;
@@ -331,8 +357,7 @@ static size_t trim(const char *s, size_t *b, size_t e)
 }
 
 /* Parses the argument list between s[open] == '(' and s[close] == ')' into d. */
-static ct_status parse_args(parser *p, ct_layer_desc *d, size_t name_pos, size_t open,
-                            size_t close)
+static ct_status parse_args(parser *p, ct_layer_desc *d, size_t name_pos, size_t open, size_t close)
 {
     ct_status st = CT_SUCCESS;
     const char *s = p->s;
@@ -355,7 +380,7 @@ static ct_status parse_args(parser *p, ct_layer_desc *d, size_t name_pos, size_t
         size_t item_pos = ib + 1;
         if (ie == ib)
             CT_FAIL(CT_ERR_INVALID_ARG, "spec: empty argument for %s at position %zu", p->layer,
-                      item_pos);
+                    item_pos);
         const char *eq = memchr(s + ib, '=', ie - ib);
         arg_id a;
         size_t vb, ve;
@@ -364,28 +389,31 @@ static ct_status parse_args(parser *p, ct_layer_desc *d, size_t name_pos, size_t
             a = find_keyword(ka, s + kb, ke - kb);
             if (a == END)
                 CT_FAIL(CT_ERR_INVALID_ARG, "spec: unknown option '%.*s' for %s at position %zu",
-                          (int)(ke - kb), s + kb, p->layer, kb + 1);
+                        (int)(ke - kb), s + kb, p->layer, kb + 1);
             vb = (size_t)(eq - s) + 1;
             ve = trim(s, &vb, ie);
             seen_keyword = true;
         } else {
             if (seen_keyword)
-                CT_FAIL(CT_ERR_INVALID_ARG, "spec: positional argument '%.*s' after key=value for %s at "
-                          "position %zu", (int)(ie - ib), s + ib, p->layer, item_pos);
+                CT_FAIL(CT_ERR_INVALID_ARG,
+                        "spec: positional argument '%.*s' after key=value for %s at "
+                        "position %zu",
+                        (int)(ie - ib), s + ib, p->layer, item_pos);
             if (npos >= 5 || ka->positional[npos] == END)
-                CT_FAIL(CT_ERR_INVALID_ARG, "spec: too many arguments for %s: '%.*s' at position %zu",
-                          p->layer, (int)(ie - ib), s + ib, item_pos);
+                CT_FAIL(CT_ERR_INVALID_ARG,
+                        "spec: too many arguments for %s: '%.*s' at position %zu", p->layer,
+                        (int)(ie - ib), s + ib, item_pos);
             a = ka->positional[npos++];
             vb = ib;
             ve = ie;
         }
         if (given[a])
             CT_FAIL(CT_ERR_INVALID_ARG, "spec: option '%s' given twice for %s at position %zu",
-                      arg_defs[a].names[0], p->layer, item_pos);
+                    arg_defs[a].names[0], p->layer, item_pos);
         given[a] = true;
         if (!parse_value(a, s + vb, ve - vb, d))
             CT_FAIL(CT_ERR_INVALID_ARG, "spec: bad value '%.*s' for %s of %s at position %zu",
-                      (int)(ve - vb), s + vb, arg_defs[a].names[0], p->layer, vb + 1);
+                    (int)(ve - vb), s + vb, arg_defs[a].names[0], p->layer, vb + 1);
         if (e >= close)
             break;
         b = e + 1;
@@ -395,7 +423,7 @@ check_required:
     for (const arg_id *r = ka->required; *r != END; r++)
         if (!given[*r])
             CT_FAIL(CT_ERR_INVALID_ARG, "spec: %s needs argument '%s' at position %zu", p->layer,
-                      arg_defs[*r].names[0], name_pos + 1);
+                    arg_defs[*r].names[0], name_pos + 1);
 cleanup:
     return st;
 }
@@ -434,7 +462,7 @@ ct_status ct_spec_parse(const char *spec, ct_layer_desc **layers, size_t *count)
             k++;
         if (k == N_KIND_NAMES)
             CT_FAIL(CT_ERR_INVALID_ARG, "spec: unknown layer '%.*s' at position %zu", (int)name_len,
-                      spec + name_pos, name_pos + 1);
+                    spec + name_pos, name_pos + 1);
         ct_layer_desc d = ct_layer_desc_default(kind_names[k].kind);
         p.layer = ct_layer_kind_name(d.kind);
 
@@ -444,7 +472,7 @@ ct_status ct_spec_parse(const char *spec, ct_layer_desc **layers, size_t *count)
                 close++;
             if (spec[close] != ')')
                 CT_FAIL(CT_ERR_INVALID_ARG, "spec: missing ')' after '%.*s(' at position %zu",
-                          (int)name_len, spec + name_pos, open + 1);
+                        (int)name_len, spec + name_pos, open + 1);
             CT_TRY(parse_args(&p, &d, name_pos, open, close));
             i = close + 1;
         } else {
@@ -452,7 +480,7 @@ ct_status ct_spec_parse(const char *spec, ct_layer_desc **layers, size_t *count)
         }
         if (spec[i] != '\0' && !isspace((unsigned char)spec[i]))
             CT_FAIL(CT_ERR_INVALID_ARG, "spec: unexpected '%c' after %.*s at position %zu", spec[i],
-                      (int)name_len, spec + name_pos, i + 1);
+                    (int)name_len, spec + name_pos, i + 1);
 
         if (n == cap) {
             size_t ncap = cap ? 2 * cap : 16;
@@ -463,7 +491,8 @@ ct_status ct_spec_parse(const char *spec, ct_layer_desc **layers, size_t *count)
         }
         list[n++] = d;
     }
-    CT_REQUIRE(n > 0, CT_ERR_INVALID_ARG, "spec: empty spec, expected layers such as "
+    CT_REQUIRE(n > 0, CT_ERR_INVALID_ARG,
+               "spec: empty spec, expected layers such as "
                "'conv(32,3,pad=1) relu ...' or a builtin name such as 'minicnn'");
     *layers = list;
     *count = n;

@@ -33,10 +33,10 @@
 #define SEED_CIFAR 99
 #define SUB_STRIDE 61 /* gen_minicnn.py: sub.grad.<p> = flat[::61] */
 
-#define LOGIT_ATOL 1e-5
-#define LOGIT_RTOL 1e-4
-#define GRAD_ATOL 2e-6
-#define GRAD_RTOL 1e-4
+#define LOGIT_ATOL   1e-5
+#define LOGIT_RTOL   1e-4
+#define GRAD_ATOL    2e-6
+#define GRAD_RTOL    1e-4
 #define GRADSUM_ATOL 2e-5
 
 static ct_model *make_model(ct_context *ctx, size_t c, size_t h, size_t w, uint64_t seed)
@@ -99,7 +99,7 @@ Test(minicnn_golden, names_shapes_and_init)
 
     static const char *names[8] = {"0.weight", "0.bias", "3.weight", "3.bias",
                                    "7.weight", "7.bias", "9.weight", "9.bias"};
-    static const size_t shapes[8][4] = {{32, 1, 3, 3}, {32}, {64, 32, 3, 3}, {64},
+    static const size_t shapes[8][4] = {{32, 1, 3, 3}, {32},  {64, 32, 3, 3}, {64},
                                         {128, 3136},   {128}, {10, 128},      {10}};
     static const size_t ndims[8] = {4, 1, 4, 1, 2, 1, 2, 1};
     size_t expect_off = 0;
@@ -209,8 +209,7 @@ Test(minicnn_golden, forward_cross_entropy_backward)
     for (size_t i = 0; i < n * k; i++)
         dlf[i] = (float)dl[i];
     tu_assert_close("loss", &lossf, tu_golden_get(g, "loss")->v, 1, LOGIT_ATOL, LOGIT_RTOL);
-    tu_assert_close("dlogits", dlf, tu_golden_get(g, "dlogits")->v, n * k, LOGIT_ATOL,
-                    LOGIT_RTOL);
+    tu_assert_close("dlogits", dlf, tu_golden_get(g, "dlogits")->v, n * k, LOGIT_ATOL, LOGIT_RTOL);
 
     /* Backward from PyTorch's float32 dlogits, so the gradients test backward alone. */
     ct_tensor *dy = gold_tensor(ctx, tu_golden_get(g, "dlogits"));

@@ -32,16 +32,16 @@
 #include "golden.h"
 #include "testutil.h"
 
-#define SEED 1234
-#define STEPS 5
+#define SEED       1234
+#define STEPS      5
 #define SUB_STRIDE 61
 
-#define LOSS_ATOL 1e-5
-#define LOSS_RTOL 1e-4
-#define SGD_W_ATOL 1e-6
+#define LOSS_ATOL   1e-5
+#define LOSS_RTOL   1e-4
+#define SGD_W_ATOL  1e-6
 #define ADAM_W_ATOL 1e-5
-#define W_RTOL 1e-5
-#define WSUM_ATOL 5e-5
+#define W_RTOL      1e-5
+#define WSUM_ATOL   5e-5
 
 static ct_tensor *gold_tensor(ct_context *ctx, const tu_gold_tensor *t)
 {

@@ -27,8 +27,8 @@
 #include "ref/elem_ref.h"
 #include "testutil.h"
 
-#define OUT_ATOL 1e-5
-#define OUT_RTOL 1e-4
+#define OUT_ATOL  1e-5
+#define OUT_RTOL  1e-4
 #define GRAD_ATOL 1e-5
 #define GRAD_RTOL 2e-4
 
@@ -135,17 +135,18 @@ static double *ref_forward(const ref_model *r, size_t n, const double *x, const 
         cr_assert(out);
         switch (d->kind) {
         case CT_LAYER_CONV2D: {
-            ct_ref_conv g = {n, sh[0], sh[1], sh[2], d->out, d->kernel_h, d->kernel_w,
-                             d->stride_h, d->stride_w, d->pad_h, d->pad_w, d->dil_h, d->dil_w,
-                             d->groups};
+            ct_ref_conv g = {n,           sh[0],       sh[1],       sh[2],       d->out,
+                             d->kernel_h, d->kernel_w, d->stride_h, d->stride_w, d->pad_h,
+                             d->pad_w,    d->dil_h,    d->dil_w,    d->groups};
             ct_ref_conv2d_forward(&g, cur, p + r->woff[i],
                                   r->boff[i] == SIZE_MAX ? NULL : p + r->boff[i], false, out);
             break;
         }
         case CT_LAYER_MAXPOOL2D:
         case CT_LAYER_AVGPOOL2D: {
-            ct_ref_pool g = {n, sh[0], sh[1], sh[2], d->kernel_h, d->kernel_w, d->stride_h,
-                             d->stride_w, d->pad_h, d->pad_w, d->ceil_mode, d->count_include_pad};
+            ct_ref_pool g = {n,           sh[0],       sh[1],        sh[2],
+                             d->kernel_h, d->kernel_w, d->stride_h,  d->stride_w,
+                             d->pad_h,    d->pad_w,    d->ceil_mode, d->count_include_pad};
             if (d->kind == CT_LAYER_MAXPOOL2D)
                 ct_ref_maxpool2d_forward(&g, cur, out);
             else
@@ -171,8 +172,8 @@ static double *ref_forward(const ref_model *r, size_t n, const double *x, const 
         case CT_LAYER_SIGMOID:
         case CT_LAYER_TANH: {
             int k = d->kind == CT_LAYER_RELU         ? CT_REF_RELU
-                  : d->kind == CT_LAYER_LEAKY_RELU   ? CT_REF_LEAKY_RELU
-                  : d->kind == CT_LAYER_SIGMOID      ? CT_REF_SIGMOID
+                    : d->kind == CT_LAYER_LEAKY_RELU ? CT_REF_LEAKY_RELU
+                    : d->kind == CT_LAYER_SIGMOID    ? CT_REF_SIGMOID
                                                      : CT_REF_TANH;
             for (size_t j = 0; j < out_n; j++)
                 out[j] = ct_ref_act(k, d->negative_slope, cur[j]);
@@ -212,8 +213,7 @@ static double *ref_forward(const ref_model *r, size_t n, const double *x, const 
                     if (buf) {
                         double *rm = buf + r->bufoff[i], *rv = rm + c;
                         rm[ch] = (1.0 - d->momentum) * rm[ch] + d->momentum * mean;
-                        rv[ch] = (1.0 - d->momentum) * rv[ch] +
-                                 d->momentum * var / (double)(m - 1);
+                        rv[ch] = (1.0 - d->momentum) * rv[ch] + d->momentum * var / (double)(m - 1);
                     }
                     var = biased;
                 } else {
@@ -243,9 +243,8 @@ static double *ref_forward(const ref_model *r, size_t n, const double *x, const 
                 for (size_t j = 0; j < f; j++)
                     z += exp(cur[s * f + j] - mx);
                 for (size_t j = 0; j < f; j++)
-                    out[s * f + j] = d->kind == CT_LAYER_SOFTMAX
-                                         ? exp(cur[s * f + j] - mx) / z
-                                         : cur[s * f + j] - mx - log(z);
+                    out[s * f + j] = d->kind == CT_LAYER_SOFTMAX ? exp(cur[s * f + j] - mx) / z
+                                                                 : cur[s * f + j] - mx - log(z);
             }
             break;
         }
@@ -272,8 +271,8 @@ typedef struct fixture {
     ct_tensor *x, *dy;
 } fixture;
 
-static void fixture_init(fixture *f, const char *spec, size_t in_ndim, const size_t *in,
-                         size_t n, uint64_t seed)
+static void fixture_init(fixture *f, const char *spec, size_t in_ndim, const size_t *in, size_t n,
+                         uint64_t seed)
 {
     memset(f, 0, sizeof *f);
     f->ctx = tu_context();
@@ -348,8 +347,7 @@ static double dot_loss(const fixture *f, const double *p, uint64_t seed)
 }
 
 /* Forward in train mode, output vs the reference, backward vs finite differences. */
-static void check_model(const char *spec, size_t in_ndim, const size_t *in, size_t n,
-                        uint64_t seed)
+static void check_model(const char *spec, size_t in_ndim, const size_t *in, size_t n, uint64_t seed)
 {
     fixture f;
     fixture_init(&f, spec, in_ndim, in, n, seed);
@@ -404,8 +402,8 @@ static void check_model(const char *spec, size_t in_ndim, const size_t *in, size
         f.pd[j] = save;
         fd[j] = (lp - lm) / (2 * h);
     }
-    tu_assert_close("parameter gradients vs finite differences", gg, fd, f.r.nparams,
-                    GRAD_ATOL, GRAD_RTOL);
+    tu_assert_close("parameter gradients vs finite differences", gg, fd, f.r.nparams, GRAD_ATOL,
+                    GRAD_RTOL);
 
     free(fd), free(gg), free(yg), free(yr), free(buf);
     fixture_free(&f);
@@ -428,8 +426,8 @@ Test(model, dilation_unfused_relu_gap_bn1d)
 {
     /* relu after batch norm (not fused) before a maxpool (its backward skipped),
      * leaky relu, dilation, global average pooling, BatchNorm1d, a standalone relu */
-    check_model("conv(3,3,dil=2) bn relu maxpool(2) leakyrelu(0.1) gap bn relu linear(4)",
-                3, (size_t[]){2, 10, 10}, 4, 21);
+    check_model("conv(3,3,dil=2) bn relu maxpool(2) leakyrelu(0.1) gap bn relu linear(4)", 3,
+                (size_t[]){2, 10, 10}, 4, 21);
 }
 
 Test(model, flatten_first_and_fused_relu_last)
@@ -452,8 +450,8 @@ Test(model, features_input_and_avgpool_options)
 Test(model, backward_accumulates_and_zero_grad_resets)
 {
     fixture f;
-    fixture_init(&f, "conv(4,3,pad=1) relu maxpool(2) flatten linear(3)", 3,
-                 (size_t[]){1, 6, 6}, 2, 61);
+    fixture_init(&f, "conv(4,3,pad=1) relu maxpool(2) flatten linear(3)", 3, (size_t[]){1, 6, 6}, 2,
+                 61);
     size_t np = f.r.nparams;
     ct_tensor *y = NULL;
     TU_OK(ct_model_zero_grad(f.m));
@@ -697,8 +695,7 @@ Test(model, default_init_bounds)
         }
         if (n >= 288) {
             cr_assert(mx > 0.99 * bound, "%s: max %g vs bound %g", name, mx, bound);
-            cr_assert(fabs(ms / (bound * bound / 3.0) - 1.0) < 0.1, "%s: mean square %g", name,
-                      ms);
+            cr_assert(fabs(ms / (bound * bound / 3.0) - 1.0) < 0.1, "%s: mean square %g", name, ms);
         }
     }
     /* another seed gives other numbers, the same seed the same */

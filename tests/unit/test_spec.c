@@ -31,8 +31,7 @@ static void parse_fails(const char *spec, const char *want1, const char *want2)
     cr_assert(l == NULL && n == 0, "'%s': outputs not cleared on failure", spec);
     cr_assert(strstr(msg, want1) != NULL, "'%s': message '%s' lacks '%s'", spec, msg, want1);
     if (want2)
-        cr_assert(strstr(msg, want2) != NULL, "'%s': message '%s' lacks '%s'", spec, msg,
-                  want2);
+        cr_assert(strstr(msg, want2) != NULL, "'%s': message '%s' lacks '%s'", spec, msg, want2);
     cr_assert(strchr(msg, '\n') == NULL, "message is not one line: '%s'", msg);
 }
 
@@ -87,12 +86,12 @@ Test(spec, minicnn_builtin)
 Test(spec, every_option)
 {
     size_t n = 0;
-    ct_layer_desc *l = parse_ok(
-        "conv(16,3x5,2,1x0,dil=2,groups=4,bias=0) maxpool(3,stride=2,pad=1,ceil=1) "
-        "avgpool(2,1,count_include_pad=false,ceil_mode=true) gap linear(7,bias=false) "
-        "leakyrelu(0.2) leaky_relu(negative_slope=0.5) sigmoid() tanh dropout(0.25) "
-        "dropout(p=0) bn(eps=1e-3,momentum=0.05,affine=0) batchnorm1d softmax log_softmax",
-        &n);
+    ct_layer_desc *l =
+        parse_ok("conv(16,3x5,2,1x0,dil=2,groups=4,bias=0) maxpool(3,stride=2,pad=1,ceil=1) "
+                 "avgpool(2,1,count_include_pad=false,ceil_mode=true) gap linear(7,bias=false) "
+                 "leakyrelu(0.2) leaky_relu(negative_slope=0.5) sigmoid() tanh dropout(0.25) "
+                 "dropout(p=0) bn(eps=1e-3,momentum=0.05,affine=0) batchnorm1d softmax log_softmax",
+                 &n);
     cr_assert_eq(n, 15);
     ct_layer_desc c = ct_layer_desc_default(CT_LAYER_CONV2D);
     c.out = 16;
@@ -114,10 +113,10 @@ Test(spec, every_option)
     cr_assert_eq(l[8].kind, CT_LAYER_TANH);
     cr_assert(l[9].kind == CT_LAYER_DROPOUT && l[9].p == 0.25f);
     cr_assert(l[10].kind == CT_LAYER_DROPOUT && l[10].p == 0.0f);
-    cr_assert(l[11].kind == CT_LAYER_BATCHNORM && l[11].eps == 1e-3f &&
-              l[11].momentum == 0.05f && !l[11].affine);
-    cr_assert(l[12].kind == CT_LAYER_BATCHNORM && l[12].eps == 1e-5f &&
-              l[12].momentum == 0.1f && l[12].affine);
+    cr_assert(l[11].kind == CT_LAYER_BATCHNORM && l[11].eps == 1e-3f && l[11].momentum == 0.05f &&
+              !l[11].affine);
+    cr_assert(l[12].kind == CT_LAYER_BATCHNORM && l[12].eps == 1e-5f && l[12].momentum == 0.1f &&
+              l[12].affine);
     cr_assert_eq(l[13].kind, CT_LAYER_SOFTMAX);
     cr_assert_eq(l[14].kind, CT_LAYER_LOG_SOFTMAX);
     free(l);
@@ -159,8 +158,7 @@ Test(spec, errors_name_token_and_position)
     parse_fails("linear(10, 20)", "too many arguments for linear: '20'", "position 12");
     parse_fails("relu(1)", "too many arguments for relu", "position 6");
     parse_fails("conv(8,3,pad=1,padding=2)", "option 'pad' given twice", "position 16");
-    parse_fails("conv(8,kernel=3,1)", "positional argument '1' after key=value",
-                "position 17");
+    parse_fails("conv(8,kernel=3,1)", "positional argument '1' after key=value", "position 17");
     parse_fails("conv(8,,3)", "empty argument for conv", "position 8");
     parse_fails("relu, tanh", "unexpected ','", "position 5");
     parse_fails("relu 3", "unexpected '3'", "position 6");
@@ -178,8 +176,8 @@ Test(spec, null_arguments)
     cr_assert_eq(ct_spec_parse("relu", NULL, &n), CT_ERR_INVALID_ARG);
 }
 
-static void check_shapes(const char *spec, size_t in_ndim, const size_t *in,
-                         size_t want_ndim, const size_t *want, size_t want_params)
+static void check_shapes(const char *spec, size_t in_ndim, const size_t *in, size_t want_ndim,
+                         const size_t *want, size_t want_params)
 {
     size_t n = 0, ndim = 0, shape[3] = {0}, np = 0;
     ct_layer_desc *l = parse_ok(spec, &n);
@@ -187,8 +185,8 @@ static void check_shapes(const char *spec, size_t in_ndim, const size_t *in,
     cr_assert(st == CT_SUCCESS, "'%s': %s", spec, ct_last_error());
     cr_assert_eq(ndim, want_ndim, "'%s': output ndim", spec);
     for (size_t i = 0; i < ndim; i++)
-        cr_assert_eq(shape[i], want[i], "'%s': output dim %zu is %zu, want %zu", spec, i,
-                     shape[i], want[i]);
+        cr_assert_eq(shape[i], want[i], "'%s': output dim %zu is %zu, want %zu", spec, i, shape[i],
+                     want[i]);
     cr_assert_eq(np, want_params, "'%s': %zu params, want %zu", spec, np, want_params);
     free(l);
 }
@@ -216,10 +214,9 @@ Test(spec, shapes_and_parameter_counts)
      * MaxPool2d(2, stride=2, padding=1, ceil_mode=True) on 5 -> 3, not ceil(5/2)+1 = 4 */
     check_shapes("maxpool(2,2,1,ceil=1)", 3, (size_t[]){1, 5, 5}, 3, (size_t[]){1, 3, 3}, 0);
     /* BatchNorm2d(6): weight + bias; BatchNorm1d(20) after flatten of (5,2,2) */
-    check_shapes("conv(6,3) bn relu gap", 3, (size_t[]){1, 8, 8}, 1, (size_t[]){6},
-                 6 * 9 + 6 + 12);
-    check_shapes("flatten bn dropout linear(3) softmax", 3, (size_t[]){5, 2, 2}, 1,
-                 (size_t[]){3}, 40 + 63);
+    check_shapes("conv(6,3) bn relu gap", 3, (size_t[]){1, 8, 8}, 1, (size_t[]){6}, 6 * 9 + 6 + 12);
+    check_shapes("flatten bn dropout linear(3) softmax", 3, (size_t[]){5, 2, 2}, 1, (size_t[]){3},
+                 40 + 63);
     check_shapes("bn(affine=0) tanh linear(4,bias=0) logsoftmax", 1, (size_t[]){9}, 1,
                  (size_t[]){4}, 36);
 }
@@ -240,12 +237,14 @@ Test(spec, shape_errors_name_the_layer)
     size_t mnist[3] = {1, 28, 28};
     shape_fails("conv(8,3) linear(10)", 3, mnist, "layer 1 (linear): needs a feature input");
     shape_fails("conv(8,3) linear(10)", 3, mnist, "put flatten");
-    shape_fails("flatten conv(8,3)", 3, mnist, "layer 1 (conv): needs an image input (C,H,W), "
-                                               "got (784)");
+    shape_fails("flatten conv(8,3)", 3, mnist,
+                "layer 1 (conv): needs an image input (C,H,W), "
+                "got (784)");
     shape_fails("conv(8,29)", 3, mnist, "layer 0 (conv): kernel 29x29");
     shape_fails("conv(8,3,groups=3)", 3, mnist, "groups 3 must divide in channels 1");
-    shape_fails("maxpool(4,pad=3)", 3, mnist, "layer 0 (maxpool): padding 3x3 must be at most "
-                                              "half");
+    shape_fails("maxpool(4,pad=3)", 3, mnist,
+                "layer 0 (maxpool): padding 3x3 must be at most "
+                "half");
     shape_fails("maxpool(2) maxpool(2) maxpool(2) maxpool(2) maxpool(2)", 3, mnist,
                 "layer 4 (maxpool): window 2x2 does not fit input (1,1,1)");
     shape_fails("softmax", 3, mnist, "layer 0 (softmax): needs a feature input");
