@@ -12,9 +12,11 @@
  *
  * `loss_value` stays on the device (a 1-element tensor); download it only when you want
  * to print it. For CrossEntropyLoss on (N, C) logits the softmax, the loss, its
- * reduction and the gradient are one kernel launch (two when N is large, see
- * kernels/loss.cl). Reductions are deterministic: no float atomics, fixed summation
+ * reduction and the gradient are one kernel launch; a second launch (the reduction of the
+ * per-work-group partial sums) is added beyond 512 positions (N*d1*d2) or 4096 elements,
+ * see kernels/loss.cl. Reductions are deterministic: no float atomics, fixed summation
  * order, so the same inputs give bit-identical results on the same device.
+ * Not supported: an unbatched (C) input (use (1, C)), more than 2^32 - 1 elements.
  *
  * THE LOGITS-VERSUS-PROBABILITIES TRAP. As in PyTorch:
  * - CT_LOSS_CROSS_ENTROPY takes RAW LOGITS (the last linear layer's output). Do not apply
