@@ -29,8 +29,9 @@
  *   bn_bwd_apply   rows:   dx = (dy - sdy/M - (x - mean) * k) * a
  *                        (= gamma*invstd*(dy - mean(dy) - xh*mean(dy*xh)), PyTorch's form)
  *
- * The row kernels come in two shapes: *_2d, work-item (chunk of 8 along HW, row n*C+c),
- * and *_1d for HW == 1, work-item (chunk of 8 channels, n), both with float8 loads.
+ * The row kernels come in two shapes: *_2d, one work-item per row n*C + c running along
+ * its HW values with float8 loads, and *_1d for HW == 1, work-item (chunk of 8 channels, n)
+ * with float8 loads across channels.
  * Absent gamma/beta (affine=false) are flagged by has_gamma/has_beta; the pointer is then
  * any valid buffer and is not read.
  */
@@ -176,19 +177,17 @@ __kernel void bn_apply_2d(__global const float *x, const uint x_off, __global fl
                           const uint y_off, __global const float *coef, const uint N,
                           const uint C, const uint hw)
 {
-    const uint j = (uint)get_global_id(0) * 8u, row = (uint)get_global_id(1);
-    if (j >= hw || row >= N * C)
+    const uint row = (uint)get_global_id(0);
+    if (row >= N * C)
         return;
-    const uint c = row % C;
+    const uint c = row % C, hw8 = hw & ~7u;
     const float mean = coef[c], scale = coef[C + c], shift = coef[2u * C + c];
     x += x_off + (size_t)row * hw;
     y += y_off + (size_t)row * hw;
-    if (hw - j >= 8u) {
+    for (uint j = 0; j < hw8; j += 8)
         vstore8((vload8(0, x + j) - mean) * scale + shift, 0, y + j);
-    } else {
-        for (uint k = j; k < hw; k++)
-            y[k] = (x[k] - mean) * scale + shift;
-    }
+    for (uint j = hw8; j < hw; j++)
+        y[j] = (x[j] - mean) * scale + shift;
 }
 
 __kernel void bn_apply_1d(__global const float *x, const uint x_off, __global float *y,
@@ -258,21 +257,20 @@ __kernel void bn_bwd_apply_2d(__global const float *x, const uint x_off,
                               const uint dx_off, __global const float *coef, const uint N,
                               const uint C, const uint hw)
 {
-    const uint j = (uint)get_global_id(0) * 8u, row = (uint)get_global_id(1);
-    if (j >= hw || row >= N * C)
+    const uint row = (uint)get_global_id(0);
+    if (row >= N * C)
         return;
-    const uint c = row % C;
+    const uint c = row % C, hw8 = hw & ~7u;
     const float mean = coef[c], mdy = coef[C + c], k = coef[2u * C + c], a = coef[3u * C + c];
     x += x_off + (size_t)row * hw;
     dy += dy_off + (size_t)row * hw;
     dx += dx_off + (size_t)row * hw;
-    if (hw - j >= 8u) {
+    for (uint j = 0; j < hw8; j += 8) {
         const float8 v = vload8(0, dy + j) - mdy - (vload8(0, x + j) - mean) * k;
         vstore8(v * a, 0, dx + j);
-    } else {
-        for (uint i = j; i < hw; i++)
-            dx[i] = (dy[i] - mdy - (x[i] - mean) * k) * a;
     }
+    for (uint j = hw8; j < hw; j++)
+        dx[j] = (dy[j] - mdy - (x[j] - mean) * k) * a;
 }
 
 __kernel void bn_bwd_apply_1d(__global const float *x, const uint x_off,

@@ -61,18 +61,17 @@ static ct_status bn_rows(ct_context *ctx, const char *name2d, const char *name1d
 {
     ct_status st = CT_SUCCESS;
     cl_kernel k = NULL;
-    size_t global[2];
+    size_t global[2] = {s->n * s->c, 1};
+    cl_uint dims = 1;
     const char *name = s->hw == 1 ? name1d : name2d;
     if (s->hw == 1) {
         global[0] = (s->c + 7) / 8;
         global[1] = s->n;
-    } else {
-        global[0] = (s->hw + 7) / 8;
-        global[1] = s->n * s->c;
+        dims = 2;
     }
     CT_TRY(ct_kernel_get(ctx, "norm.cl", name, NULL, &k));
     CT_TRY(ct_kernel_setargs(k, name, nargs, args));
-    CT_TRY(ct_launch(ctx, k, name, 2, global, NULL));
+    CT_TRY(ct_launch(ctx, k, name, dims, global, NULL));
 cleanup:
     return st;
 }
