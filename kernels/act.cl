@@ -3,14 +3,15 @@
  * Activations, any shape, flattened to n contiguous floats:
  *     act_<kind>_fwd:  y  = act(x)
  *     act_<kind>_bwd:  dx = dy * act'(.)
- * for kind in relu, leaky (LeakyReLU with `slope`), sigmoid, tanh. tanh is exactly +-1 for
- * |x| > 9.1 (where the correctly rounded float result is +-1 anyway; some OpenCL tanh
- * implementations stop at 1 - 2^-24 there). The backward reads
- * `src`: x for relu/leaky, the forward OUTPUT y for sigmoid/tanh, following PyTorch:
- *     relu:    dx = x <= 0 ? 0 : dy           (0 at x == 0; NaN x passes dy, as torch)
- *     leaky:   dx = x > 0 ? dy : dy * slope
- *     sigmoid: dx = dy * (1 - y) * y
- *     tanh:    dx = dy * (1 - y * y)
+ * for kind in relu, leaky (LeakyReLU with `slope`), sigmoid, tanh, with PyTorch's
+ * formulas and choices at the edges:
+ *     relu:    y = x < 0 ? 0 : x  (NaN stays NaN)   dx = x <= 0 ? 0 : dy
+ *     leaky:   y = x > 0 ? x : x * slope            dx = x > 0 ? dy : dy * slope
+ *     sigmoid: y = 1 / (1 + exp(-x))                dx = dy * (1 - y) * y
+ *     tanh:    y = tanh(x)                          dx = dy * (1 - y * y)
+ * The backward reads `src`: x for relu/leaky, the forward OUTPUT y for sigmoid/tanh.
+ * tanh is made exactly +-1 for |x| > 9.1, where the correctly rounded float result is +-1
+ * anyway (PoCL's tanh stops at 1 - 2^-24 there).
  * Work-item i handles elements [8i, 8i + 8) with float8 loads (PoCL does not vectorize
  * across work-items); the last one finishes a partial chunk element by element. Inputs
  * and outputs may alias (in place): each element is read before it is written by the
