@@ -101,7 +101,7 @@ size_t ct_optim_group_count(const ct_optim *opt);
 /* Steps taken so far (PyTorch's state['step']). */
 uint64_t ct_optim_get_step(const ct_optim *opt);
 
-/* Learning rate of a group (what schedules set); >= 0 once created. */
+/* Learning rate of a group (what schedules set): any finite value, as in torch. */
 ct_status ct_optim_set_lr(ct_optim *opt, size_t group, double lr);
 ct_status ct_optim_get_lr(const ct_optim *opt, size_t group, double *lr);
 ct_status ct_optim_set_weight_decay(ct_optim *opt, size_t group, double weight_decay);

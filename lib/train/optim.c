@@ -519,8 +519,10 @@ ct_status ct_optim_set_lr(ct_optim *opt, size_t group, double lr)
 {
     ct_status st = CT_SUCCESS;
     CT_TRY(check_group(opt, group, "ct_optim_set_lr"));
-    CT_REQUIRE(lr >= 0 && isfinite(lr), CT_ERR_INVALID_ARG,
-               "ct_optim_set_lr: lr must be a finite number >= 0, got %g", lr);
+    /* any finite value, as torch: schedules can end slightly below 0 (OneCycleLR's last
+     * step, chained cosine annealing) */
+    CT_REQUIRE(isfinite(lr), CT_ERR_INVALID_ARG, "ct_optim_set_lr: lr must be finite, got %g",
+               lr);
     opt->lr[group] = lr;
 cleanup:
     return st;
