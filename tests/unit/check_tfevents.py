@@ -15,8 +15,8 @@ import sys
 def main():
     try:
         from tensorboard.backend.event_processing import event_accumulator
-    except ImportError:
-        print("tensorboard is not installed", file=sys.stderr)
+    except Exception as e:  # absent, or present but unusable with this Python
+        print(f"tensorboard cannot be imported: {e}", file=sys.stderr)
         return 77
 
     folder, specs = sys.argv[1], sys.argv[2:]

@@ -1142,7 +1142,6 @@ Test(tboard, tensorboard_reads_the_file)
     snprintf(sub, sizeof sub, "%s/run", tmpdir);
     tboard *tb;
     cr_assert_eq(tboard_open(sub, &tb), 0);
-    const char *path = tboard_path(tb);
     char spec[1024] = "";
     for (int i = 1; i <= 5; i++) {
         double loss = 2.0 / i, acc = 0.9 + i / 100.0;
@@ -1153,7 +1152,6 @@ Test(tboard, tensorboard_reads_the_file)
                  i * 10, loss, i * 10, acc);
     }
     cr_assert_eq(tboard_close(tb), 0);
-    (void)path;
     const char *pythons[2] = {"python3", "/usr/bin/python3"};
     for (int i = 0; i < 2; i++) {
         char cmd[2048];

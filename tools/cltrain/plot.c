@@ -990,13 +990,14 @@ char *plot_confusion_svg(const long long *counts, size_t k, const char *const *n
         }
     double cell = fmin(44, fmax(12, 480.0 / (double)k));
     double font = fmin(11, cell * 0.3);
+    double name_font = fmin(11, cell * 0.85); /* class names and recall values */
     int show_counts = cell >= 22;
     double name_w = 0;
     for (size_t i = 0; i < k; i++)
-        name_w = fmax(name_w, text_w(names[i], 11));
+        name_w = fmax(name_w, text_w(names[i], name_font));
     int rotate = name_w > cell - 4;
     double left = 16 + 16 + name_w + 10;
-    double top = 16 + 18 + 18 + 12;
+    double top = 16 + 18 + 18 + 24;
     double mw = cell * (double)k;
     double below = rotate ? name_w * 0.72 + 18 : 22;
     double recall_x = left + mw + 10;
@@ -1054,14 +1055,15 @@ char *plot_confusion_svg(const long long *counts, size_t k, const char *const *n
     /* class names: rows on the left, columns below */
     for (size_t i = 0; i < k; i++) {
         double c = cell * ((double)i + 0.5);
-        sb_label(&b, left - 6, top + c + 4, "end", 11, "#333333", NULL, names[i]);
+        sb_label(&b, left - 6, top + c + name_font * 0.36, "end", name_font, "#333333", NULL,
+                 names[i]);
         if (rotate) {
             char extra[96];
             snprintf(extra, sizeof extra, "transform=\"rotate(-45 %.1f %.1f)\"", left + c + 3,
                      top + mw + 10);
-            sb_label(&b, left + c + 3, top + mw + 10, "end", 11, "#333333", extra, names[i]);
+            sb_label(&b, left + c + 3, top + mw + 10, "end", name_font, "#333333", extra, names[i]);
         } else {
-            sb_label(&b, left + c, top + mw + 15, "middle", 11, "#333333", NULL, names[i]);
+            sb_label(&b, left + c, top + mw + 15, "middle", name_font, "#333333", NULL, names[i]);
         }
     }
     sb_label(&b, left + mw / 2, top + mw + below + 12, "middle", 12, "#333333", NULL,
@@ -1082,7 +1084,7 @@ char *plot_confusion_svg(const long long *counts, size_t k, const char *const *n
             snprintf(lab, sizeof lab, "%.1f%%", 100.0 * (double)counts[t * k + t] / (double)row);
         else
             snprintf(lab, sizeof lab, "-");
-        sb_label(&b, recall_x + 50, top + cell * ((double)t + 0.5) + 4, "end", fmin(11, cell * 0.55),
+        sb_label(&b, recall_x + 50, top + cell * ((double)t + 0.5) + name_font * 0.36, "end", name_font,
                  "#333333", "class=\"recall\"", lab);
     }
 
@@ -1106,7 +1108,8 @@ char *plot_confusion_svg(const long long *counts, size_t k, const char *const *n
     {
         char extra[96];
         snprintf(extra, sizeof extra, "transform=\"rotate(90 %.1f %.1f)\"", bar_x + 56, top + mw / 2);
-        sb_label(&b, bar_x + 56, top + mw / 2, "middle", 11, "#444444", extra, "share of the true class");
+        sb_label(&b, bar_x + 56, top + mw / 2, "middle", 11, "#444444", extra,
+                 mw >= 150 ? "share of the true class" : "row share");
     }
     sb_printf(&b, "</svg>\n");
     if (b.oom)

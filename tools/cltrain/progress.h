@@ -46,7 +46,8 @@ typedef struct progress_style {
     int unicode; /* block characters (UTF-8) for the bar, else '#' and '-' */
 } progress_style;
 
-/* Seconds left, from the mean time per batch so far; -1 when unknown (no batch done). */
+/* Seconds left in the whole run (all epochs), from the mean time per batch so far; -1
+ * when unknown (no batch done yet). */
 double progress_eta(const progress_state *s);
 
 /* "h:mm:ss" (e.g. "0:01:23", "27:46:40"); "-:--:--" for a negative or non-finite time.
