@@ -320,7 +320,11 @@ ct_status ct_kernel_get(ct_context *ctx, const char *file, const char *name,
     cl_kernel k = NULL;
 
     CT_REQUIRE(ctx && file && name && out, CT_ERR_INVALID_ARG, "ct_kernel_get: NULL argument");
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 %s %s", ctx->tune_options, options ? options : "");
+    /* CLTRAIN_BUILD_OPTIONS adds options to every build (e.g. -cl-opt-disable under
+     * Oclgrind, whose uninitialized-memory checker cannot follow optimised code). */
+    const char *extra = getenv("CLTRAIN_BUILD_OPTIONS");
+    snprintf(opts, sizeof opts, "-cl-std=CL1.2 %s %s %s", ctx->tune_options,
+             options ? options : "", extra ? extra : "");
     for (p = ctx->programs; p; p = p->next)
         if (strcmp(p->file, file) == 0 && strcmp(p->options, opts) == 0)
             break;
