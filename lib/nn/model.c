@@ -70,7 +70,8 @@ static void add_buffer(ct_layer *l, const char *what, size_t ndim, const size_t 
     ct_named_slot *s = &l->buffer_slot[l->nbuffers];
     snprintf(s->name, sizeof s->name, "%zu.%s", l->index, what);
     s->ndim = ndim;
-    memcpy(s->shape, shape, ndim * sizeof *shape);
+    if (ndim) /* num_batches_tracked is a scalar: no shape to copy (and shape may be NULL) */
+        memcpy(s->shape, shape, ndim * sizeof *shape);
     s->numel = prod(ndim, shape);
     l->buffer_init[l->nbuffers] = value;
     l->nbuffers++;
