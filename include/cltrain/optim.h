@@ -2,8 +2,9 @@
  *
  * A model keeps all its parameters in one contiguous device tensor and all gradients in
  * another of the same layout. An optimizer updates that buffer with one kernel launch per
- * step, following PyTorch's single-tensor (foreach=False) update rules of torch.optim
- * (1.13 / 2.x) operation by operation: the per-step scalars (bias corrections, step sizes)
+ * step, following PyTorch 1.13's single-tensor (foreach=False) update rules of
+ * torch.optim operation by operation (2.x computes Adam's first moment with lerp_, which
+ * rounds differently in the last bit): the per-step scalars (bias corrections, step sizes)
  * are computed on the host in double and handed to the kernel as float, and float32
  * arithmetic happens in PyTorch's order, with a fused multiply-add wherever PyTorch's CPU
  * kernels use one (`add(x, alpha=a)` and `addcmul`).
@@ -13,8 +14,10 @@
  * groups, any number of ranges per group (a model's biases are scattered between its
  * weights). Elements outside every range are left alone, like parameters not handed to a
  * torch optimizer.
+ *
  * Everything is enqueued on the context's queue; no call here waits, except the state
- * getters, which read device memory back.
+ * getters, which read device memory back. On PoCL (IEEE sqrt and division) the
+ * trajectories are bit-identical to torch on the CPU; see tests/golden/test_optim_golden.c.
  */
 #ifndef CLTRAIN_OPTIM_H
 #define CLTRAIN_OPTIM_H

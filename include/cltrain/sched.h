@@ -92,8 +92,9 @@ typedef struct ct_sched ct_sched;
  * (PyTorch's initial_lr), then epoch 0 is applied to the optimizer. The caller owns *out
  * (ct_sched_free) and keeps `opt` alive as long as the schedule. */
 ct_status ct_sched_create(const ct_sched_options *o, ct_optim *opt, ct_sched **out);
-/* A schedule over `n_groups` values of its own, starting from `initial_lrs` (and, for
- * OneCycleLR's momentum cycling, from the optimizer's kind: pass has_momentum true). */
+/* A schedule over `n_groups` values of its own, starting from `initial_lrs` (copied).
+ * `has_momentum` says whether the optimizer it stands for has a momentum or beta1, which
+ * OneCycleLR's cycle_momentum requires (torch raises otherwise). */
 ct_status ct_sched_create_detached(const ct_sched_options *o, size_t n_groups,
                                    const double *initial_lrs, bool has_momentum,
                                    ct_sched **out);

@@ -492,7 +492,7 @@ cleanup:
 
 ct_optim_kind ct_optim_get_kind(const ct_optim *opt)
 {
-    return opt->o.kind;
+    return opt ? opt->o.kind : CT_OPTIM_SGD;
 }
 
 size_t ct_optim_group_count(const ct_optim *opt)
