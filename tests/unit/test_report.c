@@ -156,13 +156,11 @@ Test(csvlog, float32_values_round_trip_exactly)
         for (int j = 0; j < 6; j++)
             v[i][j] = any_float(&seed);
         if (i % 2 == 0)
-            cr_assert_eq(csvlog_batch(log, NULL, i / 100 + 1, i, v[i][0], v[i][1], v[i][2],
-                                      v[i][3]),
-                         0);
+            cr_assert_eq(
+                csvlog_batch(log, NULL, i / 100 + 1, i, v[i][0], v[i][1], v[i][2], v[i][3]), 0);
         else
-            cr_assert_eq(csvlog_epoch(log, NULL, i / 100 + 1, i, v[i][3], v[i][4], v[i][5],
-                                      v[i][0]),
-                         0);
+            cr_assert_eq(
+                csvlog_epoch(log, NULL, i / 100 + 1, i, v[i][3], v[i][4], v[i][5], v[i][0]), 0);
     }
     cr_assert_eq(csvlog_close(log), 0);
 
@@ -182,16 +180,16 @@ Test(csvlog, float32_values_round_trip_exactly)
             cr_assert_eq(r->kind, CSVLOG_BATCH);
             double got[4] = {r->loss, r->lr, r->images_per_s, r->elapsed_s};
             for (int j = 0; j < 4; j++)
-                cr_assert((float)got[j] == v[i][j], "row %d col %d: %.9g != %.9g", i, j,
-                          got[j], (double)v[i][j]);
+                cr_assert((float)got[j] == v[i][j], "row %d col %d: %.9g != %.9g", i, j, got[j],
+                          (double)v[i][j]);
             cr_assert(isnan(r->train_loss) && isnan(r->test_loss) && isnan(r->test_accuracy));
         } else {
             cr_assert_eq(r->kind, CSVLOG_EPOCH);
             double got[4] = {r->elapsed_s, r->train_loss, r->test_loss, r->test_accuracy};
             float want[4] = {v[i][3], v[i][4], v[i][5], v[i][0]};
             for (int j = 0; j < 4; j++)
-                cr_assert((float)got[j] == want[j], "row %d col %d: %.9g != %.9g", i, j,
-                          got[j], (double)want[j]);
+                cr_assert((float)got[j] == want[j], "row %d col %d: %.9g != %.9g", i, j, got[j],
+                          (double)want[j]);
             cr_assert(isnan(r->loss) && isnan(r->lr) && isnan(r->images_per_s));
         }
     }
@@ -300,7 +298,11 @@ static const char *xml_problem(const char *s)
     static char why[160];
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; u[i];) {
-        int len = u[i] < 0x80 ? 1 : (u[i] >> 5) == 6 ? 2 : (u[i] >> 4) == 14 ? 3 : (u[i] >> 3) == 30 ? 4 : 0;
+        int len = u[i] < 0x80         ? 1
+                  : (u[i] >> 5) == 6  ? 2
+                  : (u[i] >> 4) == 14 ? 3
+                  : (u[i] >> 3) == 30 ? 4
+                                      : 0;
         if (!len || (u[i] < 0x20 && !strchr("\t\r\n", u[i])))
             return "invalid UTF-8 or control character";
         for (int k = 1; k < len; k++)
@@ -343,8 +345,9 @@ static const char *xml_problem(const char *s)
         p += closing ? 2 : 1;
         char name[64];
         size_t n = 0;
-        while (*p && (strchr("-_:.", *p) || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                      (*p >= '0' && *p <= '9')) &&
+        while (*p &&
+               (strchr("-_:.", *p) || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                (*p >= '0' && *p <= '9')) &&
                n < 63)
             name[n++] = *p++;
         name[n] = '\0';
@@ -550,10 +553,10 @@ Test(svg, tick_labels)
         double v, step;
         const char *want;
     } cases[] = {
-        {0.5, 0.1, "0.5"},      {2, 0.5, "2.0"},         {0, 0.5, "0"},
-        {1e-17, 0.5, "0"},      {-1.5, 0.5, "-1.5"},     {1000, 200, "1000"},
-        {25000, 5000, "25k"},   {5000, 5000, "5k"},      {1500000, 500000, "1.5M"},
-        {2e7, 5e6, "20M"},      {0.94, 0.02, "0.94"},    {0.30000000000000004, 0.1, "0.3"},
+        {0.5, 0.1, "0.5"},         {2, 0.5, "2.0"},      {0, 0.5, "0"},
+        {1e-17, 0.5, "0"},         {-1.5, 0.5, "-1.5"},  {1000, 200, "1000"},
+        {25000, 5000, "25k"},      {5000, 5000, "5k"},   {1500000, 500000, "1.5M"},
+        {2e7, 5e6, "20M"},         {0.94, 0.02, "0.94"}, {0.30000000000000004, 0.1, "0.3"},
         {0.001, 0.0005, "0.0010"},
     };
     char buf[32];
@@ -810,7 +813,7 @@ Test(svg, plot_from_a_csv_log)
 
 Test(svg, confusion_matrix)
 {
-    const char *names[10] = {"airplane", "automobile", "bird", "cat", "deer",
+    const char *names[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
                              "dog",      "frog",       "horse", "ship", "t&ruck"};
     long long c[100];
     long long total = 0, diag = 0;
@@ -1052,8 +1055,7 @@ Test(tboard, event_file_records_decode)
     char host[256] = "";
     gethostname(host, sizeof host);
     cr_assert(strstr(tboard_path(tb), "/events.out.tfevents.") != NULL);
-    cr_assert(strstr(tboard_path(tb), host) != NULL, "%s lacks the host name",
-              tboard_path(tb));
+    cr_assert(strstr(tboard_path(tb), host) != NULL, "%s lacks the host name", tboard_path(tb));
     cr_assert_eq(tboard_scalar(tb, "train/loss", 1, 2.5, 1700000000.25), 0);
     cr_assert_eq(tboard_scalar(tb, "train/loss", 300, 0.1, 1700000001.5), 0);
     cr_assert_eq(tboard_scalar(tb, "test/accuracy", 469, 0.9875, -1), 0);
@@ -1180,9 +1182,8 @@ Test(progress, time_format)
     struct {
         double s;
         const char *want;
-    } cases[] = {{0, "0:00:00"},       {83, "0:01:23"},     {59.6, "0:01:00"},
-                 {3600, "1:00:00"},    {100000, "27:46:40"}, {-1, "-:--:--"},
-                 {NAN, "-:--:--"},     {INFINITY, "-:--:--"}};
+    } cases[] = {{0, "0:00:00"},       {83, "0:01:23"}, {59.6, "0:01:00"}, {3600, "1:00:00"},
+                 {100000, "27:46:40"}, {-1, "-:--:--"}, {NAN, "-:--:--"},  {INFINITY, "-:--:--"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         progress_format_time(b, sizeof b, cases[i].s);
         cr_assert_str_eq(b, cases[i].want, "%g s", cases[i].s);
@@ -1208,7 +1209,8 @@ Test(progress, status_line_plain)
     char b[256];
     size_t n = progress_format(b, sizeof b, &s, &st);
     /* 79 columns: the bar takes what the fields leave (19), half of it (9.5) rounds up */
-    const char *want = "epoch 2/10 [##########---------]   50/100  loss 0.2346  1234 img/s  ETA 0:14:10";
+    const char *want =
+        "epoch 2/10 [##########---------]   50/100  loss 0.2346  1234 img/s  ETA 0:14:10";
     cr_assert_str_eq(b, want);
     cr_assert_eq(n, strlen(want));
     cr_assert_eq(n, 79);
@@ -1350,8 +1352,11 @@ Test(progress, pipe_gets_whole_lines_only)
 Test(progress, terminal_redraws_one_line)
 {
     FILE *f = tmpfile();
-    progress_options o = {.tty = PROGRESS_ON, .color = PROGRESS_OFF, .unicode = PROGRESS_OFF,
-                          .width = 80, .redraw_s = 1};
+    progress_options o = {.tty = PROGRESS_ON,
+                          .color = PROGRESS_OFF,
+                          .unicode = PROGRESS_OFF,
+                          .width = 80,
+                          .redraw_s = 1};
     progress *p = progress_create(f, &o);
     run_epochs(p, 2, 40, 0.1);
     progress_free(p);

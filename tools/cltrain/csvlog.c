@@ -90,8 +90,8 @@ static int end_row(csvlog *log)
     return 0;
 }
 
-int csvlog_batch(csvlog *log, const char *run, int epoch, long long step, double loss,
-                 double lr, double images_per_s, double elapsed_s)
+int csvlog_batch(csvlog *log, const char *run, int epoch, long long step, double loss, double lr,
+                 double images_per_s, double elapsed_s)
 {
     FILE *f = log->f;
     if (log->with_run)
@@ -372,16 +372,12 @@ int csvlog_read(const char *path, csvlog_data *out, char *err, size_t errsize)
         if (where[2] >= 0 && parse_int(&r, "step", f[where[2]], 0, 0x7fffffffffffffffLL, &v) < 0)
             goto cleanup;
         row.step = v;
-        double *num[NCOLS] = {NULL,
-                              NULL,
-                              NULL,
-                              &row.loss,
-                              &row.lr,
-                              &row.images_per_s,
-                              &row.elapsed_s,
-                              &row.train_loss,
-                              &row.test_loss,
-                              &row.test_accuracy};
+        /* the numeric columns, by their index in `columns` */
+        double *num[NCOLS] = {
+            [3] = &row.loss,          [4] = &row.lr,         [5] = &row.images_per_s,
+            [6] = &row.elapsed_s,     [7] = &row.train_loss, [8] = &row.test_loss,
+            [9] = &row.test_accuracy,
+        };
         for (int i = 3; i < NCOLS; i++) {
             *num[i] = NAN;
             if (where[i] >= 0 && parse_num(&r, columns[i], f[where[i]], num[i]) < 0)

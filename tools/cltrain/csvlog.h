@@ -37,8 +37,8 @@ int csvlog_open(const char *path, int with_run, csvlog **out);
 
 /* One `batch` row. `run` names the configuration in the multi-run layout and is ignored
  * otherwise (NULL allowed there). Returns 0, or -1 with errno set on a write error. */
-int csvlog_batch(csvlog *log, const char *run, int epoch, long long step, double loss,
-                 double lr, double images_per_s, double elapsed_s);
+int csvlog_batch(csvlog *log, const char *run, int epoch, long long step, double loss, double lr,
+                 double images_per_s, double elapsed_s);
 
 /* One `epoch` row. Pass NAN for test_loss and test_accuracy when there is no test set;
  * they are then left empty. */

@@ -78,13 +78,16 @@ static void sb_putc(sb *b, char c)
 static int utf8_len(const unsigned char *p)
 {
     unsigned c = p[0];
-    int len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    int len = c >= 0xc2 && c <= 0xdf   ? 2
+              : c >= 0xe0 && c <= 0xef ? 3
+              : c >= 0xf0 && c <= 0xf4 ? 4
+                                       : 0;
     for (int i = 1; i < len; i++)
         if ((p[i] & 0xc0) != 0x80)
             return 0;
     if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0) || /* overlong, surrogate */
-        (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90) ||   /* overlong, > U+10FFFF */
-        (c == 0xef && p[1] == 0xbf && p[2] >= 0xbe))                     /* U+FFFE, U+FFFF */
+        (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90) || /* overlong, > U+10FFFF */
+        (c == 0xef && p[1] == 0xbf && p[2] >= 0xbe))                 /* U+FFFE, U+FFFF */
         return 0;
     return len;
 }
@@ -97,12 +100,23 @@ static void sb_text(sb *b, const char *s)
         unsigned c = *p;
         if (c < 0x80) {
             switch (c) {
-            case '&': sb_printf(b, "&amp;"); break;
-            case '<': sb_printf(b, "&lt;"); break;
-            case '>': sb_printf(b, "&gt;"); break;
-            case '"': sb_printf(b, "&quot;"); break;
-            case '\'': sb_printf(b, "&#39;"); break;
-            default: sb_putc(b, c < 0x20 || c == 0x7f ? (c == '\t' ? ' ' : '?') : (char)c);
+            case '&':
+                sb_printf(b, "&amp;");
+                break;
+            case '<':
+                sb_printf(b, "&lt;");
+                break;
+            case '>':
+                sb_printf(b, "&gt;");
+                break;
+            case '"':
+                sb_printf(b, "&quot;");
+                break;
+            case '\'':
+                sb_printf(b, "&#39;");
+                break;
+            default:
+                sb_putc(b, c < 0x20 || c == 0x7f ? (c == '\t' ? ' ' : '?') : (char)c);
             }
             p++;
             continue;
@@ -132,8 +146,8 @@ static double text_w(const char *s, double font)
 static void sb_label(sb *b, double x, double y, const char *anchor, double size, const char *fill,
                      const char *extra, const char *text)
 {
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"%g\" fill=\"%s\"%s%s>", x,
-              y, anchor, size, fill, extra ? " " : "", extra ? extra : "");
+    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"%g\" fill=\"%s\"%s%s>",
+              x, y, anchor, size, fill, extra ? " " : "", extra ? extra : "");
     sb_text(b, text);
     sb_printf(b, "</text>\n");
 }
@@ -240,8 +254,8 @@ void plot_ema(const double *y, size_t n, double w, double *out)
 /* ---- axes ---- */
 
 typedef struct ax {
-    double lo, hi;   /* data range */
-    double p0, p1;   /* pixel positions of lo and hi */
+    double lo, hi; /* data range */
+    double p0, p1; /* pixel positions of lo and hi */
     int log;
 } ax;
 
@@ -359,6 +373,89 @@ static void legend_sample(sb *b, const legend_item *it, double x, double y)
 
 enum { THIN_NONE, THIN_ENVELOPE, THIN_MEAN };
 
+/* Writes polylines point by point, optionally reducing each pixel column to its extremes
+ * or its mean. */
+typedef struct pline {
+    sb *b;
+    const char *cls, *style;
+    int thin;
+    size_t total, in_line;         /* points written in all, and in the open polyline */
+    long col;                      /* pixel column of the bucket */
+    int have;                      /* the bucket holds points */
+    double lo_x, lo_y, hi_x, hi_y; /* the bucket's lowest and highest data point, in pixels */
+    size_t lo_i, hi_i;             /* and their indices, to keep them in order */
+    double sx, sy;
+    size_t cnt;
+} pline;
+
+static void pl_emit(pline *l, double px, double py)
+{
+    if (l->in_line == 0)
+        sb_printf(l->b, "<polyline class=\"%s\" %s points=\"", l->cls, l->style);
+    else
+        sb_putc(l->b, ' ');
+    sb_printf(l->b, "%.1f,%.1f", px, py);
+    l->in_line++;
+    l->total++;
+}
+
+static void pl_flush(pline *l)
+{
+    if (!l->have)
+        return;
+    if (l->thin == THIN_MEAN) {
+        pl_emit(l, l->sx / (double)l->cnt, l->sy / (double)l->cnt);
+    } else if (l->lo_i == l->hi_i) {
+        pl_emit(l, l->lo_x, l->lo_y);
+    } else if (l->lo_i < l->hi_i) {
+        pl_emit(l, l->lo_x, l->lo_y);
+        pl_emit(l, l->hi_x, l->hi_y);
+    } else {
+        pl_emit(l, l->hi_x, l->hi_y);
+        pl_emit(l, l->lo_x, l->lo_y);
+    }
+    l->have = 0;
+    l->sx = l->sy = 0;
+    l->cnt = 0;
+}
+
+static void pl_end(pline *l)
+{
+    pl_flush(l);
+    if (l->in_line)
+        sb_printf(l->b, "\"/>\n");
+    l->in_line = 0;
+    l->col = LONG_MIN;
+}
+
+static void pl_point(pline *l, size_t i, double px, double py)
+{
+    if (l->thin == THIN_NONE) {
+        pl_emit(l, px, py);
+        return;
+    }
+    long c = (long)floor(px);
+    if (c != l->col) {
+        pl_flush(l);
+        l->col = c;
+    }
+    /* pixel y grows downwards: the lowest data value has the largest py */
+    if (!l->have || py > l->lo_y) {
+        l->lo_x = px;
+        l->lo_y = py;
+        l->lo_i = i;
+    }
+    if (!l->have || py < l->hi_y) {
+        l->hi_x = px;
+        l->hi_y = py;
+        l->hi_i = i;
+    }
+    l->sx += px;
+    l->sy += py;
+    l->cnt++;
+    l->have = 1;
+}
+
 /* Appends one polyline per unbroken run of usable points (class `cls`). `thin` reduces
  * each pixel column to its minimum and maximum (THIN_ENVELOPE: noisy raw data keeps its
  * spread) or to its mean point (THIN_MEAN: a smooth line stays a line). Returns the
@@ -366,84 +463,15 @@ enum { THIN_NONE, THIN_ENVELOPE, THIN_MEAN };
 static size_t draw_line(sb *b, const double *xs, const double *ys, size_t n, const ax *ax_x,
                         const ax *ax_y, int thin, const char *cls, const char *style)
 {
-    size_t total = 0, in_line = 0;
-    long col = LONG_MIN;
-    double bmin = 0, bmax = 0, xmin = 0, xmax = 0, sx = 0, sy = 0;
-    size_t imin = 0, imax = 0, cnt = 0;
-    int have = 0;
-#define EMIT(px, py)                                                                          \
-    do {                                                                                      \
-        if (in_line == 0)                                                                     \
-            sb_printf(b, "<polyline class=\"%s\" %s points=\"", cls, style);                  \
-        else                                                                                  \
-            sb_putc(b, ' ');                                                                  \
-        sb_printf(b, "%.1f,%.1f", (px), (py));                                                \
-        in_line++;                                                                            \
-        total++;                                                                              \
-    } while (0)
-#define FLUSH_BUCKET()                                                                        \
-    do {                                                                                      \
-        if (have) {                                                                           \
-            if (thin == THIN_MEAN) {                                                          \
-                EMIT(sx / (double)cnt, sy / (double)cnt);                                     \
-            } else if (imin == imax) {                                                        \
-                EMIT(xmin, bmin);                                                             \
-            } else if (imin < imax) {                                                         \
-                EMIT(xmin, bmin);                                                             \
-                EMIT(xmax, bmax);                                                             \
-            } else {                                                                          \
-                EMIT(xmax, bmax);                                                             \
-                EMIT(xmin, bmin);                                                             \
-            }                                                                                 \
-            have = 0;                                                                         \
-            sx = sy = 0;                                                                      \
-            cnt = 0;                                                                          \
-        }                                                                                     \
-    } while (0)
-#define END_LINE()                                                                            \
-    do {                                                                                      \
-        FLUSH_BUCKET();                                                                       \
-        if (in_line)                                                                          \
-            sb_printf(b, "\"/>\n");                                                           \
-        in_line = 0;                                                                          \
-        col = LONG_MIN;                                                                       \
-    } while (0)
+    pline l = {.b = b, .cls = cls, .style = style, .thin = thin, .col = LONG_MIN};
     for (size_t i = 0; i < n; i++) {
-        if (!usable(xs[i], ax_x->log) || !usable(ys[i], ax_y->log)) {
-            END_LINE();
-            continue;
-        }
-        double px = ax_map(ax_x, xs[i]), py = ax_map(ax_y, ys[i]);
-        if (!thin) {
-            EMIT(px, py);
-            continue;
-        }
-        long c = (long)floor(px);
-        if (c != col) {
-            FLUSH_BUCKET();
-            col = c;
-        }
-        /* pixel y grows downwards: the data minimum is the largest py */
-        if (!have || py > bmin) {
-            bmin = py;
-            xmin = px;
-            imin = i;
-        }
-        if (!have || py < bmax) {
-            bmax = py;
-            xmax = px;
-            imax = i;
-        }
-        sx += px;
-        sy += py;
-        cnt++;
-        have = 1;
+        if (usable(xs[i], ax_x->log) && usable(ys[i], ax_y->log))
+            pl_point(&l, i, ax_map(ax_x, xs[i]), ax_map(ax_y, ys[i]));
+        else
+            pl_end(&l);
     }
-    END_LINE();
-#undef EMIT
-#undef FLUSH_BUCKET
-#undef END_LINE
-    return total;
+    pl_end(&l);
+    return l.total;
 }
 
 static size_t count_usable(const double *xs, const double *ys, size_t n, int log_y)
@@ -626,8 +654,8 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
                 snprintf(owned[nitems], len, "%s (%.2f%%)", name, 100 * fa);
             else
                 snprintf(owned[nitems], len, "%s", name);
-            items[nitems] = (legend_item){smooth ? LEG_SMOOTH : LEG_RAW, palette[s % NPALETTE],
-                                          owned[nitems]};
+            items[nitems] =
+                (legend_item){smooth ? LEG_SMOOTH : LEG_RAW, palette[s % NPALETTE], owned[nitems]};
             nitems++;
         }
         items[nitems++] = (legend_item){LEG_RAW, "#555555", "per batch"};
@@ -665,7 +693,8 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
     y.p1 = plot_top;
     acc.p0 = plot_bottom;
     acc.p1 = plot_top;
-    size_t nxt = plot_nice_ticks(x.lo, x.hi, (int)fmax(4, (right - left) / 90), xt, MAXTICKS, &xstep);
+    size_t nxt =
+        plot_nice_ticks(x.lo, x.hi, (int)fmax(4, (right - left) / 90), xt, MAXTICKS, &xstep);
     if (nxt > MAXTICKS)
         nxt = MAXTICKS;
 
@@ -675,9 +704,10 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
               "viewBox=\"0 0 %.0f %.0f\" font-family=\"%s\">\n<title>",
               W, H, W, H, FONT);
     sb_text(&b, title);
-    sb_printf(&b, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-                  "<defs><clipPath id=\"plot\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                  "height=\"%.1f\"/></clipPath></defs>\n",
+    sb_printf(&b,
+              "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+              "<defs><clipPath id=\"plot\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+              "height=\"%.1f\"/></clipPath></defs>\n",
               left, plot_top - 4, right - left, plot_bottom - plot_top + 8);
 
     /* title, subtitle, legend */
@@ -703,7 +733,8 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
     sb_printf(&b, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
     for (size_t i = 0; i < nyt; i++) {
         double py = ax_map(&y, yt[i]);
-        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, py, right, py);
+        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, py, right,
+                  py);
     }
     for (size_t i = 0; i < nxt; i++) {
         double px = ax_map(&x, xt[i]);
@@ -737,7 +768,9 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
                 snprintf(probe, sizeof probe, "epoch %zu", e + 1);
                 /* centred on its line, but kept within the plot's width */
                 double half = text_w(probe, 10) / 2;
-                const char *anchor = px + half > right ? "end" : px - half < left ? "start" : "middle";
+                const char *anchor = px + half > right  ? "end"
+                                     : px - half < left ? "start"
+                                                        : "middle";
                 double lx = px + half > right ? right : px - half < left ? left : px;
                 sb_label(&b, lx, plot_top - 4, anchor, 10, "#777777", NULL, probe);
             }
@@ -767,7 +800,8 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
                         ema[i] = NAN;
             int thin = count_usable(r->step, ema, r->n, log_y) > limit ? THIN_MEAN : THIN_NONE;
             char style[160];
-            snprintf(style, sizeof style, "stroke=\"%s\" stroke-width=\"2.2\"", palette[s % NPALETTE]);
+            snprintf(style, sizeof style, "stroke=\"%s\" stroke-width=\"2.2\"",
+                     palette[s % NPALETTE]);
             draw_line(&b, r->step, ema, r->n, &x, &y, thin, "smooth", style);
         }
     }
@@ -779,8 +813,9 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
             continue;
         for (size_t i = 0; i < r->n; i++)
             if (isfinite(r->step[i]) && usable(r->loss[i], log_y))
-                sb_printf(&b, "<circle class=\"single\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
-                          ax_map(&x, r->step[i]), ax_map(&y, r->loss[i]), palette[s % NPALETTE]);
+                sb_printf(
+                    &b, "<circle class=\"single\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
+                    ax_map(&x, r->step[i]), ax_map(&y, r->loss[i]), palette[s % NPALETTE]);
     }
     if (points == 0)
         sb_label(&b, (left + right) / 2, (plot_top + plot_bottom) / 2, "middle", 14, "#888888",
@@ -802,7 +837,8 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
                 pct[e] = 100 * r->test_accuracy[e];
             char style[160];
             snprintf(style, sizeof style,
-                     "fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"", col);
+                     "fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"",
+                     col);
             draw_line(&b, r->epoch_step, pct, r->nepochs, &x, &acc, THIN_NONE, "acc", style);
             size_t last = SIZE_MAX;
             for (size_t e = 0; e < r->nepochs; e++) {
@@ -848,9 +884,9 @@ char *plot_loss_svg(const plot_series *series, size_t ns, const plot_options *op
         for (size_t i = 0; i < nat; i++) {
             double py = ax_map(&acc, at[i]);
             plot_format_tick(lab, sizeof lab, at[i], astep);
-            sb_printf(&b,
-                      "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888888\"/>\n",
-                      right, py, right + 4, py);
+            sb_printf(
+                &b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888888\"/>\n",
+                right, py, right + 4, py);
             sb_label(&b, right + 7, py + 4, "start", 11, "#444444", NULL, lab);
         }
         sb_printf(&b, "</g>\n");
@@ -1012,10 +1048,11 @@ char *plot_confusion_svg(const long long *counts, size_t k, const char *const *n
               W, H, W, H, FONT);
     sb_text(&b, title);
     sb_printf(&b, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    sb_label(&b, 16, 16 + 18, "start", 16, "#222222", "font-weight=\"bold\" class=\"title\"", title);
+    sb_label(&b, 16, 16 + 18, "start", 16, "#222222", "font-weight=\"bold\" class=\"title\"",
+             title);
     if (total > 0)
-        snprintf(lab, sizeof lab, "accuracy %.2f%% (%lld of %lld)", 100.0 * (double)correct / (double)total,
-                 correct, total);
+        snprintf(lab, sizeof lab, "accuracy %.2f%% (%lld of %lld)",
+                 100.0 * (double)correct / (double)total, correct, total);
     else
         snprintf(lab, sizeof lab, "no images counted");
     sb_label(&b, 16, 16 + 18 + 18, "start", 12, "#555555", "class=\"subtitle\"", lab);
@@ -1084,8 +1121,8 @@ char *plot_confusion_svg(const long long *counts, size_t k, const char *const *n
             snprintf(lab, sizeof lab, "%.1f%%", 100.0 * (double)counts[t * k + t] / (double)row);
         else
             snprintf(lab, sizeof lab, "-");
-        sb_label(&b, recall_x + 50, top + cell * ((double)t + 0.5) + name_font * 0.36, "end", name_font,
-                 "#333333", "class=\"recall\"", lab);
+        sb_label(&b, recall_x + 50, top + cell * ((double)t + 0.5) + name_font * 0.36, "end",
+                 name_font, "#333333", "class=\"recall\"", lab);
     }
 
     /* colour scale */
@@ -1094,20 +1131,23 @@ char *plot_confusion_svg(const long long *counts, size_t k, const char *const *n
         blues(i / 4.0, col, sizeof col);
         sb_printf(&b, "<stop offset=\"%d%%\" stop-color=\"%s\"/>", 25 * i, col);
     }
-    sb_printf(&b, "</linearGradient></defs>\n"
-                  "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.1f\" fill=\"url(#scale)\" "
-                  "stroke=\"#888888\"/>\n",
+    sb_printf(&b,
+              "</linearGradient></defs>\n"
+              "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"%.1f\" fill=\"url(#scale)\" "
+              "stroke=\"#888888\"/>\n",
               bar_x, top, mw);
     for (int i = 0; i <= 4; i++) {
         double py = top + mw * (1 - i / 4.0);
         snprintf(lab, sizeof lab, "%d%%", 25 * i);
-        sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888888\"/>\n",
+        sb_printf(&b,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888888\"/>\n",
                   bar_x + 14, py, bar_x + 18, py);
         sb_label(&b, bar_x + 21, py + 4, "start", 10, "#444444", NULL, lab);
     }
     {
         char extra[96];
-        snprintf(extra, sizeof extra, "transform=\"rotate(90 %.1f %.1f)\"", bar_x + 56, top + mw / 2);
+        snprintf(extra, sizeof extra, "transform=\"rotate(90 %.1f %.1f)\"", bar_x + 56,
+                 top + mw / 2);
         sb_label(&b, bar_x + 56, top + mw / 2, "middle", 11, "#444444", extra,
                  mw >= 150 ? "share of the true class" : "row share");
     }

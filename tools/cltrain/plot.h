@@ -22,9 +22,9 @@
 
 /* One run. Arrays are borrowed for the call. */
 typedef struct plot_series {
-    const char *name;            /* legend label; NULL or "" for a single unnamed run */
-    const double *step;          /* (n,) global step of each logged batch */
-    const double *loss;          /* (n,) that batch's loss */
+    const char *name;   /* legend label; NULL or "" for a single unnamed run */
+    const double *step; /* (n,) global step of each logged batch */
+    const double *loss; /* (n,) that batch's loss */
     size_t n;
     const double *epoch_step;    /* (nepochs,) global step at each epoch's end */
     const double *test_accuracy; /* (nepochs,) fraction in [0, 1]; NULL or NaN: none */
@@ -64,8 +64,7 @@ int plot_save(const char *path, const char *svg);
  * [lo, hi]: the smallest such step giving at most target + 1 ticks (hi > lo required).
  * With target >= 4 there are always at least two: the steps grow by 2.5 at most.
  * Writes at most cap values; returns how many there are. *step receives the spacing. */
-size_t plot_nice_ticks(double lo, double hi, int target, double *ticks, size_t cap,
-                       double *step);
+size_t plot_nice_ticks(double lo, double hi, int target, double *ticks, size_t cap, double *step);
 
 /* A tick label for value v on an axis whose ticks are `step` apart: just enough decimals
  * for the step; steps of 1000 and more count in "k", of 100000 and more in "M"

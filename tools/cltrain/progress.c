@@ -96,7 +96,7 @@ static int ndigits(long long v)
 /* The bar: `cols` columns inside the brackets, fraction f filled. */
 static void add_bar(line *l, int cols, double f, int unicode)
 {
-    static const char *const eighths[8] = {"",         "\u258f", "\u258e", "\u258d",
+    static const char *const eighths[8] = {"",       "\u258f", "\u258e", "\u258d",
                                            "\u258c", "\u258b", "\u258a", "\u2589"};
     if (!(f >= 0))
         f = 0;
@@ -197,8 +197,7 @@ static size_t format_status(char *buf, size_t size, const progress_state *s,
     return l.len;
 }
 
-size_t progress_format(char *buf, size_t size, const progress_state *s,
-                       const progress_style *style)
+size_t progress_format(char *buf, size_t size, const progress_state *s, const progress_style *style)
 {
     int cols;
     return format_status(buf, size, s, style, &cols);
@@ -268,9 +267,9 @@ struct progress {
     progress_style style;
     int fixed_width;
     double redraw_s, line_s;
-    int shown;         /* columns of the status line now on screen, 0 if none */
-    double last_draw;  /* elapsed_s of the last redraw or batch line */
-    int last_epoch;    /* epoch of the last redraw */
+    int shown;        /* columns of the status line now on screen, 0 if none */
+    double last_draw; /* elapsed_s of the last redraw or batch line */
+    int last_epoch;   /* epoch of the last redraw */
 };
 
 static int env_set(const char *name)
