@@ -65,14 +65,13 @@
 #include <stdint.h>
 
 #include "cltrain/model.h"
+#include "cltrain/optim.h"
+#include "cltrain/sched.h"
 #include "cltrain/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* The optimizer (cltrain/optim.h); C11 allows the typedef to be repeated. */
-typedef struct ct_optim ct_optim;
 
 /* ---- safetensors ------------------------------------------------------------------ */
 
@@ -180,7 +179,9 @@ typedef struct ct_train_state {
     uint64_t step;       /* optimizer steps taken, over all epochs */
     uint64_t batch;      /* batches done in the current epoch (0 at an epoch boundary) */
     uint64_t data_seed;  /* seed of the training set's shuffle */
-    double best_metric;  /* e.g. best validation accuracy so far (any value) */
+    double best_metric;  /* e.g. best validation accuracy so far (any value, NaN and inf too) */
+    bool has_sched;      /* whether `sched` holds a schedule's state */
+    ct_sched_state sched; /* from ct_sched_state_get; give it to ct_sched_state_set */
     char *spec;          /* the text spec the model was built from, or NULL */
     char *hparams_json;  /* hyper-parameters: a JSON object of string values, or NULL;
                             each entry is stored as metadata "hparam.<key>" */
@@ -208,7 +209,9 @@ ct_status ct_checkpoint_save(const char *path, ct_model *model, ct_optim *optim,
  * and to an optimizer of the same kind and state layout; then the optimizer state, the
  * model's dropout RNG and *state are restored. With both NULL only the weights are read
  * (so files written by PyTorch load), and the model identity is still checked when a
- * state file exists. Everything is validated before anything is changed. */
+ * state file exists. Everything is validated before anything is changed. *state is
+ * overwritten without freeing what it held (call ct_train_state_clear first when it holds
+ * strings of an earlier load). */
 ct_status ct_checkpoint_load(const char *path, ct_model *model, ct_optim *optim,
                              ct_train_state *state);
 
