@@ -30,10 +30,18 @@
 inline void ct_philox8(uint8 *c0, uint8 *c1, uint8 *c2, uint8 *c3, uint k0, uint k1)
 {
     for (int r = 0; r < 10; r++) {
+#if CT_CPU
+        /* PoCL lowers a 64-bit vector product better than uint8 mul_hi (~1.7x here) */
+        const ulong8 p0 = convert_ulong8(*c0) * (ulong8)(CT_PHILOX_M0);
+        const ulong8 p1 = convert_ulong8(*c2) * (ulong8)(CT_PHILOX_M1);
+        const uint8 hi0 = convert_uint8(p0 >> 32), lo0 = convert_uint8(p0);
+        const uint8 hi1 = convert_uint8(p1 >> 32), lo1 = convert_uint8(p1);
+#else
         const uint8 hi0 = mul_hi((uint8)(CT_PHILOX_M0), *c0);
         const uint8 lo0 = (uint8)(CT_PHILOX_M0) * *c0;
         const uint8 hi1 = mul_hi((uint8)(CT_PHILOX_M1), *c2);
         const uint8 lo1 = (uint8)(CT_PHILOX_M1) * *c2;
+#endif
         *c0 = hi1 ^ *c1 ^ (uint8)(k0);
         *c1 = lo1;
         *c2 = hi0 ^ *c3 ^ (uint8)(k1);
