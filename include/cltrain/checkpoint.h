@@ -113,7 +113,7 @@ size_t ct_st_dtype_bits(ct_st_dtype dtype);
  * (the native order of every host cltrain runs on); nbytes = numel * bits / 8, where
  * numel is the product of the shape (1 for rank 0, 0 when any dimension is 0). */
 typedef struct ct_st_tensor {
-    const char *name;    /* UTF-8, unique in a file, not "__metadata__" */
+    const char *name; /* UTF-8, unique in a file, not "__metadata__" */
     ct_st_dtype dtype;
     size_t ndim;         /* 0 for a scalar; any rank */
     const size_t *shape; /* ndim sizes (NULL allowed when ndim is 0) */
@@ -175,16 +175,16 @@ ct_status ct_safetensors_get_i64(const ct_safetensors *f, const char *name, size
  * ct_checkpoint_load the string fields are malloc'd (NULL when the checkpoint had none):
  * release them with ct_train_state_clear. */
 typedef struct ct_train_state {
-    uint64_t epoch;      /* epochs completed */
-    uint64_t step;       /* optimizer steps taken, over all epochs */
-    uint64_t batch;      /* batches done in the current epoch (0 at an epoch boundary) */
-    uint64_t data_seed;  /* seed of the training set's shuffle */
-    double best_metric;  /* e.g. best validation accuracy so far (any value, NaN and inf too) */
-    bool has_sched;      /* whether `sched` holds a schedule's state */
+    uint64_t epoch;       /* epochs completed */
+    uint64_t step;        /* optimizer steps taken, over all epochs */
+    uint64_t batch;       /* batches done in the current epoch (0 at an epoch boundary) */
+    uint64_t data_seed;   /* seed of the training set's shuffle */
+    double best_metric;   /* e.g. best validation accuracy so far (any value, NaN and inf too) */
+    bool has_sched;       /* whether `sched` holds a schedule's state */
     ct_sched_state sched; /* from ct_sched_state_get; give it to ct_sched_state_set */
-    char *spec;          /* the text spec the model was built from, or NULL */
-    char *hparams_json;  /* hyper-parameters: a JSON object of string values, or NULL;
-                            each entry is stored as metadata "hparam.<key>" */
+    char *spec;           /* the text spec the model was built from, or NULL */
+    char *hparams_json;   /* hyper-parameters: a JSON object of string values, or NULL;
+                             each entry is stored as metadata "hparam.<key>" */
 } ct_train_state;
 
 /* Frees the strings a load put in *s and zeroes it. */

@@ -31,10 +31,10 @@
 #include "core/internal.h"
 #include "train/st_internal.h"
 
-#define STATE_FORMAT "cltrain.checkpoint"
+#define STATE_FORMAT  "cltrain.checkpoint"
 #define STATE_VERSION "1"
-#define ST_SUFFIX ".safetensors"
-#define STATE_SUFFIX ".state.safetensors"
+#define ST_SUFFIX     ".safetensors"
+#define STATE_SUFFIX  ".state.safetensors"
 /* num_batches_tracked lives in a float on the device: exact up to 2^24. */
 #define MAX_TRACKED 16777216.0
 
@@ -157,8 +157,8 @@ static ct_status get_meta(const ct_safetensors *f, const char *key, const char *
 {
     *out = ct_safetensors_metadata_get(f, key);
     if (!*out)
-        return ct_error_set(CT_ERR_FORMAT, __FILE__, __LINE__,
-                            "%s: metadata '%s' is missing", ct_safetensors_path(f), key);
+        return ct_error_set(CT_ERR_FORMAT, __FILE__, __LINE__, "%s: metadata '%s' is missing",
+                            ct_safetensors_path(f), key);
     return CT_SUCCESS;
 }
 
@@ -301,14 +301,16 @@ static ct_status gather_optim(ct_optim *opt, ckpt_host *h)
         h->ostate[i] = malloc(info.numel ? info.numel * es : 1);
         h->onames[i] = malloc(strlen(info.name) + 7);
         h->nostate = i + 1;
-        CT_REQUIRE(h->ostate[i] && h->onames[i], CT_ERR_OUT_OF_MEMORY,
-                   "checkpoint: out of memory");
+        CT_REQUIRE(h->ostate[i] && h->onames[i], CT_ERR_OUT_OF_MEMORY, "checkpoint: out of memory");
         sprintf(h->onames[i], "optim.%s", info.name);
         CT_TRY(ct_optim_state_get(opt, info.name, h->ostate[i], info.numel));
         h->oshape[i] = info.numel;
         h->stt[h->nstt++] = (ct_st_tensor){h->onames[i],
-                                           info.dtype == CT_STATE_F64 ? CT_ST_F64 : CT_ST_F32, 1,
-                                           &h->oshape[i], h->ostate[i], info.numel * es};
+                                           info.dtype == CT_STATE_F64 ? CT_ST_F64 : CT_ST_F32,
+                                           1,
+                                           &h->oshape[i],
+                                           h->ostate[i],
+                                           info.numel * es};
     }
 cleanup:
     return st;
@@ -424,19 +426,9 @@ cleanup:
 
 /* ---- load ------------------------------------------------------------------------- */
 
-static void fmt_shape(char *buf, size_t cap, size_t nd, const size_t *shape)
-{
-    size_t u = (size_t)snprintf(buf, cap, "[");
-    for (size_t i = 0; i < nd && u < cap; i++)
-        u += (size_t)snprintf(buf + u, cap - u, "%s%zu", i ? ", " : "", shape[i]);
-    if (u < cap)
-        snprintf(buf + u, cap - u, "]");
-}
-
 /* Checks that `f` holds exactly the model's parameters and buffers, and reads them into
  * params/buffers (host, the model's flat layouts). */
-static ct_status read_weights(const ct_safetensors *f, ct_model *m, float *params,
-                              float *buffers)
+static ct_status read_weights(const ct_safetensors *f, ct_model *m, float *params, float *buffers)
 {
     ct_status st = CT_SUCCESS;
     const char *path = ct_safetensors_path(f);
@@ -453,13 +445,13 @@ static ct_status read_weights(const ct_safetensors *f, ct_model *m, float *param
         for (size_t d = 0; d < nd; d++)
             numel *= shape[d];
         const ct_st_tensor *t = ct_safetensors_find(f, name);
-        fmt_shape(b, sizeof b, nd, shape);
-        CT_REQUIRE(t != NULL, CT_ERR_FORMAT,
-                   "%s: missing tensor '%s' (the model has it, shape %s)", path, name, b);
+        ct_st_fmt_shape(b, sizeof b, nd, shape);
+        CT_REQUIRE(t != NULL, CT_ERR_FORMAT, "%s: missing tensor '%s' (the model has it, shape %s)",
+                   path, name, b);
         bool same = t->ndim == nd;
         for (size_t d = 0; same && d < nd; d++)
             same = t->shape[d] == shape[d];
-        fmt_shape(a, sizeof a, t->ndim, t->shape);
+        ct_st_fmt_shape(a, sizeof a, t->ndim, t->shape);
         CT_REQUIRE(same, CT_ERR_SHAPE, "%s: tensor '%s' has shape %s, the model's is %s", path,
                    name, a, b);
         float *dst = (is_param ? params : buffers) + off;
@@ -469,15 +461,15 @@ static ct_status read_weights(const ct_safetensors *f, ct_model *m, float *param
             st = ct_safetensors_get_i64(f, name, nd, shape, &n, 1);
             if (st == CT_ERR_UNSUPPORTED) {
                 CT_TRY(ct_safetensors_get_f64(f, name, nd, shape, &d, 1));
-                CT_REQUIRE(d == floor(d), CT_ERR_FORMAT, "%s: %s = %g is not a count", path,
-                           name, d);
+                CT_REQUIRE(d == floor(d), CT_ERR_FORMAT, "%s: %s = %g is not a count", path, name,
+                           d);
             } else {
                 CT_TRY(st);
                 d = (double)n;
             }
             CT_REQUIRE(d >= 0 && d <= MAX_TRACKED, CT_ERR_UNSUPPORTED,
-                       "%s: %s = %.0f is outside 0..2^24, which cltrain counts exactly", path,
-                       name, d);
+                       "%s: %s = %.0f is outside 0..2^24, which cltrain counts exactly", path, name,
+                       d);
             *dst = (float)d;
         } else {
             CT_TRY(ct_safetensors_get_f32(f, name, nd, shape, dst, numel));
@@ -495,8 +487,10 @@ static ct_status read_weights(const ct_safetensors *f, ct_model *m, float *param
                 CT_TRY(ct_model_buffer_info(m, k - np, &mine, NULL, NULL, NULL));
             known = strcmp(mine, name) == 0;
         }
-        CT_REQUIRE(known, CT_ERR_FORMAT, "%s: unexpected tensor '%s' (the model has no such "
-                   "parameter or buffer)", path, name);
+        CT_REQUIRE(known, CT_ERR_FORMAT,
+                   "%s: unexpected tensor '%s' (the model has no such "
+                   "parameter or buffer)",
+                   path, name);
     }
 cleanup:
     return st;
@@ -514,8 +508,8 @@ static ct_status same_save(const ct_safetensors *s, const ct_safetensors *w, boo
                STATE_FORMAT);
     CT_TRY(get_meta(s, "cltrain.version", &v));
     CT_REQUIRE(strcmp(v, STATE_VERSION) == 0, CT_ERR_UNSUPPORTED,
-               "%s: checkpoint version %s, this cltrain reads version %s",
-               ct_safetensors_path(s), v, STATE_VERSION);
+               "%s: checkpoint version %s, this cltrain reads version %s", ct_safetensors_path(s),
+               v, STATE_VERSION);
     CT_TRY(get_meta(s, "weights.fnv1a64", &h));
     snprintf(want, sizeof want, "%016" PRIx64, ct_st_file_hash(w));
     *same = strcmp(h, want) == 0;
@@ -634,8 +628,8 @@ cleanup:
     return st;
 }
 
-static ct_status read_train_state(const ct_safetensors *s, ct_train_state *out,
-                                  uint64_t *rng_seed, uint64_t *rng_counter)
+static ct_status read_train_state(const ct_safetensors *s, ct_train_state *out, uint64_t *rng_seed,
+                                  uint64_t *rng_counter)
 {
     ct_status st = CT_SUCCESS;
     ct_train_state t = {0};
@@ -657,8 +651,8 @@ static ct_status read_train_state(const ct_safetensors *s, ct_train_state *out,
         if (t.has_sched) {
             CT_TRY(get_meta_int(s, "sched.last_epoch", true, NULL, &t.sched.last_epoch));
             CT_TRY(get_meta_int(s, "sched.num_bad_epochs", true, NULL, &t.sched.num_bad_epochs));
-            CT_TRY(get_meta_int(s, "sched.cooldown_counter", true, NULL,
-                                &t.sched.cooldown_counter));
+            CT_TRY(
+                get_meta_int(s, "sched.cooldown_counter", true, NULL, &t.sched.cooldown_counter));
             CT_TRY(ct_safetensors_get_f64(s, "sched.best", 0, NULL, &t.sched.best, 1));
         }
         v = ct_safetensors_metadata_get(s, "model.spec");

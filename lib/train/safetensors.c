@@ -1,4 +1,5 @@
-/* lib/train/safetensors.c — the safetensors format: strict reader, atomic writer.
+/* lib/train/safetensors.c — the safetensors format: the strict reader and the typed
+ * getters (the writer is lib/train/safetensors_write.c).
  *
  * Layout (see include/cltrain/checkpoint.h for the full list of what is rejected):
  *     [0, 8)          N, little-endian uint64
@@ -15,7 +16,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,26 +25,22 @@
 #include "core/internal.h"
 #include "train/st_internal.h"
 
-#define ST_MAX_HEADER 100000000u
-/* One write() call moves at most this much (Linux caps a call just under 2 GiB). */
-#define ST_WRITE_CHUNK ((size_t)1 << 30)
-
 /* ---- dtypes ----------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
     size_t bits;
 } st_dtypes[CT_ST_DTYPE_COUNT] = {
-    [CT_ST_BOOL] = {"BOOL", 8},        [CT_ST_F4] = {"F4", 4},
-    [CT_ST_F6_E2M3] = {"F6_E2M3", 6},  [CT_ST_F6_E3M2] = {"F6_E3M2", 6},
-    [CT_ST_U8] = {"U8", 8},            [CT_ST_I8] = {"I8", 8},
-    [CT_ST_F8_E5M2] = {"F8_E5M2", 8},  [CT_ST_F8_E4M3] = {"F8_E4M3", 8},
-    [CT_ST_F8_E8M0] = {"F8_E8M0", 8},  [CT_ST_I16] = {"I16", 16},
-    [CT_ST_U16] = {"U16", 16},         [CT_ST_F16] = {"F16", 16},
-    [CT_ST_BF16] = {"BF16", 16},       [CT_ST_I32] = {"I32", 32},
-    [CT_ST_U32] = {"U32", 32},         [CT_ST_F32] = {"F32", 32},
-    [CT_ST_C64] = {"C64", 64},         [CT_ST_F64] = {"F64", 64},
-    [CT_ST_I64] = {"I64", 64},         [CT_ST_U64] = {"U64", 64},
+    [CT_ST_BOOL] = {"BOOL", 8},       [CT_ST_F4] = {"F4", 4},
+    [CT_ST_F6_E2M3] = {"F6_E2M3", 6}, [CT_ST_F6_E3M2] = {"F6_E3M2", 6},
+    [CT_ST_U8] = {"U8", 8},           [CT_ST_I8] = {"I8", 8},
+    [CT_ST_F8_E5M2] = {"F8_E5M2", 8}, [CT_ST_F8_E4M3] = {"F8_E4M3", 8},
+    [CT_ST_F8_E8M0] = {"F8_E8M0", 8}, [CT_ST_I16] = {"I16", 16},
+    [CT_ST_U16] = {"U16", 16},        [CT_ST_F16] = {"F16", 16},
+    [CT_ST_BF16] = {"BF16", 16},      [CT_ST_I32] = {"I32", 32},
+    [CT_ST_U32] = {"U32", 32},        [CT_ST_F32] = {"F32", 32},
+    [CT_ST_C64] = {"C64", 64},        [CT_ST_F64] = {"F64", 64},
+    [CT_ST_I64] = {"I64", 64},        [CT_ST_U64] = {"U64", 64},
 };
 
 const char *ct_st_dtype_name(ct_st_dtype dtype)
@@ -67,7 +63,7 @@ static int dtype_from_name(const char *s)
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+uint64_t ct_st_fnv1a(uint64_t h, const void *data, size_t len)
 {
     const unsigned char *p = data;
     for (size_t i = 0; i < len; i++) {
@@ -76,7 +72,6 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
     }
     return h;
 }
-#define FNV_INIT 0xcbf29ce484222325ULL
 
 static uint64_t le64(const unsigned char *p)
 {
@@ -86,9 +81,7 @@ static uint64_t le64(const unsigned char *p)
     return v;
 }
 
-/* Offset of the first byte that is not part of valid UTF-8 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF), or len when all of it is valid. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+size_t ct_st_utf8_invalid_at(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -127,8 +120,7 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
     return len;
 }
 
-/* "[2, 3]" into buf, shortened with "..." when long. */
-static const char *fmt_shape(char *buf, size_t cap, size_t ndim, const size_t *shape)
+const char *ct_st_fmt_shape(char *buf, size_t cap, size_t ndim, const size_t *shape)
 {
     size_t used = (size_t)snprintf(buf, cap, "[");
     for (size_t i = 0; i < ndim && used < cap; i++) {
@@ -160,7 +152,7 @@ static const char *fmt_json(char *buf, size_t cap, const json_t *v)
     return buf;
 }
 
-static const char *json_kind(const json_t *v)
+const char *ct_st_json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -201,7 +193,7 @@ struct ct_safetensors {
     st_entry *e; /* sorted by data offset */
     size_t n;
     st_name_ref *by_name; /* sorted by name */
-    char **meta;     /* key0, value0, key1, value1, ... (malloc'd each) */
+    char **meta;          /* key0, value0, key1, value1, ... (malloc'd each) */
     size_t nmeta;
 };
 
@@ -251,7 +243,7 @@ static ct_status parse_entry(const char *label, const char *name, json_t *v, st_
     CT_REQUIRE(json_is_object(v), CT_ERR_FORMAT,
                "%s: tensor '%s': entry is %s (%s), expected an object with dtype, shape and "
                "data_offsets",
-               label, name, json_kind(v), fmt_json(jb, sizeof jb, v));
+               label, name, ct_st_json_kind(v), fmt_json(jb, sizeof jb, v));
     const char *key;
     json_t *field;
     json_object_foreach(v, key, field)
@@ -272,12 +264,12 @@ static ct_status parse_entry(const char *label, const char *name, json_t *v, st_
                name);
     CT_REQUIRE(jshape != NULL, CT_ERR_FORMAT, "%s: tensor '%s': missing field 'shape'", label,
                name);
-    CT_REQUIRE(joff != NULL, CT_ERR_FORMAT, "%s: tensor '%s': missing field 'data_offsets'",
-               label, name);
+    CT_REQUIRE(joff != NULL, CT_ERR_FORMAT, "%s: tensor '%s': missing field 'data_offsets'", label,
+               name);
 
     CT_REQUIRE(json_is_string(jdtype), CT_ERR_FORMAT,
-               "%s: tensor '%s': dtype is %s (%s), expected a string such as \"F32\"", label,
-               name, json_kind(jdtype), fmt_json(jb, sizeof jb, jdtype));
+               "%s: tensor '%s': dtype is %s (%s), expected a string such as \"F32\"", label, name,
+               ct_st_json_kind(jdtype), fmt_json(jb, sizeof jb, jdtype));
     int dt = dtype_from_name(json_string_value(jdtype));
     CT_REQUIRE(dt >= 0, CT_ERR_FORMAT,
                "%s: tensor '%s': unknown dtype %s (expected one of BOOL, U8, I8, I16, U16, "
@@ -286,8 +278,8 @@ static ct_status parse_entry(const char *label, const char *name, json_t *v, st_
                label, name, fmt_json(jb, sizeof jb, jdtype));
 
     CT_REQUIRE(json_is_array(jshape), CT_ERR_FORMAT,
-               "%s: tensor '%s': shape is %s (%s), expected an array of integers >= 0", label,
-               name, json_kind(jshape), fmt_json(jb, sizeof jb, jshape));
+               "%s: tensor '%s': shape is %s (%s), expected an array of integers >= 0", label, name,
+               ct_st_json_kind(jshape), fmt_json(jb, sizeof jb, jshape));
     nd = json_array_size(jshape);
     if (nd > 0) {
         shape = malloc(nd * sizeof *shape);
@@ -301,8 +293,9 @@ static ct_status parse_entry(const char *label, const char *name, json_t *v, st_
                    "%s)",
                    label, name, i, fmt_json(jb, sizeof jb, d), fmt_json(sb, sizeof sb, jshape));
         uint64_t dim = (uint64_t)json_integer_value(d);
-        CT_REQUIRE(dim <= SIZE_MAX, CT_ERR_FORMAT, "%s: tensor '%s': dimension %" PRIu64
-                   " does not fit this machine's size_t", label, name, dim);
+        CT_REQUIRE(dim <= SIZE_MAX, CT_ERR_FORMAT,
+                   "%s: tensor '%s': dimension %" PRIu64 " does not fit this machine's size_t",
+                   label, name, dim);
         shape[i] = (size_t)dim;
         if (dim != 0 && numel > UINT64_MAX / dim)
             overflow = true;
@@ -317,7 +310,7 @@ static ct_status parse_entry(const char *label, const char *name, json_t *v, st_
     CT_REQUIRE(!overflow && numel <= UINT64_MAX / eb, CT_ERR_FORMAT,
                "%s: tensor '%s': shape %s times %" PRIu64 " bits per %s element overflows 64 "
                "bits",
-               label, name, fmt_shape(sb, sizeof sb, nd, shape), eb, st_dtypes[dt].name);
+               label, name, ct_st_fmt_shape(sb, sizeof sb, nd, shape), eb, st_dtypes[dt].name);
     bits = numel * eb;
     CT_REQUIRE(bits % 8 == 0, CT_ERR_FORMAT,
                "%s: tensor '%s': %" PRIu64 " %s elements of %" PRIu64 " bits do not fill whole "
@@ -332,8 +325,8 @@ static ct_status parse_entry(const char *label, const char *name, json_t *v, st_
                "%s: tensor '%s': data_offsets %s are not two integers", label, name,
                fmt_json(jb, sizeof jb, joff));
     CT_REQUIRE(json_integer_value(jb0) >= 0 && json_integer_value(jb1) >= 0, CT_ERR_FORMAT,
-               "%s: tensor '%s': data_offsets %s are negative, expected integers >= 0", label,
-               name, fmt_json(jb, sizeof jb, joff));
+               "%s: tensor '%s': data_offsets %s are negative, expected integers >= 0", label, name,
+               fmt_json(jb, sizeof jb, joff));
     e->begin = (uint64_t)json_integer_value(jb0);
     e->end = (uint64_t)json_integer_value(jb1);
     CT_REQUIRE(e->begin <= e->end, CT_ERR_FORMAT,
@@ -344,7 +337,7 @@ static ct_status parse_entry(const char *label, const char *name, json_t *v, st_
                "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] hold %" PRIu64
                " bytes, but shape %s of %s needs %" PRIu64 " bytes",
                label, name, e->begin, e->end, e->end - e->begin,
-               fmt_shape(sb, sizeof sb, nd, shape), st_dtypes[dt].name, bits / 8);
+               ct_st_fmt_shape(sb, sizeof sb, nd, shape), st_dtypes[dt].name, bits / 8);
 
     e->t.name = strdup(name);
     CT_REQUIRE(e->t.name != NULL, CT_ERR_OUT_OF_MEMORY, "%s: out of memory", label);
@@ -366,7 +359,7 @@ static ct_status parse_metadata(ct_safetensors *f, json_t *meta)
     json_t *v;
     CT_REQUIRE(json_is_object(meta), CT_ERR_FORMAT,
                "%s: __metadata__ is %s (%s), expected an object of strings", f->path,
-               json_kind(meta), fmt_json(jb, sizeof jb, meta));
+               ct_st_json_kind(meta), fmt_json(jb, sizeof jb, meta));
     size_t n = json_object_size(meta);
     f->meta = calloc(2 * n + 1, sizeof *f->meta);
     CT_REQUIRE(f->meta != NULL, CT_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
@@ -374,7 +367,7 @@ static ct_status parse_metadata(ct_safetensors *f, json_t *meta)
     {
         CT_REQUIRE(json_is_string(v), CT_ERR_FORMAT,
                    "%s: __metadata__ entry '%s' is %s (%s), expected a string", f->path, key,
-                   json_kind(v), fmt_json(jb, sizeof jb, v));
+                   ct_st_json_kind(v), fmt_json(jb, sizeof jb, v));
         f->meta[2 * f->nmeta] = strdup(key);
         f->meta[2 * f->nmeta + 1] = strdup(json_string_value(v));
         f->nmeta++;
@@ -394,18 +387,17 @@ static ct_status parse_all(ct_safetensors *f)
     const char *label = f->path;
 
     CT_REQUIRE(f->len >= 8, CT_ERR_FORMAT,
-               "%s: file is %zu bytes, shorter than the 8-byte header length field", label,
-               f->len);
+               "%s: file is %zu bytes, shorter than the 8-byte header length field", label, f->len);
     uint64_t n = le64(f->bytes);
-    CT_REQUIRE(n <= ST_MAX_HEADER, CT_ERR_FORMAT,
+    CT_REQUIRE(n <= CT_ST_MAX_HEADER, CT_ERR_FORMAT,
                "%s: header length %" PRIu64 " exceeds the format's limit of %u bytes", label, n,
-               ST_MAX_HEADER);
+               CT_ST_MAX_HEADER);
     CT_REQUIRE(n <= f->len - 8, CT_ERR_FORMAT,
                "%s: header length %" PRIu64 " runs past the end of the file (%zu bytes follow "
                "the length field)",
                label, n, f->len - 8);
     const unsigned char *hdr = f->bytes + 8;
-    size_t bad = utf8_invalid_at(hdr, (size_t)n);
+    size_t bad = ct_st_utf8_invalid_at(hdr, (size_t)n);
     CT_REQUIRE(bad == (size_t)n, CT_ERR_FORMAT,
                "%s: header is not valid UTF-8: byte 0x%02x at file offset %zu", label, hdr[bad],
                8 + bad);
@@ -418,7 +410,7 @@ static ct_status parse_all(ct_safetensors *f)
                "%s: header is not valid JSON: %s (header byte %d, line %d, column %d)", label,
                jerr.text, jerr.position, jerr.line, jerr.column);
     CT_REQUIRE(json_is_object(root), CT_ERR_FORMAT, "%s: header is %s, expected a JSON object",
-               label, json_kind(root));
+               label, ct_st_json_kind(root));
 
     size_t count = json_object_size(root);
     f->e = calloc(count ? count : 1, sizeof *f->e);
@@ -447,8 +439,8 @@ static ct_status parse_all(ct_safetensors *f)
                    "'%s', which ends at %" PRIu64 " (expected begin = %" PRIu64 ")",
                    label, e->t.name, e->begin, e->end, prev ? prev : "?", at, at);
         CT_REQUIRE(e->begin == at, CT_ERR_FORMAT,
-                   "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] leave a gap of %" PRIu64
-                   " bytes after %s%s%s (expected begin = %" PRIu64 ")",
+                   "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                   "] leave a gap of %" PRIu64 " bytes after %s%s%s (expected begin = %" PRIu64 ")",
                    label, e->t.name, e->begin, e->end, e->begin - at,
                    prev ? "tensor '" : "the start of the data", prev ? prev : "", prev ? "'" : "",
                    at);
@@ -478,21 +470,19 @@ cleanup:
 }
 
 /* Takes ownership of bytes (malloc'd) in every case. */
-static ct_status st_open(unsigned char *bytes, size_t len, const char *label,
-                         ct_safetensors **out)
+static ct_status st_open(unsigned char *bytes, size_t len, const char *label, ct_safetensors **out)
 {
     ct_status st = CT_SUCCESS;
     ct_safetensors *f = calloc(1, sizeof *f);
     if (!f) {
         free(bytes);
-        return ct_error_set(CT_ERR_OUT_OF_MEMORY, __FILE__, __LINE__, "%s: out of memory",
-                            label);
+        return ct_error_set(CT_ERR_OUT_OF_MEMORY, __FILE__, __LINE__, "%s: out of memory", label);
     }
     f->bytes = bytes;
     f->len = len;
     f->path = strdup(label);
     CT_REQUIRE(f->path != NULL, CT_ERR_OUT_OF_MEMORY, "%s: out of memory", label);
-    f->hash = fnv1a(FNV_INIT, bytes, len);
+    f->hash = ct_st_fnv1a(CT_ST_FNV_INIT, bytes, len);
     CT_TRY(parse_all(f));
     *out = f;
     f = NULL;
@@ -528,8 +518,7 @@ ct_status ct_safetensors_read(const char *path, ct_safetensors **out)
     unsigned char *bytes = NULL;
     int fd = -1;
     struct stat sb;
-    CT_REQUIRE(path != NULL && out != NULL, CT_ERR_INVALID_ARG,
-               "safetensors_read: NULL argument");
+    CT_REQUIRE(path != NULL && out != NULL, CT_ERR_INVALID_ARG, "safetensors_read: NULL argument");
     *out = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     CT_REQUIRE(fd >= 0, CT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
@@ -539,16 +528,15 @@ ct_status ct_safetensors_read(const char *path, ct_safetensors **out)
                "%s: %lld bytes do not fit in memory", path, (long long)sb.st_size);
     size_t len = (size_t)sb.st_size, got = 0;
     bytes = malloc(len ? len : 1);
-    CT_REQUIRE(bytes != NULL, CT_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu bytes", path,
-               len);
+    CT_REQUIRE(bytes != NULL, CT_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu bytes", path, len);
     while (got < len) {
-        size_t want = len - got < ST_WRITE_CHUNK ? len - got : ST_WRITE_CHUNK;
+        size_t want = len - got < CT_ST_IO_CHUNK ? len - got : CT_ST_IO_CHUNK;
         ssize_t r = read(fd, bytes + got, want);
         if (r < 0 && errno == EINTR)
             continue;
         CT_REQUIRE(r >= 0, CT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        CT_REQUIRE(r > 0, CT_ERR_IO, "%s shrank from %zu to %zu bytes while being read", path,
-                   len, got);
+        CT_REQUIRE(r > 0, CT_ERR_IO, "%s shrank from %zu to %zu bytes while being read", path, len,
+                   got);
         got += (size_t)r;
     }
     close(fd);
@@ -676,14 +664,14 @@ static ct_status get_common(const ct_safetensors *f, const char *name, size_t nd
         bool same = t->ndim == ndim;
         for (size_t i = 0; same && i < ndim; i++)
             same = t->shape[i] == shape[i];
-        CT_REQUIRE(same, CT_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", f->path,
-                   name, fmt_shape(a, sizeof a, t->ndim, t->shape),
-                   fmt_shape(b, sizeof b, ndim, shape));
+        CT_REQUIRE(same, CT_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", f->path, name,
+                   ct_st_fmt_shape(a, sizeof a, t->ndim, t->shape),
+                   ct_st_fmt_shape(b, sizeof b, ndim, shape));
     }
     size_t numel = t->nbytes * 8 / st_dtypes[t->dtype].bits;
     CT_REQUIRE(count == numel, CT_ERR_SHAPE,
-               "%s: tensor '%s' has %zu elements, the destination holds %zu", f->path, name,
-               numel, count);
+               "%s: tensor '%s' has %zu elements, the destination holds %zu", f->path, name, numel,
+               count);
     *out = t;
 cleanup:
     return st;
@@ -748,8 +736,8 @@ static ct_status get_any(const ct_safetensors *f, const char *name, size_t ndim,
                 iv = (int64_t)(raw << shift) >> shift;
             } else {
                 CT_REQUIRE(raw <= (uint64_t)INT64_MAX, CT_ERR_UNSUPPORTED,
-                           "%s: tensor %s element %zu = %" PRIu64 " does not fit an int64",
-                           f->path, name, i, raw);
+                           "%s: tensor %s element %zu = %" PRIu64 " does not fit an int64", f->path,
+                           name, i, raw);
                 iv = (int64_t)raw;
             }
             if (kind == GET_F64) {
@@ -787,251 +775,4 @@ ct_status ct_safetensors_get_i64(const ct_safetensors *f, const char *name, size
                                  const size_t *shape, int64_t *dst, size_t count)
 {
     return get_any(f, name, ndim, shape, dst, count, GET_I64);
-}
-
-/* ---- writing ---------------------------------------------------------------------- */
-
-static atomic_uint tmp_counter;
-
-/* Writes all of buf to fd. Returns 0 or an errno value. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len < ST_WRITE_CHUNK ? len : ST_WRITE_CHUNK);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return errno;
-        if (w == 0)
-            return EIO;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-typedef struct st_piece {
-    const void *p;
-    size_t len;
-} st_piece;
-
-/* Replaces `path` by the concatenation of the pieces, atomically. */
-static ct_status write_atomic(const char *path, const st_piece *pieces, size_t npieces)
-{
-    ct_status st = CT_SUCCESS;
-    char *dir = NULL, *tmp = NULL;
-    const char *base;
-    int fd = -1, dfd = -1, err;
-    bool created = false;
-
-    const char *slash = strrchr(path, '/');
-    if (slash) {
-        size_t dl = (size_t)(slash - path);
-        dir = malloc(dl + 2);
-        CT_REQUIRE(dir != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-        memcpy(dir, path, dl ? dl : 1); /* "/x" lives in "/" */
-        dir[dl ? dl : 1] = '\0';
-        base = slash + 1;
-    } else {
-        dir = strdup(".");
-        CT_REQUIRE(dir != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-        base = path;
-    }
-    CT_REQUIRE(base[0] != '\0', CT_ERR_INVALID_ARG, "cannot write %s: the path names a folder",
-               path);
-    size_t tl = strlen(dir) + strlen(base) + 64;
-    tmp = malloc(tl);
-    CT_REQUIRE(tmp != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        unsigned k = atomic_fetch_add(&tmp_counter, 1u);
-        snprintf(tmp, tl, "%s/.%s.%ld.%u.tmp", dir, base, (long)getpid(), k);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    CT_REQUIRE(fd >= 0, CT_ERR_IO, "cannot write %s: creating a temporary file in %s: %s", path,
-               dir, strerror(errno));
-    created = true;
-    for (size_t i = 0; i < npieces; i++) {
-        if (pieces[i].len == 0)
-            continue;
-        err = write_all(fd, pieces[i].p, pieces[i].len);
-        CT_REQUIRE(err == 0, CT_ERR_IO, "cannot write %s: writing %s: %s", path, tmp,
-                   strerror(err));
-    }
-    CT_REQUIRE(fsync(fd) == 0, CT_ERR_IO, "cannot write %s: fsync of %s: %s", path, tmp,
-               strerror(errno));
-    err = close(fd) == 0 ? 0 : errno;
-    fd = -1;
-    CT_REQUIRE(err == 0, CT_ERR_IO, "cannot write %s: closing %s: %s", path, tmp, strerror(err));
-    CT_REQUIRE(rename(tmp, path) == 0, CT_ERR_IO, "cannot write %s: renaming %s over it: %s",
-               path, tmp, strerror(errno));
-    created = false;
-    /* Makes the rename itself durable. Some file systems cannot sync a folder; they
-     * answer EINVAL, which leaves nothing to do. */
-    dfd = open(dir, O_RDONLY | O_CLOEXEC);
-    CT_REQUIRE(dfd >= 0, CT_ERR_IO, "wrote %s, but cannot open its folder %s to sync it: %s",
-               path, dir, strerror(errno));
-    CT_REQUIRE(fsync(dfd) == 0 || errno == EINVAL, CT_ERR_IO,
-               "wrote %s, but syncing its folder %s failed: %s", path, dir, strerror(errno));
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    if (dfd >= 0)
-        close(dfd);
-    if (created)
-        unlink(tmp);
-    free(tmp);
-    free(dir);
-    return st;
-}
-
-static int write_order(const void *a, const void *b)
-{
-    const ct_st_tensor *x = *(const ct_st_tensor *const *)a, *y = *(const ct_st_tensor *const *)b;
-    if (x->dtype != y->dtype)
-        return x->dtype > y->dtype ? -1 : 1; /* larger alignment first */
-    return strcmp(x->name, y->name);
-}
-
-ct_status ct_st_write_hashed(const char *path, size_t n, const ct_st_tensor *tensors,
-                             const char *metadata_json, uint64_t *hash)
-{
-    ct_status st = CT_SUCCESS;
-    json_t *root = NULL, *meta = NULL;
-    json_error_t jerr;
-    const ct_st_tensor **order = NULL;
-    char *header = NULL;
-    st_piece *pieces = NULL;
-    char sb[160];
-
-    CT_REQUIRE(path != NULL && (tensors != NULL || n == 0), CT_ERR_INVALID_ARG,
-               "safetensors_write: NULL argument");
-    for (size_t i = 0; i < n; i++) {
-        const ct_st_tensor *t = &tensors[i];
-        CT_REQUIRE(t->name != NULL, CT_ERR_INVALID_ARG, "writing %s: tensor %zu has no name",
-                   path, i);
-        size_t nl = strlen(t->name);
-        CT_REQUIRE(utf8_invalid_at((const unsigned char *)t->name, nl) == nl, CT_ERR_INVALID_ARG,
-                   "writing %s: tensor %zu: name is not valid UTF-8", path, i);
-        CT_REQUIRE(strcmp(t->name, "__metadata__") != 0, CT_ERR_INVALID_ARG,
-                   "writing %s: '__metadata__' is reserved and cannot name a tensor", path);
-        CT_REQUIRE((unsigned)t->dtype < CT_ST_DTYPE_COUNT, CT_ERR_INVALID_ARG,
-                   "writing %s: tensor '%s': invalid dtype %d", path, t->name, (int)t->dtype);
-        CT_REQUIRE(t->shape != NULL || t->ndim == 0, CT_ERR_INVALID_ARG,
-                   "writing %s: tensor '%s': shape is NULL", path, t->name);
-        uint64_t numel = 1;
-        bool zero = false, overflow = false;
-        for (size_t d = 0; d < t->ndim; d++) {
-            CT_REQUIRE(t->shape[d] <= (uint64_t)INT64_MAX, CT_ERR_INVALID_ARG,
-                       "writing %s: tensor '%s': dimension %zu is too large", path, t->name, d);
-            if (t->shape[d] == 0)
-                zero = true;
-            else if (numel > UINT64_MAX / t->shape[d])
-                overflow = true;
-            else
-                numel *= t->shape[d];
-        }
-        if (zero)
-            numel = 0, overflow = false;
-        uint64_t eb = st_dtypes[t->dtype].bits;
-        CT_REQUIRE(!overflow && numel <= UINT64_MAX / eb && (numel * eb) % 8 == 0,
-                   CT_ERR_INVALID_ARG,
-                   "writing %s: tensor '%s': shape %s of %s is not a whole number of bytes", path,
-                   t->name, fmt_shape(sb, sizeof sb, t->ndim, t->shape), st_dtypes[t->dtype].name);
-        CT_REQUIRE(numel * eb / 8 == t->nbytes, CT_ERR_INVALID_ARG,
-                   "writing %s: tensor '%s': nbytes is %zu, shape %s of %s needs %" PRIu64, path,
-                   t->name, t->nbytes, fmt_shape(sb, sizeof sb, t->ndim, t->shape),
-                   st_dtypes[t->dtype].name, numel * eb / 8);
-        CT_REQUIRE(t->data != NULL || t->nbytes == 0, CT_ERR_INVALID_ARG,
-                   "writing %s: tensor '%s': data is NULL", path, t->name);
-    }
-
-    order = malloc((n ? n : 1) * sizeof *order);
-    CT_REQUIRE(order != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-    for (size_t i = 0; i < n; i++)
-        order[i] = &tensors[i];
-    qsort(order, n, sizeof *order, write_order);
-
-    root = json_object();
-    CT_REQUIRE(root != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-    if (metadata_json) {
-        meta = json_loads(metadata_json, JSON_REJECT_DUPLICATES, &jerr);
-        CT_REQUIRE(meta != NULL, CT_ERR_INVALID_ARG, "writing %s: metadata is not JSON: %s", path,
-                   jerr.text);
-        CT_REQUIRE(json_is_object(meta), CT_ERR_INVALID_ARG,
-                   "writing %s: metadata is %s, expected an object of strings", path,
-                   json_kind(meta));
-        const char *key;
-        json_t *v;
-        json_object_foreach(meta, key, v)
-        {
-            CT_REQUIRE(json_is_string(v), CT_ERR_INVALID_ARG,
-                       "writing %s: metadata '%s' is %s, expected a string", path, key,
-                       json_kind(v));
-        }
-        CT_REQUIRE(json_object_set(root, "__metadata__", meta) == 0, CT_ERR_OUT_OF_MEMORY,
-                   "writing %s: out of memory", path);
-    }
-    uint64_t off = 0;
-    for (size_t k = 0; k < n; k++) {
-        const ct_st_tensor *t = order[k];
-        CT_REQUIRE(json_object_get(root, t->name) == NULL, CT_ERR_INVALID_ARG,
-                   "writing %s: two tensors are named '%s'", path, t->name);
-        json_t *shape = json_array(), *e = json_object();
-        json_t *offs = json_pack("[II]", (json_int_t)off, (json_int_t)(off + t->nbytes));
-        bool ok = shape && e && offs;
-        for (size_t d = 0; ok && d < t->ndim; d++)
-            ok = json_array_append_new(shape, json_integer((json_int_t)t->shape[d])) == 0;
-        ok = ok && json_object_set_new(e, "dtype", json_string(st_dtypes[t->dtype].name)) == 0;
-        ok = ok && json_object_set(e, "shape", shape) == 0;
-        ok = ok && json_object_set(e, "data_offsets", offs) == 0;
-        ok = ok && json_object_set(root, t->name, e) == 0;
-        json_decref(shape);
-        json_decref(offs);
-        json_decref(e);
-        CT_REQUIRE(ok, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-        off += t->nbytes;
-    }
-    header = json_dumps(root, JSON_COMPACT);
-    CT_REQUIRE(header != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-    size_t hl = strlen(header), padded = (hl + 7) / 8 * 8;
-    CT_REQUIRE(padded <= ST_MAX_HEADER, CT_ERR_INVALID_ARG,
-               "writing %s: the header would be %zu bytes, over the format's limit of %u", path,
-               padded, ST_MAX_HEADER);
-    char *grown = realloc(header, padded + 1);
-    CT_REQUIRE(grown != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-    header = grown;
-    memset(header + hl, ' ', padded - hl);
-    unsigned char lenbytes[8];
-    for (int i = 0; i < 8; i++)
-        lenbytes[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-
-    pieces = malloc((n + 2) * sizeof *pieces);
-    CT_REQUIRE(pieces != NULL, CT_ERR_OUT_OF_MEMORY, "writing %s: out of memory", path);
-    pieces[0] = (st_piece){lenbytes, 8};
-    pieces[1] = (st_piece){header, padded};
-    for (size_t k = 0; k < n; k++)
-        pieces[k + 2] = (st_piece){order[k]->data, order[k]->nbytes};
-    if (hash) {
-        uint64_t h = FNV_INIT;
-        for (size_t k = 0; k < n + 2; k++)
-            h = pieces[k].len ? fnv1a(h, pieces[k].p, pieces[k].len) : h;
-        *hash = h;
-    }
-    CT_TRY(write_atomic(path, pieces, n + 2));
-cleanup:
-    json_decref(meta);
-    json_decref(root);
-    free(header);
-    free(order);
-    free(pieces);
-    return st;
-}
-
-ct_status ct_safetensors_write(const char *path, size_t n, const ct_st_tensor *tensors,
-                               const char *metadata_json)
-{
-    return ct_st_write_hashed(path, n, tensors, metadata_json, NULL);
 }

@@ -29,7 +29,7 @@
 #include "testutil.h"
 
 #define ST_DIR CT_GOLDEN_DIR "/safetensors"
-#define SPEC "conv(4,3,pad=1) bn relu maxpool(2) flatten linear(3)"
+#define SPEC   "conv(4,3,pad=1) bn relu maxpool(2) flatten linear(3)"
 static const size_t IN_SHAPE[3] = {1, 8, 8};
 
 static char tdir[256];
@@ -254,11 +254,16 @@ static void resume_is_exact(ct_optim_options o)
 
     char p[512];
     tp(p, sizeof p, "resume.safetensors");
-    ct_train_state s = {.epoch = 4, .step = 123, .batch = 17, .data_seed = UINT64_MAX - 3,
-                        .best_metric = NAN, .has_sched = true,
-                        .sched = {.last_epoch = -1, .best = INFINITY, .num_bad_epochs = 2,
-                                  .cooldown_counter = 0},
-                        .spec = SPEC, .hparams_json = "{\"lr\":\"0.01\",\"batch\":\"64\"}"};
+    ct_train_state s = {
+        .epoch = 4,
+        .step = 123,
+        .batch = 17,
+        .data_seed = UINT64_MAX - 3,
+        .best_metric = NAN,
+        .has_sched = true,
+        .sched = {.last_epoch = -1, .best = INFINITY, .num_bad_epochs = 2, .cooldown_counter = 0},
+        .spec = SPEC,
+        .hparams_json = "{\"lr\":\"0.01\",\"batch\":\"64\"}"};
     TU_OK(ct_checkpoint_save(p, a, oa, &s));
     float *pa = params_of(a);
     size_t ola;
@@ -387,8 +392,7 @@ Test(checkpoint, other_optimizer_is_refused_and_nothing_changes)
     assert_error(ct_checkpoint_load(p, b, oc, NULL), CT_ERR_FORMAT, "optim.max_exp_avg_sq", NULL);
     /* a save without an optimizer cannot restore one */
     TU_OK(ct_checkpoint_save(p, a, NULL, NULL));
-    assert_error(ct_checkpoint_load(p, b, ob, NULL), CT_ERR_FORMAT, "holds no optimizer state",
-                 p);
+    assert_error(ct_checkpoint_load(p, b, ob, NULL), CT_ERR_FORMAT, "holds no optimizer state", p);
     free(before);
     free(after);
     ct_optim_free(oa);
@@ -427,8 +431,8 @@ Test(checkpoint, missing_unexpected_and_wrong_tensors_are_named)
     memcpy(u, t, n * sizeof *t);
     u[n] = (ct_st_tensor){"6.weight", CT_ST_F32, 0, NULL, &extra, 4};
     TU_OK(ct_safetensors_write(p, n + 1, u, NULL));
-    assert_error(ct_checkpoint_load(p, m, NULL, NULL), CT_ERR_FORMAT, "unexpected tensor '6.weight'",
-                 p);
+    assert_error(ct_checkpoint_load(p, m, NULL, NULL), CT_ERR_FORMAT,
+                 "unexpected tensor '6.weight'", p);
 
     /* a parameter stored as F64 */
     memcpy(u, t, n * sizeof *t);
@@ -475,8 +479,8 @@ Test(checkpoint, interrupted_save_pair_is_detected)
     /* new weights beside the old state: what a crash between the two renames leaves */
     cr_assert_eq(rename(q, p), 0);
     ct_train_state r = {0};
-    assert_error(ct_checkpoint_load(p, a, NULL, &r), CT_ERR_FORMAT, "was written with other weights",
-                 p);
+    assert_error(ct_checkpoint_load(p, a, NULL, &r), CT_ERR_FORMAT,
+                 "was written with other weights", p);
     /* the weights alone still load, and are b's */
     TU_OK(ct_checkpoint_load(p, a, NULL, NULL));
     float *pa = params_of(a), *pb = params_of(b);

@@ -37,7 +37,7 @@
 #include "cltrain/cltrain.h"
 #include "golden.h"
 
-#define ST_DIR CT_GOLDEN_DIR "/safetensors"
+#define ST_DIR     CT_GOLDEN_DIR "/safetensors"
 #define CORPUS_DIR CT_GOLDEN_DIR "/../../fuzz/corpus/safetensors"
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -147,10 +147,10 @@ static void assert_format_error(ct_status st, const char *path, const char *need
 {
     cr_assert(st == CT_ERR_FORMAT, "%s: expected CT_ERR_FORMAT, got %s (%s)", what,
               ct_status_str(st), ct_last_error());
-    cr_assert(strstr(ct_last_error(), path) != NULL, "%s: message does not name %s: %s", what,
-              path, ct_last_error());
-    cr_assert(strstr(ct_last_error(), needle) != NULL, "%s: message lacks '%s': %s", what,
-              needle, ct_last_error());
+    cr_assert(strstr(ct_last_error(), path) != NULL, "%s: message does not name %s: %s", what, path,
+              ct_last_error());
+    cr_assert(strstr(ct_last_error(), needle) != NULL, "%s: message lacks '%s': %s", what, needle,
+              ct_last_error());
 }
 
 /* A file image: 8-byte length (or `len_override` when not ~0), header, `data_len`
@@ -203,8 +203,14 @@ Test(safetensors, python_f32_ranks_empty_and_metadata)
 
     cr_assert_eq(ct_safetensors_metadata_count(f), 2);
     cr_assert_str_eq(ct_safetensors_metadata_get(f, "format"), "pt");
-    cr_assert_str_eq(ct_safetensors_metadata_get(f, "note"),
-                     "\xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9" " \xe2\x9c\x93");
+    cr_assert_str_eq(ct_safetensors_metadata_get(f, "note"), "\xc3\xbc"
+                                                             "n"
+                                                             "\xc3\xaf"
+                                                             "c"
+                                                             "\xc3\xb6"
+                                                             "d"
+                                                             "\xc3\xa9"
+                                                             " \xe2\x9c\x93");
     cr_assert_null(ct_safetensors_metadata_get(f, "missing"));
 
     /* tensors come in data order: each begins where the previous ends */
@@ -369,8 +375,9 @@ Test(safetensors, roundtrip_every_dtype_rank_and_empty)
         ts[i] = (ct_st_tensor){spec[i].name, spec[i].dt, spec[i].ndim, spec[i].shape, bufs[i], nb};
     }
     const char *p = tpath("rt.safetensors");
-    cr_assert_eq(ct_safetensors_write(p, NT, ts, "{\"epoch\":\"3\",\"name\":\"r\\u00e9sum\\u00e9\"}"),
-                 CT_SUCCESS, "%s", ct_last_error());
+    cr_assert_eq(
+        ct_safetensors_write(p, NT, ts, "{\"epoch\":\"3\",\"name\":\"r\\u00e9sum\\u00e9\"}"),
+        CT_SUCCESS, "%s", ct_last_error());
     ct_safetensors *f = read_ok(p);
     cr_assert_eq(ct_safetensors_count(f), NT);
     for (size_t i = 0; i < NT; i++) {
@@ -451,26 +458,28 @@ static const bad_case bad_cases[] = {
     {"header length 2^64-1", T1("[0,8]"), 8, UINT64_MAX - 1, "exceeds the format's limit"},
     {"header length beyond the file", T1("[0,8]"), 8, 200, "runs past the end of the file"},
     {"header length zero", T1("[0,8]"), 8, 0, "header length is 0"},
-    {"invalid UTF-8 (0xff)", "{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
-     UINT64_MAX, "not valid UTF-8"},
-    {"overlong UTF-8", "{\"a\xc0\xaf\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
-     UINT64_MAX, "not valid UTF-8"},
+    {"invalid UTF-8 (0xff)", "{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+     8, UINT64_MAX, "not valid UTF-8"},
+    {"overlong UTF-8", "{\"a\xc0\xaf\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+     8, UINT64_MAX, "not valid UTF-8"},
     {"UTF-16 surrogate in UTF-8", "{\"\xed\xa0\x80\":{}}", 0, UINT64_MAX, "not valid UTF-8"},
     {"truncated UTF-8 sequence", "{\"a\":{}}\xe2\x9c", 0, UINT64_MAX, "not valid UTF-8"},
     {"header not starting with {", " " T1("[0,8]"), 8, UINT64_MAX, "expected '{'"},
     {"header is an array", "[1]", 0, UINT64_MAX, "expected '{'"},
     {"invalid JSON: unclosed", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 8,
      UINT64_MAX, "not valid JSON"},
-    {"invalid JSON: trailing comma", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},}",
-     8, UINT64_MAX, "not valid JSON"},
+    {"invalid JSON: trailing comma",
+     "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},}", 8, UINT64_MAX,
+     "not valid JSON"},
     {"invalid JSON: NUL padding", T1("[0,8]") "\0\0", 8, UINT64_MAX, "not valid JSON"},
     {"integer beyond int64", T1("[0,99999999999999999999]"), 8, UINT64_MAX, "not valid JSON"},
     {"duplicate tensor key",
      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
      "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
      8, UINT64_MAX, "duplicate"},
-    {"duplicate field key", "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
-     8, UINT64_MAX, "duplicate"},
+    {"duplicate field key",
+     "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+     UINT64_MAX, "duplicate"},
     {"duplicate metadata key", "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0, UINT64_MAX,
      "duplicate"},
     {"negative begin", T1("[-4,4]"), 8, UINT64_MAX, "negative"},
@@ -491,15 +500,16 @@ static const bad_case bad_cases[] = {
     {"gap at the start", T1("[4,12]"), 12, UINT64_MAX, "gap of 4 bytes after the start"},
     {"trailing bytes", T1("[0,8]"), 12, UINT64_MAX, "4 trailing bytes"},
     {"data past the end", T1("[0,8]"), 4, UINT64_MAX, "run past the end"},
-    {"bytes != shape x dtype", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
-     UINT64_MAX, "shape [3] of F32 needs 12 bytes"},
+    {"bytes != shape x dtype", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+     8, UINT64_MAX, "shape [3] of F32 needs 12 bytes"},
     {"rank 0 with 8 bytes", "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,8]}}", 8,
      UINT64_MAX, "needs 4 bytes"},
     {"shape product overflows",
      "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,2],\"data_offsets\":[0,8]}}", 8,
      UINT64_MAX, "overflows 64 bits"},
-    {"bytes overflow", "{\"a\":{\"dtype\":\"F64\",\"shape\":[4611686018427387904],\"data_offsets\":[0,8]}}",
-     8, UINT64_MAX, "overflows 64 bits"},
+    {"bytes overflow",
+     "{\"a\":{\"dtype\":\"F64\",\"shape\":[4611686018427387904],\"data_offsets\":[0,8]}}", 8,
+     UINT64_MAX, "overflows 64 bits"},
     {"product wraps to the byte count",
      "{\"a\":{\"dtype\":\"U8\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,0]}}", 0,
      UINT64_MAX, "overflows"},
@@ -509,8 +519,8 @@ static const bad_case bad_cases[] = {
      UINT64_MAX, "tensor 'a': unknown dtype \"F33\""},
     {"lower-case dtype", "{\"a\":{\"dtype\":\"f32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
      UINT64_MAX, "unknown dtype"},
-    {"dtype not a string", "{\"a\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, UINT64_MAX,
-     "dtype is an integer"},
+    {"dtype not a string", "{\"a\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+     UINT64_MAX, "dtype is an integer"},
     {"shape not an array", "{\"a\":{\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8,
      UINT64_MAX, "shape is an integer"},
     {"shape of strings", "{\"a\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}", 8,
@@ -531,7 +541,8 @@ static const bad_case bad_cases[] = {
     {"three offsets", T1("[0,4,8]"), 8, UINT64_MAX, "expected [begin, end]"},
     {"offsets not integers", T1("[0,8.5]"), 8, UINT64_MAX, "not two integers"},
     {"entry not an object", "{\"a\":[1,2]}", 0, UINT64_MAX, "entry is an array"},
-    {"metadata not an object", "{\"__metadata__\":\"x\"}", 0, UINT64_MAX, "__metadata__ is a string"},
+    {"metadata not an object", "{\"__metadata__\":\"x\"}", 0, UINT64_MAX,
+     "__metadata__ is a string"},
     {"metadata value not a string", "{\"__metadata__\":{\"k\":1}}", 0, UINT64_MAX,
      "__metadata__ entry 'k' is an integer"},
     {"NUL escape in a name", "{\"a\\u0000b\":{}}", 0, UINT64_MAX, "not valid JSON"},
@@ -582,12 +593,13 @@ Test(safetensors, short_files_and_edge_cases_that_are_valid)
     /* A huge dimension times 0 is an empty tensor, and valid; so are zero-length tensors
      * sharing an offset with a non-empty one, and whitespace after the JSON. */
     size_t len;
-    unsigned char *b = image("{\"e\":{\"dtype\":\"F64\",\"shape\":[9223372036854775807,0],"
-                             "\"data_offsets\":[0,0]},"
-                             "\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
-                             "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                             "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}  \n\t ",
-                             8, UINT64_MAX, &len);
+    unsigned char *b =
+        image("{\"e\":{\"dtype\":\"F64\",\"shape\":[9223372036854775807,0],"
+              "\"data_offsets\":[0,0]},"
+              "\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+              "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+              "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}  \n\t ",
+              8, UINT64_MAX, &len);
     ct_safetensors *f = NULL;
     cr_assert_eq(ct_safetensors_parse(b, len, "edge", &f), CT_SUCCESS, "%s", ct_last_error());
     cr_assert_eq(ct_safetensors_count(f), 4);
