@@ -747,8 +747,10 @@ static size_t stray_files(const char *keep, char *first, size_t cap)
 }
 
 /* Runs ct_safetensors_write in a child under a restriction; the child exits with 0 when
- * the write failed with CT_ERR_IO and a message naming the path and `errtext`. */
-static void failing_write_in_child(const char *p, int restriction, const char *errtext)
+ * the write failed with CT_ERR_IO and a message naming the path and `errtext`, with 3 when
+ * the restriction cannot be set up here (then false is returned and the case is logged as
+ * not run). */
+static bool failing_write_in_child(const char *p, int restriction, const char *errtext)
 {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -785,8 +787,13 @@ static void failing_write_in_child(const char *p, int restriction, const char *e
     close(fds[0]);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+        cr_log_warn("restriction %d cannot be set up on this machine; case not run", restriction);
+        return false;
+    }
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "the write did not fail as expected (exit %d): %s", WEXITSTATUS(status), msg);
+    return true;
 }
 
 Test(safetensors, refused_write_leaves_the_old_file)
@@ -797,13 +804,14 @@ Test(safetensors, refused_write_leaves_the_old_file)
     unsigned char *before = slurp(p, &la);
 
     cr_assert_eq(chmod(tdir, 0555), 0);
-    failing_write_in_child(p, 0, strerror(EACCES));
+    int ran = failing_write_in_child(p, 0, strerror(EACCES));
     cr_assert_eq(chmod(tdir, 0755), 0);
     unsigned char *after = slurp(p, &lb);
     cr_assert(la == lb && memcmp(before, after, la) == 0, "old file changed");
     free(after);
 
-    failing_write_in_child(p, 1, strerror(EFBIG));
+    ran += failing_write_in_child(p, 1, strerror(EFBIG));
+    cr_assert(ran > 0, "neither refusal could be arranged on this machine");
     after = slurp(p, &lb);
     cr_assert(la == lb && memcmp(before, after, la) == 0, "old file changed");
     char stray[256];
