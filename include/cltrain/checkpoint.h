@@ -27,15 +27,16 @@
  * integer dtypes whose values are exact in a double; ct_safetensors_get_i64 reads the
  * integer dtypes (and BOOL) whose values fit an int64_t.
  *
- * Writing produces what the Python package writes for the same tensors: entries sorted
- * by element alignment, largest first, then by name; compact JSON with __metadata__
- * first; the header padded with spaces to a multiple of 8 bytes. The write is atomic:
- * the bytes go to a temporary file ".NAME.<pid>.<n>.tmp" in the destination folder,
- * which is flushed, fsync'd and renamed over NAME, and the folder is fsync'd. On any
- * failure (disk full, permission denied, ...) the message names the path and the
- * system's error text, the temporary file is removed and a previous NAME is untouched;
- * a process killed mid-write leaves at most such a temporary file behind, never a
- * partial NAME.
+ * Writing produces what the Python package writes for the same tensors (byte for byte;
+ * metadata entries keep the caller's order, where Python's order is a hash map's):
+ * entries sorted by element alignment, largest first, then by name; compact JSON with
+ * __metadata__ first; the header padded with spaces to a multiple of 8 bytes. The write
+ * is atomic: the bytes go to a temporary file ".NAME.<pid>.<n>.tmp" in the destination
+ * folder with plain write() calls (no stdio buffer), which is fsync'd and renamed over
+ * NAME, and the folder is fsync'd. On any failure (disk full, permission denied, ...)
+ * the message names the path and the system's error text, the temporary file is removed
+ * and a previous NAME is untouched; a process killed mid-write leaves at most such a
+ * temporary file behind (nothing removes it later), never a partial NAME.
  *
  * ---- checkpoints ------------------------------------------------------------------
  * ct_checkpoint_save(path, ...) writes two safetensors files:
@@ -50,9 +51,9 @@
  *                it does not end so ("ckpt" -> "ckpt.state.safetensors"). It holds the
  *                model's identity and spec, epoch, step, seeds, the dropout counter, the
  *                optimizer's state tensors ("optim.<name>", see optim.h) and the
- *                hyper-parameters, as __metadata__ strings ("cltrain.epoch",
- *                "hparam.lr", ...) and tensors, plus a hash of the weights file, which
- *                ties the two together.
+ *                hyper-parameters, as __metadata__ strings ("train.epoch",
+ *                "hparam.lr", ...; the full list is in lib/train/checkpoint.c) and
+ *                tensors, plus a hash of the weights file, which ties the two together.
  * The weights are written first, then the state. A crash between the two renames leaves
  * new weights beside the old state, whose hash disagrees; ct_checkpoint_load refuses the
  * pair when asked for the state, naming both files. Loading the weights alone still
