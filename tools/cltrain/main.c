@@ -15,6 +15,11 @@ static void usage(FILE *to)
             "Train convolutional networks on any OpenCL device.\n"
             "\n"
             "commands:\n"
+            "  train              train a model (MiniCNN on Fashion-MNIST by default)\n"
+            "  compare            train the same model with several optimizer settings and\n"
+            "                     compare their loss curves, accuracy and speed\n"
+            "  eval               accuracy, per-class accuracy and confusion matrix of a\n"
+            "                     checkpoint on a test set\n"
             "  devices            list every OpenCL platform and device\n"
             "  gemm               run a GEMM on the device through CLBlast, check it against\n"
             "                     the CPU and print GFLOP/s\n"
@@ -50,11 +55,18 @@ int main(int argc, char **argv)
         printf("cltrain %s\n", CLTRAIN_VERSION_STRING);
         return 0;
     }
+    if (strcmp(cmd, "train") == 0)
+        return cli_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0)
+        return cli_compare(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cli_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "devices") == 0)
         return cli_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "gemm") == 0)
         return cli_gemm(argc - 1, argv + 1);
-    fprintf(stderr, "cltrain: unknown command '%s' (expected devices, gemm, help or version)\n",
+    fprintf(stderr, "cltrain: unknown command '%s' (expected train, compare, eval, devices, gemm, "
+                    "help or version)\n",
             cmd);
     return 2;
 }
@@ -66,10 +78,17 @@ int cli_fail(const char *what, ct_status st)
     return 1;
 }
 
+static int quiet;
+
+void cli_set_quiet(int q)
+{
+    quiet = q;
+}
+
 static void on_build(void *user, const char *device, const char *file)
 {
     int *said = user;
-    if (!*said) {
+    if (!*said && !quiet) {
         fprintf(stderr, "cltrain: compiling kernels for %s, first run only (%s)...\n", device, file);
         *said = 1;
     }
@@ -82,4 +101,14 @@ ct_status cli_context(const char *device, unsigned flags, ct_context **out)
     if (st == CT_SUCCESS)
         ct_context_set_build_notify(*out, on_build, &said);
     return st;
+}
+
+void cli_note_gemm_build(ct_context *ctx)
+{
+    static int said;
+    if (said || quiet || ct_context_build_stats(ctx).from_source == 0)
+        return;
+    said = 1;
+    fprintf(stderr, "cltrain: compiling CLBlast GEMM kernels for %s, first run only...\n",
+            ct_context_device(ctx)->name);
 }
