@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "cltrain/checkpoint.h"
 #include "cltrain/trainer.h"
 #include "testutil.h"
 
@@ -593,6 +596,70 @@ Test(trainer, resume_is_bitwise)
     for (size_t i = 0; i < sv.nstate; i++)
         free(sv.state[i]);
     free(sv.params);
+    free(pa);
+    free(pc);
+    run_free(&a);
+    run_free(&c);
+    ct_dataset_free(ds);
+    ct_context_free(ctx);
+}
+
+/* The same through checkpoint files (cltrain/checkpoint.h): weights, optimizer state,
+ * dropout counter and schedule state go to disk; the trainer's own step count and epoch
+ * sum travel beside them as the tool carries them (here: variables). */
+Test(trainer, resume_through_checkpoint_is_bitwise)
+{
+    ct_context *ctx = tu_context();
+    ct_dataset *ds = make_dataset(88, 3, 9);
+    const size_t per = 6, K = 13, k = 7;
+    char path[] = "/tmp/ct_trainer_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+
+    run a = run_create(ctx, ds, 31);
+    run_steps(&a, 0, K, per);
+    float la[32];
+    TU_OK(ct_trainer_history(a.tr, la, K));
+    float *pa = params_of(a.m);
+
+    run b = run_create(ctx, ds, 31);
+    run_steps(&b, 0, k, per);
+    ct_train_state st;
+    memset(&st, 0, sizeof st);
+    st.epoch = k / per;
+    st.batch = k % per;
+    st.step = k;
+    st.has_sched = true;
+    TU_OK(ct_sched_state_get(b.s, &st.sched));
+    TU_OK(ct_checkpoint_save(path, b.m, b.o, &st));
+    uint64_t step = ct_trainer_get_step(b.tr);
+    float sum, comp, count;
+    TU_OK(ct_trainer_get_epoch_sum(b.tr, &sum, &comp, &count));
+    run_free(&b);
+
+    run c = run_create(ctx, ds, 4242);
+    ct_train_state back;
+    memset(&back, 0, sizeof back);
+    TU_OK(ct_checkpoint_load(path, c.m, c.o, &back));
+    cr_assert(back.has_sched && back.epoch == st.epoch && back.batch == st.batch);
+    TU_OK(ct_sched_state_set(c.s, &back.sched, NULL, NULL));
+    ct_train_state_clear(&back);
+    ct_trainer_set_step(c.tr, step);
+    TU_OK(ct_trainer_set_epoch_sum(c.tr, sum, comp, count));
+    run_steps(&c, k, K, per);
+    float lc[32];
+    TU_OK(ct_trainer_history(c.tr, lc, K - k));
+    float *pc = params_of(c.m);
+    cr_assert(memcmp(la + k, lc, (K - k) * sizeof *la) == 0,
+              "losses after a checkpoint round trip differ from the uninterrupted run");
+    cr_assert(memcmp(pa, pc, ct_model_param_numel(a.m) * sizeof *pa) == 0,
+              "final parameters differ");
+
+    char sp[4096];
+    TU_OK(ct_checkpoint_state_path(path, sp, sizeof sp));
+    unlink(path);
+    unlink(sp);
     free(pa);
     free(pc);
     run_free(&a);
