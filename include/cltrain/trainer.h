@@ -52,15 +52,15 @@ extern "C" {
 #endif
 
 typedef struct ct_trainer_options {
-    ct_loss_kind loss;      /* CROSS_ENTROPY (default), MSE or BCE_WITH_LOGITS */
-    float label_smoothing;  /* cross-entropy only, in [0, 1]; default 0 */
-    double clip_norm;       /* > 0: clip_grad_norm_(max_norm) before each step; 0: off */
-    bool skip_nonfinite;    /* read every step and skip non-finite ones (see above) */
-    size_t skip_limit;      /* with skip_nonfinite: fail after this many consecutive
-                               skipped steps (default 100; 0: never) */
-    size_t check_every;     /* read the record every N steps (>= 1, default 10) */
-    size_t history;         /* keep the last `history` step losses on the device for
-                               ct_trainer_history (0, the default: none) */
+    ct_loss_kind loss;     /* CROSS_ENTROPY (default), MSE or BCE_WITH_LOGITS */
+    float label_smoothing; /* cross-entropy only, in [0, 1]; default 0 */
+    double clip_norm;      /* > 0: clip_grad_norm_(max_norm) before each step; 0: off */
+    bool skip_nonfinite;   /* read every step and skip non-finite ones (see above) */
+    size_t skip_limit;     /* with skip_nonfinite: fail after this many consecutive
+                              skipped steps (default 100; 0: never) */
+    size_t check_every;    /* read the record every N steps (>= 1, default 10) */
+    size_t history;        /* keep the last `history` step losses on the device for
+                              ct_trainer_history (0, the default: none) */
 } ct_trainer_options;
 
 ct_trainer_options ct_trainer_defaults(void);
@@ -79,21 +79,20 @@ typedef struct ct_trainer ct_trainer;
  * Device memory: a 16-float record, the history, and targets/gradient buffers for the
  * largest batch seen (grown on demand, never shrunk). The caller frees *out with
  * ct_trainer_free(). */
-ct_status ct_trainer_create(ct_model *model, ct_optim *optim, ct_sched *sched,
-                            ct_sched_when when, const ct_trainer_options *o,
-                            ct_trainer **out);
+ct_status ct_trainer_create(ct_model *model, ct_optim *optim, ct_sched *sched, ct_sched_when when,
+                            const ct_trainer_options *o, ct_trainer **out);
 void ct_trainer_free(ct_trainer *tr);
 
 /* What the host knows after a read of the record. */
 typedef struct ct_step_info {
-    bool read;            /* the fields below were read back by this call */
-    bool skipped;         /* skip_nonfinite: this step was not applied */
-    uint64_t step;        /* steps attempted so far (this one included) */
-    double loss;          /* the last step's loss */
-    double epoch_loss;    /* mean of the finite losses since ct_trainer_begin_epoch */
-    uint64_t epoch_steps; /* how many losses that mean holds */
-    double grad_norm;     /* the last gradient norm (clip_norm or skip mode), else NaN */
-    uint64_t nonfinite;   /* steps with a non-finite loss or norm, over the whole run */
+    bool read;                /* the fields below were read back by this call */
+    bool skipped;             /* skip_nonfinite: this step was not applied */
+    uint64_t step;            /* steps attempted so far (this one included) */
+    double loss;              /* the last step's loss */
+    double epoch_loss;        /* mean of the finite losses since ct_trainer_begin_epoch */
+    uint64_t epoch_steps;     /* how many losses that mean holds */
+    double grad_norm;         /* the last gradient norm (clip_norm or skip mode), else NaN */
+    uint64_t nonfinite;       /* steps with a non-finite loss or norm, over the whole run */
     uint64_t first_nonfinite; /* the first of them (1-based step number), 0 when none */
 } ct_step_info;
 
@@ -137,12 +136,12 @@ ct_status ct_trainer_set_epoch_sum(ct_trainer *tr, float sum, float comp, float 
 ct_loss *ct_trainer_loss(ct_trainer *tr);
 
 typedef struct ct_eval_result {
-    double loss;          /* mean loss over the samples */
-    double accuracy;      /* correct / count */
-    size_t count;         /* samples seen */
+    double loss;     /* mean loss over the samples */
+    double accuracy; /* correct / count */
+    size_t count;    /* samples seen */
     size_t correct;
-    size_t num_classes;   /* K: the output width C, or 2 when C == 1 */
-    uint64_t *confusion;  /* K x K, row = true class, column = predicted; malloc'd */
+    size_t num_classes;  /* K: the output width C, or 2 when C == 1 */
+    uint64_t *confusion; /* K x K, row = true class, column = predicted; malloc'd */
 } ct_eval_result;
 
 /* One pass over every batch of `loader` in eval mode (no dropout, running batch-norm

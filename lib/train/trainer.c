@@ -32,19 +32,19 @@ struct ct_trainer {
     ct_sched_when when;
     ct_trainer_options o;
     ct_loss *loss;
-    size_t outputs;     /* C: the model's output width */
-    ct_tensor *stats;   /* (TS_SLOTS) */
-    ct_tensor *v_loss;  /* views of single slots */
+    size_t outputs;    /* C: the model's output width */
+    ct_tensor *stats;  /* (TS_SLOTS) */
+    ct_tensor *v_loss; /* views of single slots */
     ct_tensor *v_norm;
-    ct_tensor *v_epoch; /* slots TS_SUM..TS_COUNT */
-    ct_tensor *v_eval;  /* slots TS_EVSUM..TS_EVCOUNT */
+    ct_tensor *v_epoch;   /* slots TS_SUM..TS_COUNT */
+    ct_tensor *v_eval;    /* slots TS_EVSUM..TS_EVCOUNT */
     ct_tensor *eval_loss; /* (1) a batch's mean loss during evaluation */
-    ct_tensor *hist;    /* (history) or a 1-float dummy */
+    ct_tensor *hist;      /* (history) or a 1-float dummy */
     /* targets and dlogits for the current batch size: views of buffers of cap_rows rows */
     ct_tensor *tbuf, *gbuf;
     ct_tensor *tview, *gview;
     size_t cap_rows, view_rows;
-    uint64_t step;      /* steps attempted */
+    uint64_t step; /* steps attempted */
     uint64_t consecutive_skips;
 };
 
@@ -84,9 +84,8 @@ static void record_init(float *host)
     memcpy(&host[TS_FIRST], &none, sizeof none);
 }
 
-ct_status ct_trainer_create(ct_model *model, ct_optim *optim, ct_sched *sched,
-                            ct_sched_when when, const ct_trainer_options *o,
-                            ct_trainer **out)
+ct_status ct_trainer_create(ct_model *model, ct_optim *optim, ct_sched *sched, ct_sched_when when,
+                            const ct_trainer_options *o, ct_trainer **out)
 {
     ct_status st = CT_SUCCESS;
     ct_trainer *tr = NULL;
@@ -108,8 +107,8 @@ ct_status ct_trainer_create(ct_model *model, ct_optim *optim, ct_sched *sched,
                "trainer: clip_norm must be finite and >= 0, got %g", o->clip_norm);
     CT_REQUIRE(o->label_smoothing >= 0.0f && o->label_smoothing <= 1.0f, CT_ERR_INVALID_ARG,
                "trainer: label smoothing must be in [0, 1], got %g", (double)o->label_smoothing);
-    CT_REQUIRE(o->label_smoothing == 0.0f || o->loss == CT_LOSS_CROSS_ENTROPY,
-               CT_ERR_INVALID_ARG, "trainer: label smoothing applies to cross-entropy only");
+    CT_REQUIRE(o->label_smoothing == 0.0f || o->loss == CT_LOSS_CROSS_ENTROPY, CT_ERR_INVALID_ARG,
+               "trainer: label smoothing applies to cross-entropy only");
     CT_REQUIRE(o->history <= 0xffffffffu, CT_ERR_INVALID_ARG,
                "trainer: history of %zu steps is too long", o->history);
     ct_model_output_shape(model, &ndim, oshape);
@@ -188,8 +187,8 @@ static ct_status make_targets(ct_trainer *tr, const ct_tensor *y, size_t n,
     *target = y;
     if (tr->o.loss == CT_LOSS_CROSS_ENTROPY)
         goto cleanup;
-    CT_TRY(CT_RUN1D(tr->ctx, "train.cl", "train_targets", n, CT_T(y), CT_T(tr->tview),
-                    CT_U32(n), CT_U32(tr->outputs)));
+    CT_TRY(CT_RUN1D(tr->ctx, "train.cl", "train_targets", n, CT_T(y), CT_T(tr->tview), CT_U32(n),
+                    CT_U32(tr->outputs)));
     *target = tr->tview;
 cleanup:
     return st;
@@ -203,8 +202,7 @@ static ct_status check_batch(const ct_trainer *tr, const ct_tensor *x, const ct_
     *n = ct_tensor_dim(x, 0);
     CT_REQUIRE(ct_tensor_ndim(y) == 1 && ct_tensor_dim(y, 0) == *n, CT_ERR_SHAPE,
                "trainer: labels y must be (N) with N = %zu, the batch size of x", *n);
-    CT_REQUIRE(*n <= 0xffffffffu, CT_ERR_SHAPE, "trainer: batch of %zu samples is too large",
-               *n);
+    CT_REQUIRE(*n <= 0xffffffffu, CT_ERR_SHAPE, "trainer: batch of %zu samples is too large", *n);
 cleanup:
     return st;
 }
@@ -233,9 +231,10 @@ static ct_status read_record(ct_trainer *tr, ct_step_info *info, bool *last_bad)
     info->nonfinite = bad;
     info->first_nonfinite = bad ? (uint64_t)first + 1 : 0;
     if (bad && !tr->o.skip_nonfinite)
-        CT_FAIL(CT_ERR_NUMERIC,
-                "the loss became %s at step %llu (read back at step %llu)",
-                isnan(info->loss) ? "NaN" : isinf(info->loss) ? "infinite" : "non-finite",
+        CT_FAIL(CT_ERR_NUMERIC, "the %s at step %llu (read back at step %llu)",
+                isnan(info->loss)   ? "loss became NaN"
+                : isinf(info->loss) ? "loss became infinite"
+                                    : "loss or the gradient norm became non-finite",
                 (unsigned long long)info->first_nonfinite, (unsigned long long)tr->step);
 cleanup:
     return st;
@@ -277,8 +276,7 @@ ct_status ct_trainer_step(ct_trainer *tr, const ct_tensor *x, const ct_tensor *y
     CT_TRY(ct_loss_forward_backward(tr->loss, logits, target, tr->v_loss, tr->gview));
     CT_TRY(ct_model_backward(tr->model, tr->gview));
     if (tr->o.clip_norm > 0.0)
-        CT_TRY(ct_clip_grad_norm(tr->ctx, ct_model_grads(tr->model), tr->o.clip_norm,
-                                 tr->v_norm));
+        CT_TRY(ct_clip_grad_norm(tr->ctx, ct_model_grads(tr->model), tr->o.clip_norm, tr->v_norm));
     else if (tr->o.skip_nonfinite)
         CT_TRY(ct_grad_norm(tr->ctx, ct_model_grads(tr->model), tr->v_norm));
     CT_TRY(CT_RUN1D(tr->ctx, "train.cl", "train_record", 1, CT_T(tr->stats), CT_T(tr->hist),
@@ -296,8 +294,7 @@ ct_status ct_trainer_step(ct_trainer *tr, const ct_tensor *x, const ct_tensor *y
                        CT_ERR_NUMERIC,
                        "%llu consecutive steps had a non-finite loss or gradient (the last at "
                        "step %llu): the parameters are probably no longer finite",
-                       (unsigned long long)tr->consecutive_skips,
-                       (unsigned long long)tr->step);
+                       (unsigned long long)tr->consecutive_skips, (unsigned long long)tr->step);
             goto cleanup;
         }
         tr->consecutive_skips = 0;
@@ -344,11 +341,10 @@ ct_status ct_trainer_history(ct_trainer *tr, float *out, size_t count)
 {
     ct_status st = CT_SUCCESS;
     float *all = NULL;
-    CT_REQUIRE(tr && (out || count == 0), CT_ERR_INVALID_ARG,
-               "ct_trainer_history: NULL argument");
+    CT_REQUIRE(tr && (out || count == 0), CT_ERR_INVALID_ARG, "ct_trainer_history: NULL argument");
     CT_REQUIRE(count <= tr->o.history && count <= tr->step, CT_ERR_INVALID_ARG,
-               "trainer history: %zu steps asked, %zu kept and %llu taken", count,
-               tr->o.history, (unsigned long long)tr->step);
+               "trainer history: %zu steps asked, %zu kept and %llu taken", count, tr->o.history,
+               (unsigned long long)tr->step);
     if (count == 0)
         goto cleanup;
     all = malloc(tr->o.history * sizeof *all);
@@ -426,8 +422,8 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, ct_loader *loader, ct_eval_result 
     K = tr->outputs == 1 ? 2 : tr->outputs;
     conf_bytes = K * K * sizeof(uint32_t);
     CT_TRY(ct_buffer_alloc(tr->ctx, conf_bytes, &conf));
-    CT_CL(clEnqueueFillBuffer(tr->ctx->queue, conf, (cl_uint[]){0}, sizeof(cl_uint), 0,
-                              conf_bytes, 0, NULL, NULL));
+    CT_CL(clEnqueueFillBuffer(tr->ctx->queue, conf, (cl_uint[]){0}, sizeof(cl_uint), 0, conf_bytes,
+                              0, NULL, NULL));
     CT_TRY(ct_tensor_fill(tr->v_eval, 0.0f));
     ct_model_set_training(tr->model, false);
     CT_TRY(ct_loader_start_epoch(loader, 0));
@@ -441,8 +437,8 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, ct_loader *loader, ct_eval_result 
         CT_TRY(batch_views(tr, n));
         CT_TRY(make_targets(tr, y, n, &target));
         CT_TRY(ct_loss_forward(tr->loss, logits, target, tr->eval_loss));
-        CT_TRY(CT_RUN1D(tr->ctx, "train.cl", "eval_loss", 1, CT_T(tr->stats),
-                        CT_T(tr->eval_loss), CT_U32(n)));
+        CT_TRY(CT_RUN1D(tr->ctx, "train.cl", "eval_loss", 1, CT_T(tr->stats), CT_T(tr->eval_loss),
+                        CT_U32(n)));
         CT_TRY(CT_RUN1D(tr->ctx, "train.cl", "eval_confusion", K, CT_T(logits), CT_T(y),
                         CT_MEM(conf), CT_U32(n), CT_U32(tr->outputs), CT_U32(K)));
     }

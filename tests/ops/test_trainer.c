@@ -22,8 +22,8 @@
 #include "cltrain/trainer.h"
 #include "testutil.h"
 
-#define IMG 8
-#define SPEC_CE "conv(4,3,pad=1) relu maxpool(2) flatten linear(16) relu dropout(0.25) linear(3)"
+#define IMG      8
+#define SPEC_CE  "conv(4,3,pad=1) relu maxpool(2) flatten linear(16) relu dropout(0.25) linear(3)"
 #define SPEC_BIN "conv(4,3,pad=1) relu maxpool(2) flatten linear(16) relu linear(1)"
 
 /* n images 1 x 8 x 8 of `classes` classes: class k lights up the band of rows
@@ -334,8 +334,8 @@ static void check_evaluate(ct_loss_kind kind, const char *spec, size_t classes)
     /* float32 batch means (each summing <= 16*3 terms) times n, added with compensation:
      * a relative error of a few float ulps, 1e-5 is ample; a wrong weighting of the
      * short last batch would be off by percents. */
-    cr_assert(fabs(r.loss - loss) <= 1e-5 * fabs(loss) + 1e-7, "eval loss %.9g, host %.9g",
-              r.loss, loss);
+    cr_assert(fabs(r.loss - loss) <= 1e-5 * fabs(loss) + 1e-7, "eval loss %.9g, host %.9g", r.loss,
+              loss);
     ct_eval_result_free(&r);
     free(hl);
     free(hy);
@@ -388,8 +388,7 @@ Test(trainer, huge_lr_is_detected)
             steps++;
         }
     }
-    cr_assert_eq(st, CT_ERR_NUMERIC, "a learning rate of 1e30 went unnoticed for %zu steps",
-                 steps);
+    cr_assert_eq(st, CT_ERR_NUMERIC, "a learning rate of 1e30 went unnoticed for %zu steps", steps);
     cr_assert(info.read && steps % 4 == 0, "detected at step %zu, reads every 4", steps);
     cr_assert(info.first_nonfinite >= 1 && info.first_nonfinite <= steps &&
                   steps - info.first_nonfinite < 4,

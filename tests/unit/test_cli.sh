@@ -190,6 +190,14 @@ if [ "$(awk '/^confusion matrix/{f=1; next} f' "$tmp/eval" | wc -l)" -eq 11 ]; t
 if grep -q "<svg" "$tmp/conf.svg" && grep -q "<svg" "$tmp/loss.svg"; then ok; else bad "plots missing"; fi
 if [ -s "$tmp/m.best.safetensors" ]; then ok; else bad "no best checkpoint"; fi
 
+# ---- the other losses: bce on two classes (one output), mse on one-hot targets ----------
+"$cltrain" train "${syn[@]}" --loss bce --classes 3,7 --epochs 1 --save "$tmp/bce.safetensors" --tensorboard "$tmp/tb" --quiet >"$tmp/out" 2>"$tmp/err" || bad "bce run: $(cat "$tmp/err")"
+if grep -q "test accuracy" "$tmp/out" && ls "$tmp"/tb/events.out.tfevents.* >/dev/null 2>&1; then ok; else bad "bce run output: $(cat "$tmp/out")"; fi
+# eval takes the task (bce, classes 3 and 7) from the checkpoint: a 2 x 2 matrix
+if "$cltrain" eval --checkpoint "$tmp/bce.safetensors" --data "$tmp/syn" >"$tmp/eval" 2>"$tmp/err" &&
+  [ "$(awk '/^confusion matrix/{f=1; next} f' "$tmp/eval" | wc -l)" -eq 3 ] && grep -q "^Dress" "$tmp/eval" && grep -q "^Sneaker" "$tmp/eval"; then ok; else bad "bce eval: $(cat "$tmp/eval" "$tmp/err")"; fi
+if "$cltrain" train "${syn[@]}" --loss mse --epochs 1 --quiet >"$tmp/out" 2>"$tmp/err" && grep -q "test accuracy" "$tmp/out"; then ok; else bad "mse run: $(cat "$tmp/err")"; fi
+
 # ---- compare -------------------------------------------------------------------------------
 if "$cltrain" compare "${syn[@]}" --epochs 1 --plot "$tmp/cmp.svg" --log "$tmp/cmp.csv" --quiet >"$tmp/out" 2>"$tmp/err"; then ok; else bad "compare: $(cat "$tmp/err")"; fi
 if [ "$(grep -c '^adam,lr=1e-3\|^sgd,lr=1e-2' "$tmp/out")" -eq 3 ] && grep -q "<svg" "$tmp/cmp.svg" && head -1 "$tmp/cmp.csv" | grep -q '^run,kind'; then ok; else bad "compare output: $(cat "$tmp/out")"; fi

@@ -11,7 +11,7 @@
 #include "options.h"
 #include "plot.h"
 
-#define CMD "compare"
+#define CMD    "compare"
 #define SMOOTH 50 /* steps in the running mean that --threshold is compared with */
 
 static const char *const default_configs[] = {"adam,lr=1e-3", "sgd,lr=1e-2,momentum=0.9",
@@ -118,17 +118,24 @@ int cli_compare(int argc, char **argv)
     memset(&data, 0, sizeof data);
     size_t n = cli_data_defs(&dopt, true, &aug_on, &aug_off, defs);
     defs[n++] = (opt_def){.name = "--config", .kind = OPT_LIST, .dst = &configs};
-    defs[n++] = (opt_def){.name = "--threshold", .kind = OPT_DOUBLE, .dst = &threshold,
-                          .lo = -INFINITY, .hi = INFINITY};
-    defs[n++] = (opt_def){.name = "--epochs", .kind = OPT_SIZE, .dst = &epochs, .lo = 1,
-                          .hi = 1000};
-    defs[n++] = (opt_def){.name = "--max-steps", .kind = OPT_SIZE, .dst = &max_steps, .lo = 1,
-                          .hi = 0xffffffffu};
+    defs[n++] = (opt_def){.name = "--threshold",
+                          .kind = OPT_DOUBLE,
+                          .dst = &threshold,
+                          .lo = -INFINITY,
+                          .hi = INFINITY};
+    defs[n++] =
+        (opt_def){.name = "--epochs", .kind = OPT_SIZE, .dst = &epochs, .lo = 1, .hi = 1000};
+    defs[n++] = (opt_def){
+        .name = "--max-steps", .kind = OPT_SIZE, .dst = &max_steps, .lo = 1, .hi = 0xffffffffu};
     defs[n++] = (opt_def){.name = "--model", .kind = OPT_STRING, .dst = &model};
-    defs[n++] = (opt_def){.name = "--loss", .kind = OPT_CHOICE, .dst = &loss,
-                          .choices = cli_loss_names};
-    defs[n++] = (opt_def){.name = "--clip-norm", .kind = OPT_DOUBLE, .dst = &clip, .lo = 0,
-                          .lo_open = true, .hi = INFINITY};
+    defs[n++] =
+        (opt_def){.name = "--loss", .kind = OPT_CHOICE, .dst = &loss, .choices = cli_loss_names};
+    defs[n++] = (opt_def){.name = "--clip-norm",
+                          .kind = OPT_DOUBLE,
+                          .dst = &clip,
+                          .lo = 0,
+                          .lo_open = true,
+                          .hi = INFINITY};
     defs[n++] = (opt_def){.name = "--device", .kind = OPT_STRING, .dst = &device};
     defs[n++] = (opt_def){.name = "--plot", .kind = OPT_STRING, .dst = &plot};
     defs[n++] = (opt_def){.name = "--log", .kind = OPT_STRING, .dst = &logpath};
@@ -286,8 +293,8 @@ int cli_compare(int argc, char **argv)
     }
 
     /* the table */
-    printf("%-36s %10s %9s %10s %11s %8s\n", "setting", "train loss", "test acc",
-           "steps<thr", "oscillation", "time s");
+    printf("%-36s %10s %9s %10s %11s %8s\n", "setting", "train loss", "test acc", "steps<thr",
+           "oscillation", "time s");
     for (size_t ci = 0; ci < nconf; ci++) {
         const outcome *o = &out[ci];
         char steps[32];
@@ -305,7 +312,8 @@ int cli_compare(int argc, char **argv)
 
     if (plot) {
         plot_series ps[16];
-        double *steps = malloc(total * sizeof *steps), *losses = malloc(nconf * total * sizeof *losses);
+        double *steps = malloc(total * sizeof *steps),
+               *losses = malloc(nconf * total * sizeof *losses);
         if (!steps || !losses) {
             free(steps);
             free(losses);
@@ -318,8 +326,10 @@ int cli_compare(int argc, char **argv)
         for (size_t ci = 0; ci < nconf; ci++) {
             for (size_t i = 0; i < out[ci].n; i++)
                 losses[ci * total + i] = out[ci].loss[i];
-            ps[ci] = (plot_series){out[ci].name, steps, losses + ci * total, out[ci].n,
-                                   out[ci].epoch_step, out[ci].epoch_acc, out[ci].nepochs};
+            ps[ci] = (plot_series){out[ci].name,        steps,
+                                   losses + ci * total, out[ci].n,
+                                   out[ci].epoch_step,  out[ci].epoch_acc,
+                                   out[ci].nepochs};
         }
         plot_options po;
         memset(&po, 0, sizeof po);

@@ -51,8 +51,7 @@ static int peek(const char *path, cli_kv *kv, bool *found)
         return cli_fail("reading the checkpoint's state", st);
     for (size_t i = 0; i < ct_safetensors_metadata_count(f); i++) {
         const char *k = NULL, *v = NULL;
-        if (ct_safetensors_metadata_at(f, i, &k, &v) == CT_SUCCESS &&
-            strncmp(k, "hparam.", 7) == 0)
+        if (ct_safetensors_metadata_at(f, i, &k, &v) == CT_SUCCESS && strncmp(k, "hparam.", 7) == 0)
             cli_kv_set(kv, k + 7, "%s", v);
     }
     ct_safetensors_free(f);
@@ -88,11 +87,14 @@ int cli_eval(int argc, char **argv)
         if (strcmp(defs[i].name, "--dataset") == 0)
             defs[i].given = &dataset_given;
     defs[n++] = (opt_def){.name = "--checkpoint", .kind = OPT_STRING, .dst = &ckpt};
-    defs[n++] = (opt_def){.name = "--split", .kind = OPT_CHOICE, .dst = &split,
-                          .choices = split_names};
+    defs[n++] =
+        (opt_def){.name = "--split", .kind = OPT_CHOICE, .dst = &split, .choices = split_names};
     defs[n++] = (opt_def){.name = "--model", .kind = OPT_STRING, .dst = &model_spec};
-    defs[n++] = (opt_def){.name = "--loss", .kind = OPT_CHOICE, .dst = &loss,
-                          .choices = cli_loss_names, .given = &loss_given};
+    defs[n++] = (opt_def){.name = "--loss",
+                          .kind = OPT_CHOICE,
+                          .dst = &loss,
+                          .choices = cli_loss_names,
+                          .given = &loss_given};
     defs[n++] = (opt_def){.name = "--device", .kind = OPT_STRING, .dst = &device};
     defs[n++] = (opt_def){.name = "--plot", .kind = OPT_STRING, .dst = &plot};
     rc = opts_parse(CMD, argc, argv, defs, n);
@@ -190,8 +192,8 @@ int cli_eval(int argc, char **argv)
     }
     printf("%s: %s split of %s, %zu images\n", ckpt, split_names[split],
            cli_dataset_names[dopt.dataset], res.count);
-    printf("accuracy %.2f%% (%zu/%zu), loss %.4f\n\n", 100.0 * res.accuracy, res.correct,
-           res.count, res.loss);
+    printf("accuracy %.2f%% (%zu/%zu), loss %.4f\n\n", 100.0 * res.accuracy, res.correct, res.count,
+           res.loss);
     size_t w = 5;
     for (size_t k = 0; k < K; k++)
         if (strlen(names[k]) > w)
@@ -203,8 +205,7 @@ int cli_eval(int argc, char **argv)
             row += res.confusion[k * K + j];
         if (row)
             printf("%-*s  %7.2f%%  %7llu\n", (int)w, names[k],
-                   100.0 * (double)res.confusion[k * K + k] / (double)row,
-                   (unsigned long long)row);
+                   100.0 * (double)res.confusion[k * K + k] / (double)row, (unsigned long long)row);
         else
             printf("%-*s  %8s  %7d\n", (int)w, names[k], "-", 0);
     }
@@ -227,8 +228,9 @@ int cli_eval(int argc, char **argv)
         printf("\n");
     }
     if (!has_state)
-        fprintf(stderr, "cltrain eval: %s has no state file; used the options' model, task and "
-                        "normalisation\n",
+        fprintf(stderr,
+                "cltrain eval: %s has no state file; used the options' model, task and "
+                "normalisation\n",
                 ckpt);
 
     if (plot) {

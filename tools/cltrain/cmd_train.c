@@ -151,14 +151,13 @@ static int parse(int argc, char **argv, train_cfg *c)
 #define D(...) defs[n++] = (opt_def){__VA_ARGS__}
     D(.name = "--model", .kind = OPT_STRING, .dst = &c->model);
     D(.name = "--loss", .kind = OPT_CHOICE, .dst = &c->loss, .choices = cli_loss_names);
-    D(.name = "--label-smoothing", .kind = OPT_DOUBLE, .dst = &c->label_smoothing, .lo = 0,
-      .hi = 1, .given = &c->ls_given);
-    D(.name = "--optimizer", .kind = OPT_CHOICE, .dst = &c->optim.kind,
-      .choices = cli_optim_names);
+    D(.name = "--label-smoothing", .kind = OPT_DOUBLE, .dst = &c->label_smoothing, .lo = 0, .hi = 1,
+      .given = &c->ls_given);
+    D(.name = "--optimizer", .kind = OPT_CHOICE, .dst = &c->optim.kind, .choices = cli_optim_names);
     D(.name = "--lr", .kind = OPT_DOUBLE, .dst = &c->optim.lr, .lo = 0, .lo_open = true,
       .hi = INFINITY, .given = &c->optim.lr_given);
-    D(.name = "--momentum", .kind = OPT_DOUBLE, .dst = &c->optim.momentum, .lo = 0,
-      .hi = INFINITY, .given = &c->optim.momentum_given);
+    D(.name = "--momentum", .kind = OPT_DOUBLE, .dst = &c->optim.momentum, .lo = 0, .hi = INFINITY,
+      .given = &c->optim.momentum_given);
     D(.name = "--nesterov", .kind = OPT_FLAG, .dst = &c->optim.nesterov);
     D(.name = "--weight-decay", .kind = OPT_DOUBLE, .dst = &c->optim.weight_decay, .lo = 0,
       .hi = INFINITY, .given = &c->optim.wd_given);
@@ -180,10 +179,10 @@ static int parse(int argc, char **argv, train_cfg *c)
     D(.name = "--gamma", .kind = OPT_DOUBLE, .dst = &c->sched.gamma, .lo = 0, .lo_open = true,
       .hi = INFINITY, .given = &c->sched.gamma_given);
     D(.name = "--milestones", .kind = OPT_STRING, .dst = &c->sched.milestones, .given = &g[1]);
-    D(.name = "--t-max", .kind = OPT_SIZE, .dst = &c->sched.t_max, .lo = 1,
-      .hi = (double)SIZE_MAX, .given = &g[2]);
-    D(.name = "--eta-min", .kind = OPT_DOUBLE, .dst = &c->sched.eta_min, .lo = 0,
-      .hi = INFINITY, .given = &g[3]);
+    D(.name = "--t-max", .kind = OPT_SIZE, .dst = &c->sched.t_max, .lo = 1, .hi = (double)SIZE_MAX,
+      .given = &g[2]);
+    D(.name = "--eta-min", .kind = OPT_DOUBLE, .dst = &c->sched.eta_min, .lo = 0, .hi = INFINITY,
+      .given = &g[3]);
     D(.name = "--max-lr", .kind = OPT_DOUBLE, .dst = &c->sched.max_lr, .lo = 0, .lo_open = true,
       .hi = INFINITY, .given = &g[4]);
     D(.name = "--pct-start", .kind = OPT_DOUBLE, .dst = &c->sched.pct_start, .lo = 0, .hi = 1,
@@ -195,15 +194,13 @@ static int parse(int argc, char **argv, train_cfg *c)
     D(.name = "--warmup", .kind = OPT_SIZE, .dst = &c->sched.warmup, .lo = 0,
       .hi = (double)SIZE_MAX);
     D(.name = "--epochs", .kind = OPT_SIZE, .dst = &c->epochs, .lo = 1, .hi = 1000000);
-    D(.name = "--max-steps", .kind = OPT_SIZE, .dst = &c->max_steps, .lo = 1,
-      .hi = 0xffffffffu);
+    D(.name = "--max-steps", .kind = OPT_SIZE, .dst = &c->max_steps, .lo = 1, .hi = 0xffffffffu);
     D(.name = "--device", .kind = OPT_STRING, .dst = &c->device);
     D(.name = "--early-stop", .kind = OPT_SIZE, .dst = &c->early_stop, .lo = 1,
       .hi = (double)SIZE_MAX);
     D(.name = "--skip-nonfinite", .kind = OPT_FLAG, .dst = &c->skip_nonfinite);
     D(.name = "--log", .kind = OPT_STRING, .dst = &c->log);
-    D(.name = "--log-every", .kind = OPT_SIZE, .dst = &c->log_every, .lo = 1,
-      .hi = 0xffffffffu);
+    D(.name = "--log-every", .kind = OPT_SIZE, .dst = &c->log_every, .lo = 1, .hi = 0xffffffffu);
     D(.name = "--plot", .kind = OPT_STRING, .dst = &c->plot);
     D(.name = "--tensorboard", .kind = OPT_STRING, .dst = &c->tensorboard);
     D(.name = "--save", .kind = OPT_STRING, .dst = &c->save);
@@ -279,8 +276,7 @@ static int peek_hparams(const char *path, cli_kv *kv)
         return cli_fail("--resume needs the checkpoint's state file", st);
     for (size_t i = 0; i < ct_safetensors_metadata_count(f); i++) {
         const char *k = NULL, *v = NULL;
-        if (ct_safetensors_metadata_at(f, i, &k, &v) == CT_SUCCESS &&
-            strncmp(k, "hparam.", 7) == 0)
+        if (ct_safetensors_metadata_at(f, i, &k, &v) == CT_SUCCESS && strncmp(k, "hparam.", 7) == 0)
             cli_kv_set(kv, k + 7, "%s", v);
     }
     ct_safetensors_free(f);
@@ -288,9 +284,9 @@ static int peek_hparams(const char *path, cli_kv *kv)
 }
 
 typedef struct loop_state {
-    uint64_t epoch; /* epochs completed */
-    uint64_t batch; /* batches done in the current epoch */
-    double best;    /* best monitored accuracy (-1: none yet) */
+    uint64_t epoch;   /* epochs completed */
+    uint64_t batch;   /* batches done in the current epoch */
+    double best;      /* best monitored accuracy (-1: none yet) */
     double best_loss; /* its loss, which breaks ties between equal accuracies */
     uint64_t best_epoch;
     uint64_t bad_epochs;
@@ -343,8 +339,7 @@ static int save_checkpoint(const char *path, cli_run *r, const train_cfg *c, cli
     st = ct_trainer_get_epoch_sum(r->trainer, &sum, &comp, &count);
     if (st != CT_SUCCESS)
         return cli_fail("saving a checkpoint", st);
-    cli_kv_set(kv, "trainer.step", "%llu",
-               (unsigned long long)ct_trainer_get_step(r->trainer));
+    cli_kv_set(kv, "trainer.step", "%llu", (unsigned long long)ct_trainer_get_step(r->trainer));
     cli_kv_set(kv, "trainer.sum", "%.9g", (double)sum);
     cli_kv_set(kv, "trainer.comp", "%.9g", (double)comp);
     cli_kv_set(kv, "trainer.count", "%.9g", (double)count);
@@ -414,8 +409,9 @@ static int resume(const char *path, cli_run *r, loop_state *ls)
     ct_sched_state ss = s.sched;
     ct_train_state_clear(&s);
     if (has_sched != (r->sched != NULL)) {
-        fprintf(stderr, "cltrain train: --resume %s: the checkpoint was trained %s a learning-rate "
-                        "schedule, this run %s one; give the same --schedule options\n",
+        fprintf(stderr,
+                "cltrain train: --resume %s: the checkpoint was trained %s a learning-rate "
+                "schedule, this run %s one; give the same --schedule options\n",
                 path, has_sched ? "with" : "without", r->sched ? "has" : "has not");
         return CLI_USAGE;
     }
@@ -475,8 +471,7 @@ static void series_add(series *s, double step, double loss)
     s->loss[s->n++] = loss;
 }
 
-static void write_plot(const char *path, const series *s, const char *subtitle,
-                       progress *pr)
+static void write_plot(const char *path, const series *s, const char *subtitle, progress *pr)
 {
     plot_series ps = {NULL, s->step, s->loss, s->n, s->epoch_step, s->epoch_acc, s->nepochs};
     plot_options po;
@@ -537,8 +532,9 @@ int cli_train(int argc, char **argv)
                                    c.resume, v, cli_dataset_names[c.data.dataset]);
         v = cli_kv_get(&peek, "loss");
         if (v && strcmp(v, cli_loss_names[c.loss]) != 0)
-            return cli_usage_error(CMD, "--resume: %s was trained with --loss %s, this run "
-                                        "uses %s",
+            return cli_usage_error(CMD,
+                                   "--resume: %s was trained with --loss %s, this run "
+                                   "uses %s",
                                    c.resume, v, cli_loss_names[c.loss]);
         v = cli_kv_get(&peek, "seed");
         if (v) {
@@ -617,7 +613,8 @@ int cli_train(int argc, char **argv)
     cli_optim_describe(&c.optim, desc, sizeof desc);
     snprintf(subtitle, sizeof subtitle, "%s on %s, %s, batch %zu%s%s%s", c.model,
              cli_dataset_names[c.data.dataset], desc, c.data.batch_size,
-             c.sched.kind ? ", schedule " : "", c.sched.kind ? cli_schedule_names[c.sched.kind] : "",
+             c.sched.kind ? ", schedule " : "",
+             c.sched.kind ? cli_schedule_names[c.sched.kind] : "",
              c.clip_norm > 0 ? ", clipped" : "");
     {
         char counts[96];
@@ -627,8 +624,9 @@ int cli_train(int argc, char **argv)
         else
             snprintf(counts, sizeof counts, "%zu train / %zu test", ntrain,
                      data.test ? ct_dataset_count(data.test) : 0);
-        progress_note(pr, "training %s (%zu parameters) on %s (%s images), %s, batch %zu, %zu "
-                          "epochs on %s",
+        progress_note(pr,
+                      "training %s (%zu parameters) on %s (%s images), %s, batch %zu, %zu "
+                      "epochs on %s",
                       c.model, ct_model_param_numel(r.model), cli_dataset_names[c.data.dataset],
                       counts, desc, c.data.batch_size, c.epochs, ct_context_device(ctx)->name);
     }
@@ -638,21 +636,23 @@ int cli_train(int argc, char **argv)
             if (ct_model_layer_describe(r.model, i, line, sizeof line) == CT_SUCCESS)
                 progress_note(pr, "  %s", line);
         if (data.normalize)
-            progress_note(pr, "normalisation: mean %.4f std %.4f (channel 0)",
-                          (double)data.mean[0], (double)data.std[0]);
+            progress_note(pr, "normalisation: mean %.4f std %.4f (channel 0)", (double)data.mean[0],
+                          (double)data.std[0]);
         if (data.crop_pad || data.hflip)
             progress_note(pr, "augmentation: random crop (padding %zu)%s", data.crop_pad,
                           data.hflip ? ", horizontal flip" : "");
     }
     if (ls.epoch >= c.epochs) {
-        progress_note(pr, "the checkpoint has already done %llu of %zu epochs: nothing to do "
-                          "(raise --epochs)",
+        progress_note(pr,
+                      "the checkpoint has already done %llu of %zu epochs: nothing to do "
+                      "(raise --epochs)",
                       (unsigned long long)ls.epoch, c.epochs);
         goto summary;
     }
     if (c.max_steps && ct_trainer_get_step(r.trainer) >= c.max_steps) {
-        progress_note(pr, "the checkpoint has already done %llu steps: nothing to do (raise "
-                          "--max-steps)",
+        progress_note(pr,
+                      "the checkpoint has already done %llu steps: nothing to do (raise "
+                      "--max-steps)",
                       (unsigned long long)ct_trainer_get_step(r.trainer));
         goto summary;
     }
@@ -687,6 +687,9 @@ int cli_train(int argc, char **argv)
                 first = false;
             }
             st = ct_trainer_step(r.trainer, x, y, &info);
+            if (st == CT_SUCCESS && c.save &&
+                (interrupted || (c.max_steps && ct_trainer_get_step(r.trainer) >= c.max_steps)))
+                st = ct_trainer_read(r.trainer, &info); /* never save a diverged model */
             if (st == CT_ERR_NUMERIC) {
                 progress_free(pr);
                 pr = NULL;
@@ -714,11 +717,9 @@ int cli_train(int argc, char **argv)
                     double ips = (double)(images - last_read_images) / (now - last_read_t);
                     last_read_t = now;
                     last_read_images = (double)images;
-                    if (log &&
-                        csvlog_batch(log, NULL, (int)e + 1, (long long)step, info.loss, lr, ips,
-                                     now - t0) != 0) {
-                        fprintf(stderr, "cltrain train: writing %s: %s\n", c.log,
-                                strerror(errno));
+                    if (log && csvlog_batch(log, NULL, (int)e + 1, (long long)step, info.loss, lr,
+                                            ips, now - t0) != 0) {
+                        fprintf(stderr, "cltrain train: writing %s: %s\n", c.log, strerror(errno));
                         rc = CLI_RUNTIME;
                         goto done;
                     }
@@ -729,9 +730,10 @@ int cli_train(int argc, char **argv)
                     series_add(&ser, (double)step, info.loss);
                 }
             }
-            progress_state ps = {(int)e + 1, (int)c.epochs, (long long)b + 1,
-                                 (long long)nbatches, running,
-                                 (double)epoch_images / (now - te), now - t0};
+            progress_state ps = {(int)e + 1,       (int)c.epochs,
+                                 (long long)b + 1, (long long)nbatches,
+                                 running,          (double)epoch_images / (now - te),
+                                 now - t0};
             progress_update(pr, &ps);
             if (interrupted || (c.max_steps && step >= c.max_steps)) {
                 stop = true;
@@ -776,8 +778,9 @@ int cli_train(int argc, char **argv)
             if (st == CT_ERR_NUMERIC) {
                 progress_free(pr);
                 pr = NULL;
-                fprintf(stderr, "cltrain train: %s; the learning rate is probably too high: try "
-                                "a smaller --lr, --clip-norm 1, or --skip-nonfinite\n",
+                fprintf(stderr,
+                        "cltrain train: %s; the learning rate is probably too high: try "
+                        "a smaller --lr, --clip-norm 1, or --skip-nonfinite\n",
                         plain_error());
                 rc = CLI_RUNTIME;
             } else {
@@ -810,15 +813,9 @@ int cli_train(int argc, char **argv)
             ser.epoch_step[ser.nepochs] = (double)ct_trainer_get_step(r.trainer);
             ser.epoch_acc[ser.nepochs++] = tacc;
         }
-        progress_epoch pe = {(int)e + 1,
-                             (int)c.epochs,
-                             info.epoch_loss,
-                             tloss,
-                             tacc,
-                             (double)epoch_images / epoch_s,
-                             epoch_s,
-                             elapsed,
-                             lr_end};
+        progress_epoch pe = {(int)e + 1, (int)c.epochs, info.epoch_loss,
+                             tloss,      tacc,          (double)epoch_images / epoch_s,
+                             epoch_s,    elapsed,       lr_end};
         progress_epoch_end(pr, &pe);
         if (vl)
             progress_note(pr, "  validation: loss %.4f, accuracy %.2f%%", val_res.loss,
@@ -829,8 +826,8 @@ int cli_train(int argc, char **argv)
 
         /* best, early stopping, checkpoints */
         double metric = vl ? val_res.accuracy : tacc, mloss = vl ? val_res.loss : tloss;
-        bool improved = isfinite(metric) && (metric > ls.best || (metric == ls.best &&
-                                                                   mloss < ls.best_loss));
+        bool improved =
+            isfinite(metric) && (metric > ls.best || (metric == ls.best && mloss < ls.best_loss));
         if (improved) {
             ls.best = metric;
             ls.best_loss = mloss;
@@ -851,8 +848,9 @@ int cli_train(int argc, char **argv)
         if (c.plot)
             write_plot(c.plot, &ser, subtitle, pr);
         if (c.early_stop && ls.bad_epochs >= c.early_stop) {
-            progress_note(pr, "early stop: no better validation accuracy (or equal accuracy "
-                              "with a lower loss) for %llu epochs (best %.2f%% at epoch %llu)",
+            progress_note(pr,
+                          "early stop: no better validation accuracy (or equal accuracy "
+                          "with a lower loss) for %llu epochs (best %.2f%% at epoch %llu)",
                           (unsigned long long)ls.bad_epochs, 100.0 * ls.best,
                           (unsigned long long)ls.best_epoch);
             stop = true;

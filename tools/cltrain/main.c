@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cltrain/cltrain.h"
 #include "cli.h"
+#include "cltrain/cltrain.h"
 
 static void usage(FILE *to)
 {
@@ -65,8 +65,9 @@ int main(int argc, char **argv)
         return cli_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "gemm") == 0)
         return cli_gemm(argc - 1, argv + 1);
-    fprintf(stderr, "cltrain: unknown command '%s' (expected train, compare, eval, devices, gemm, "
-                    "help or version)\n",
+    fprintf(stderr,
+            "cltrain: unknown command '%s' (expected train, compare, eval, devices, gemm, "
+            "help or version)\n",
             cmd);
     return 2;
 }
@@ -89,7 +90,8 @@ static void on_build(void *user, const char *device, const char *file)
 {
     int *said = user;
     if (!*said && !quiet) {
-        fprintf(stderr, "cltrain: compiling kernels for %s, first run only (%s)...\n", device, file);
+        fprintf(stderr, "cltrain: compiling kernels for %s, first run only (%s)...\n", device,
+                file);
         *said = 1;
     }
 }

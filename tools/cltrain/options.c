@@ -34,8 +34,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 }
 
 /* "a number > 0", "a number in [0, 1)", ... */
-static void describe_range(char *buf, size_t cap, double lo, bool lo_open, double hi,
-                           bool hi_open)
+static void describe_range(char *buf, size_t cap, double lo, bool lo_open, double hi, bool hi_open)
 {
     if (isinf(lo) && isinf(hi))
         snprintf(buf, cap, "a finite number");
@@ -61,8 +60,8 @@ static bool parse_number(const char *text, double *out)
     return true;
 }
 
-int cli_parse_double(const char *cmd, const char *what, const char *text, double lo,
-                     bool lo_open, double hi, bool hi_open, double *out)
+int cli_parse_double(const char *cmd, const char *what, const char *text, double lo, bool lo_open,
+                     double hi, bool hi_open, double *out)
 {
     double v = 0;
     char range[96];
@@ -98,8 +97,8 @@ int cli_parse_size(const char *cmd, const char *what, const char *text, size_t l
         if (hi == SIZE_MAX)
             return cli_usage_error(cmd, "%s expects a whole number >= %zu, got '%s'", what, lo,
                                    text ? text : "");
-        return cli_usage_error(cmd, "%s expects a whole number from %zu to %zu, got '%s'", what,
-                               lo, hi, text ? text : "");
+        return cli_usage_error(cmd, "%s expects a whole number from %zu to %zu, got '%s'", what, lo,
+                               hi, text ? text : "");
     }
     *out = (size_t)v;
     return CLI_OK;
@@ -129,9 +128,8 @@ static int split_list(const char *cmd, const char *what, const char *text, char 
     return CLI_OK;
 }
 
-int cli_parse_doubles(const char *cmd, const char *what, const char *text, double lo,
-                      bool lo_open, double hi, bool hi_open, double *out, size_t cap,
-                      size_t *n)
+int cli_parse_doubles(const char *cmd, const char *what, const char *text, double lo, bool lo_open,
+                      double hi, bool hi_open, double *out, size_t cap, size_t *n)
 {
     char items[16][64];
     int rc = split_list(cmd, what, text, items, cap < 16 ? cap : 16, n);
@@ -222,8 +220,9 @@ int opts_parse(const char *cmd, int argc, char **argv, const opt_def *defs, size
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             return CLI_HELP;
         if (strncmp(a, "--", 2) != 0)
-            return cli_usage_error(cmd, "unexpected argument '%s' (options start with --; see "
-                                        "'cltrain %s --help')",
+            return cli_usage_error(cmd,
+                                   "unexpected argument '%s' (options start with --; see "
+                                   "'cltrain %s --help')",
                                    a, cmd);
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
@@ -232,8 +231,8 @@ int opts_parse(const char *cmd, int argc, char **argv, const opt_def *defs, size
             if (strlen(defs[k].name) == len && strncmp(defs[k].name, a, len) == 0)
                 d = &defs[k];
         if (!d)
-            return cli_usage_error(cmd, "unknown option '%.*s' (see 'cltrain %s --help')",
-                                   (int)len, a, cmd);
+            return cli_usage_error(cmd, "unknown option '%.*s' (see 'cltrain %s --help')", (int)len,
+                                   a, cmd);
         if (d->given)
             *d->given = true;
         if (d->kind == OPT_FLAG) {
@@ -270,21 +269,27 @@ size_t cli_data_defs(cli_data_opts *d, bool train, bool *aug_on, bool *aug_off, 
 {
     size_t n = 0;
     out[n++] = (opt_def){.name = "--data", .kind = OPT_STRING, .dst = &d->dir};
-    out[n++] = (opt_def){.name = "--dataset", .kind = OPT_CHOICE, .dst = &d->dataset,
-                         .choices = cli_dataset_names};
+    out[n++] = (opt_def){
+        .name = "--dataset", .kind = OPT_CHOICE, .dst = &d->dataset, .choices = cli_dataset_names};
     out[n++] = (opt_def){.name = "--classes", .kind = OPT_STRING, .dst = &d->classes};
     out[n++] = (opt_def){.name = "--mean", .kind = OPT_STRING, .dst = &d->mean};
     out[n++] = (opt_def){.name = "--std", .kind = OPT_STRING, .dst = &d->std};
     out[n++] = (opt_def){.name = "--no-normalize", .kind = OPT_FLAG, .dst = &d->no_normalize};
-    out[n++] = (opt_def){.name = "--eval-batch-size", .kind = OPT_SIZE,
-                         .dst = &d->eval_batch_size, .lo = 1, .hi = 1 << 20};
+    out[n++] = (opt_def){.name = "--eval-batch-size",
+                         .kind = OPT_SIZE,
+                         .dst = &d->eval_batch_size,
+                         .lo = 1,
+                         .hi = 1 << 20};
     if (train) {
-        out[n++] = (opt_def){.name = "--val", .kind = OPT_SIZE, .dst = &d->val, .lo = 0,
-                             .hi = (double)SIZE_MAX};
+        out[n++] = (opt_def){
+            .name = "--val", .kind = OPT_SIZE, .dst = &d->val, .lo = 0, .hi = (double)SIZE_MAX};
         out[n++] = (opt_def){.name = "--augment", .kind = OPT_FLAG, .dst = aug_on};
         out[n++] = (opt_def){.name = "--no-augment", .kind = OPT_FLAG, .dst = aug_off};
-        out[n++] = (opt_def){.name = "--batch-size", .kind = OPT_SIZE, .dst = &d->batch_size,
-                             .lo = 1, .hi = 1 << 20};
+        out[n++] = (opt_def){.name = "--batch-size",
+                             .kind = OPT_SIZE,
+                             .dst = &d->batch_size,
+                             .lo = 1,
+                             .hi = 1 << 20};
         out[n++] = (opt_def){.name = "--no-shuffle", .kind = OPT_FLAG, .dst = &d->no_shuffle};
         out[n++] = (opt_def){.name = "--seed", .kind = OPT_U64, .dst = &d->seed};
     }
@@ -306,8 +311,7 @@ void cli_data_help(FILE *to, bool train)
     fprintf(to,
             "data:\n"
             "  --dataset NAME        fashion-mnist (default), mnist or cifar10\n"
-            "  --data DIR            where its files are (default " CT_DATA_DEFAULT_ROOT
-            "/NAME)\n"
+            "  --data DIR            where its files are (default " CT_DATA_DEFAULT_ROOT "/NAME)\n"
             "  --classes A,B,...     keep only these classes, relabelled 0, 1, ... in this\n"
             "                        order (--loss bce: default 0,6)\n"
             "  --mean M[,M,M]        normalisation (x - mean) / std per channel; default: the\n"
@@ -315,19 +319,20 @@ void cli_data_help(FILE *to, bool train)
             "  --no-normalize        only scale pixels to [0, 1]\n"
             "  --eval-batch-size N   batch size of evaluation passes (default 256)\n");
     if (train)
-        fprintf(to,
-                "  --val N               hold out N training images (a seeded random choice) for\n"
-                "                        validation: early stopping, the best checkpoint and\n"
-                "                        --schedule plateau watch it (default 0: none)\n"
-                "  --augment             random crop (zero padding 4 for 32x32 images, 2 for\n"
-                "                        28x28) and horizontal flip (not for mnist: digits are not\n"
-                "                        mirror-symmetric); default on for cifar10 only\n"
-                "  --no-augment          no augmentation\n"
-                "  --batch-size N        training batch size (default 64; the last batch of an\n"
-                "                        epoch may be smaller)\n"
-                "  --no-shuffle          visit the training set in file order\n"
-                "  --seed N              seeds the initial weights, dropout, the order of the\n"
-                "                        batches, augmentation and --val (default 0)\n");
+        fprintf(
+            to,
+            "  --val N               hold out N training images (a seeded random choice) for\n"
+            "                        validation: early stopping, the best checkpoint and\n"
+            "                        --schedule plateau watch it (default 0: none)\n"
+            "  --augment             random crop (zero padding 4 for 32x32 images, 2 for\n"
+            "                        28x28) and horizontal flip (not for mnist: digits are not\n"
+            "                        mirror-symmetric); default on for cifar10 only\n"
+            "  --no-augment          no augmentation\n"
+            "  --batch-size N        training batch size (default 64; the last batch of an\n"
+            "                        epoch may be smaller)\n"
+            "  --no-shuffle          visit the training set in file order\n"
+            "  --seed N              seeds the initial weights, dropout, the order of the\n"
+            "                        batches, augmentation and --val (default 0)\n");
 }
 
 void cli_data_free(cli_data *d)
@@ -420,8 +425,7 @@ int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_
             }
         }
         if (nkeep < 2) {
-            rc = cli_usage_error(cmd, "--classes needs at least two classes, got '%s'",
-                                 d->classes);
+            rc = cli_usage_error(cmd, "--classes needs at least two classes, got '%s'", d->classes);
             goto done;
         }
     } else {
@@ -459,8 +463,8 @@ int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_
     if (d->val && full_train) {
         size_t n = ct_dataset_count(full_train);
         if (d->val >= n) {
-            rc = cli_usage_error(cmd, "--val %zu must be smaller than the training set (%zu images)",
-                                 d->val, n);
+            rc = cli_usage_error(
+                cmd, "--val %zu must be smaller than the training set (%zu images)", d->val, n);
             goto done;
         }
         st = ct_dataset_split(full_train, d->val, 1, d->seed, &out->train, &out->val);
@@ -501,13 +505,14 @@ int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_
             }
         }
         if (d->mean) {
-            rc = cli_parse_doubles(cmd, "--mean", d->mean, -INFINITY, false, INFINITY, false, v,
-                                   4, &n);
+            rc = cli_parse_doubles(cmd, "--mean", d->mean, -INFINITY, false, INFINITY, false, v, 4,
+                                   &n);
             if (rc != CLI_OK)
                 goto done;
             if (n != 1 && n != shape[1]) {
-                rc = cli_usage_error(cmd, "--mean expects 1 or %zu values (one per channel), got "
-                                          "'%s'",
+                rc = cli_usage_error(cmd,
+                                     "--mean expects 1 or %zu values (one per channel), got "
+                                     "'%s'",
                                      shape[1], d->mean);
                 goto done;
             }
@@ -519,8 +524,9 @@ int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_
             if (rc != CLI_OK)
                 goto done;
             if (n != 1 && n != shape[1]) {
-                rc = cli_usage_error(cmd, "--std expects 1 or %zu values (one per channel), got "
-                                          "'%s'",
+                rc = cli_usage_error(cmd,
+                                     "--std expects 1 or %zu values (one per channel), got "
+                                     "'%s'",
                                      shape[1], d->std);
                 goto done;
             }
@@ -570,8 +576,8 @@ ct_loss_kind cli_loss_kind(int loss)
     return loss == 1 ? CT_LOSS_BCE_WITH_LOGITS : loss == 2 ? CT_LOSS_MSE : CT_LOSS_CROSS_ENTROPY;
 }
 
-int cli_model_layers(const char *cmd, const char *spec, size_t outputs,
-                     const size_t in_shape[3], ct_layer_desc **layers, size_t *count)
+int cli_model_layers(const char *cmd, const char *spec, size_t outputs, const size_t in_shape[3],
+                     ct_layer_desc **layers, size_t *count)
 {
     size_t ondim = 0, oshape[3] = {0, 0, 0};
     *layers = NULL;
@@ -653,8 +659,9 @@ int cli_optim_resolve(const char *cmd, cli_optim_opts *o, ct_optim_options *out)
         if (rc != CLI_OK)
             return rc;
         if (n != 2)
-            return cli_usage_error(cmd, "--betas expects two numbers in [0, 1) such as "
-                                        "0.9,0.999, got '%s'",
+            return cli_usage_error(cmd,
+                                   "--betas expects two numbers in [0, 1) such as "
+                                   "0.9,0.999, got '%s'",
                                    o->betas);
         o->beta1 = b[0];
         o->beta2 = b[1];
@@ -699,8 +706,9 @@ int cli_optim_parse_config(const char *cmd, const char *text, cli_optim_opts *o)
         if (strcmp(items[0], cli_optim_names[i]) == 0)
             o->kind = i;
     if (o->kind < 0)
-        return cli_usage_error(cmd, "--config '%s': starts with the optimizer (sgd, adam, adamw, "
-                                    "rmsprop or adagrad), got '%s'",
+        return cli_usage_error(cmd,
+                               "--config '%s': starts with the optimizer (sgd, adam, adamw, "
+                               "rmsprop or adagrad), got '%s'",
                                text, items[0]);
     for (size_t i = 1; i < n; i++) {
         char *key = items[i], *v = strchr(key, '=');
@@ -736,8 +744,9 @@ int cli_optim_parse_config(const char *cmd, const char *text, cli_optim_opts *o)
         } else if (strcmp(key, "amsgrad") == 0) {
             rc = config_bool(cmd, key, v, &o->amsgrad);
         } else {
-            rc = cli_usage_error(cmd, "--config '%s': unknown key '%s' (lr, momentum, nesterov, "
-                                      "wd, beta1, beta2, eps, alpha, centered, amsgrad)",
+            rc = cli_usage_error(cmd,
+                                 "--config '%s': unknown key '%s' (lr, momentum, nesterov, "
+                                 "wd, beta1, beta2, eps, alpha, centered, amsgrad)",
                                  text, key);
         }
         if (rc != CLI_OK)
@@ -749,11 +758,11 @@ int cli_optim_parse_config(const char *cmd, const char *text, cli_optim_opts *o)
 void cli_optim_describe(const cli_optim_opts *o, char *buf, size_t cap)
 {
     size_t len = 0;
-#define ADD(...)                                                                           \
-    do {                                                                                   \
-        int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);                              \
-        if (w_ > 0 && (size_t)w_ < cap - len)                                              \
-            len += (size_t)w_;                                                             \
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);                                      \
+        if (w_ > 0 && (size_t)w_ < cap - len)                                                      \
+            len += (size_t)w_;                                                                     \
     } while (0)
     ADD("%s lr=%g", cli_optim_names[o->kind], o->lr);
     if (o->momentum > 0)
@@ -1023,11 +1032,21 @@ static const char *json_string(const char *p, char *buf, size_t cap)
         if (c == '\\') {
             c = *p++;
             switch (c) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
             case 'u': {
                 unsigned v = 0;
                 if (sscanf(p, "%4x", &v) != 1)
@@ -1036,8 +1055,12 @@ static const char *json_string(const char *p, char *buf, size_t cap)
                 c = v < 0x80 ? (char)v : '?';
                 break;
             }
-            case '"': case '\\': case '/': break;
-            default: return NULL;
+            case '"':
+            case '\\':
+            case '/':
+                break;
+            default:
+                return NULL;
             }
         }
         if (n + 1 < cap)

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cltrain/cltrain.h"
 #include "cltrain/checkpoint.h"
+#include "cltrain/cltrain.h"
 #include "cltrain/optim.h"
 #include "cltrain/sched.h"
 #include "cltrain/trainer.h"
@@ -43,11 +43,11 @@ typedef struct opt_def {
     const char *name; /* "--lr" */
     opt_kind kind;
     void *dst;
-    double lo, hi;   /* OPT_SIZE, OPT_DOUBLE: allowed range */
-    bool lo_open;    /* OPT_DOUBLE: lo itself is not allowed (x > lo) */
-    bool hi_open;    /* OPT_DOUBLE: x < hi */
+    double lo, hi;              /* OPT_SIZE, OPT_DOUBLE: allowed range */
+    bool lo_open;               /* OPT_DOUBLE: lo itself is not allowed (x > lo) */
+    bool hi_open;               /* OPT_DOUBLE: x < hi */
     const char *const *choices; /* OPT_CHOICE: NULL-terminated */
-    bool *given;     /* when not NULL: set when the option appears */
+    bool *given;                /* when not NULL: set when the option appears */
 } opt_def;
 
 /* Parses argv[1..argc) against the table. "--name value" and "--name=value" are both
@@ -64,14 +64,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* Numbers and lists given as text (also inside --config). On failure they print one
  * line naming `what` and return CLI_USAGE. */
-int cli_parse_double(const char *cmd, const char *what, const char *text, double lo,
-                     bool lo_open, double hi, bool hi_open, double *out);
+int cli_parse_double(const char *cmd, const char *what, const char *text, double lo, bool lo_open,
+                     double hi, bool hi_open, double *out);
 int cli_parse_size(const char *cmd, const char *what, const char *text, size_t lo, size_t hi,
                    size_t *out);
 /* A comma-separated list of numbers: at most cap values, each within the bounds. */
-int cli_parse_doubles(const char *cmd, const char *what, const char *text, double lo,
-                      bool lo_open, double hi, bool hi_open, double *out, size_t cap,
-                      size_t *n);
+int cli_parse_doubles(const char *cmd, const char *what, const char *text, double lo, bool lo_open,
+                      double hi, bool hi_open, double *out, size_t cap, size_t *n);
 int cli_parse_sizes(const char *cmd, const char *what, const char *text, size_t lo, size_t hi,
                     size_t *out, size_t cap, size_t *n);
 
@@ -87,8 +86,8 @@ typedef struct cli_data_opts {
     const char *mean;    /* one value per channel, or one for all; NULL: the train set's */
     const char *std;
     bool no_normalize;
-    size_t val;          /* validation samples taken from the training set (0: none) */
-    int augment;         /* -1 off, 0 the dataset's default, 1 on */
+    size_t val;  /* validation samples taken from the training set (0: none) */
+    int augment; /* -1 off, 0 the dataset's default, 1 on */
     size_t batch_size;
     size_t eval_batch_size;
     bool no_shuffle;
@@ -118,7 +117,7 @@ typedef struct cli_data {
     bool normalize;
     size_t crop_pad;
     bool hflip;
-    size_t in_shape[3];             /* C, H, W */
+    size_t in_shape[3]; /* C, H, W */
 } cli_data;
 
 /* Loads the dataset's splits, keeps --classes, takes the validation split, resolves the
@@ -139,8 +138,8 @@ ct_loss_kind cli_loss_kind(int loss);
 
 /* The layers of `spec` with the last linear layer's width set to `outputs`; checks that
  * the model fits the input (message with the spec's own error). *layers is malloc'd. */
-int cli_model_layers(const char *cmd, const char *spec, size_t outputs,
-                     const size_t in_shape[3], ct_layer_desc **layers, size_t *count);
+int cli_model_layers(const char *cmd, const char *spec, size_t outputs, const size_t in_shape[3],
+                     ct_layer_desc **layers, size_t *count);
 
 /* ---- optimizer and schedule ------------------------------------------------------- */
 
@@ -168,18 +167,18 @@ int cli_optim_parse_config(const char *cmd, const char *text, cli_optim_opts *o)
 void cli_optim_describe(const cli_optim_opts *o, char *buf, size_t cap);
 
 typedef struct cli_sched_opts {
-    int kind;        /* index into cli_schedule_names; 0: none */
-    int unit;        /* 0: epoch, 1: batch (onecycle is always per batch) */
+    int kind; /* index into cli_schedule_names; 0: none */
+    int unit; /* 0: epoch, 1: batch (onecycle is always per batch) */
     size_t step_size;
     double gamma;
     const char *milestones;
-    size_t t_max;    /* 0: the whole run in the schedule's unit */
+    size_t t_max; /* 0: the whole run in the schedule's unit */
     double eta_min;
-    double max_lr;   /* onecycle; 0: --lr */
+    double max_lr; /* onecycle; 0: --lr */
     double pct_start;
     size_t patience;
     double factor;
-    size_t warmup;   /* warm-up length in the schedule's unit; 0: none */
+    size_t warmup; /* warm-up length in the schedule's unit; 0: none */
     bool gamma_given;
 } cli_sched_opts;
 
