@@ -39,11 +39,20 @@
 #ifndef CONV_QV
 #define CONV_QV 16
 #endif
+#ifndef CONV_PT
+#define CONV_PT 2
+#endif
+#ifndef CONV_KV
+#define CONV_KV 2
+#endif
+#ifndef CONV_PX
+#define CONV_PX 7
+#endif
 #ifndef CONV_BW_KT
 #define CONV_BW_KT 4
 #endif
 #ifndef CONV_BW_ST
-#define CONV_BW_ST 4
+#define CONV_BW_ST 6
 #endif
 
 #if CONV_QV == 16
@@ -98,39 +107,40 @@ inline float vsum(VT v)
 /* dst: (NC, HP, WP) raw. Row t of plane i holds src row u = (t - off_h) / ups_h when
  * t >= off_h, the division is exact and u < HS, else zeros; likewise columns. Forward:
  * off = pad, ups = 1. Backward-data: off = (R-1)*dil - pad (may be < 0), ups = stride.
- * One work-item per destination row. */
+ * One work-item per destination plane; rows are plain loops the compiler vectorises. */
 __kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const uint HS,
                        const uint WS, const uint HP, const uint WP, const int off_h,
                        const int off_w, const uint ups_h, const uint ups_w)
 {
-    const uint row = get_global_id(0);
-    if (row >= NC * HP)
+    const uint plane = get_global_id(0);
+    if (plane >= NC)
         return;
-    src += src_off;
-    const uint plane = row / HP;
-    const int u = (int)(row % HP) - off_h;
-    __global float *d = dst + (size_t)row * WP;
-    if (u < 0 || (uint)u % ups_h != 0 || (uint)u / ups_h >= HS) {
-        for (uint v = 0; v < WP; v++)
-            d[v] = 0.0f;
-        return;
-    }
-    __global const float *s = src + ((size_t)plane * HS + (uint)u / ups_h) * WS;
-    if (ups_w == 1) {
-        /* three plain loops (zeros, a copy, zeros) that the compiler vectorises */
-        const int lo = clamp(off_w, 0, (int)WP), hi = clamp(off_w + (int)WS, 0, (int)WP);
+    src += src_off + (size_t)plane * HS * WS;
+    /* destination columns [lo, hi) hold source columns (v - off_w) / ups_w */
+    const int lo = clamp(off_w, 0, (int)WP);
+    const int hi = clamp(off_w + (int)((WS - 1) * ups_w + 1), 0, (int)WP);
+    for (uint t = 0; t < HP; t++) {
+        __global float *d = dst + ((size_t)plane * HP + t) * WP;
+        const int u = (int)t - off_h;
+        if (u < 0 || (uint)u % ups_h != 0 || (uint)u / ups_h >= HS) {
+            for (uint v = 0; v < WP; v++)
+                d[v] = 0.0f;
+            continue;
+        }
+        __global const float *s = src + (size_t)((uint)u / ups_h) * WS;
         for (int v = 0; v < lo; v++)
             d[v] = 0.0f;
-        for (int v = lo; v < hi; v++)
-            d[v] = s[v - off_w];
+        if (ups_w == 1) {
+            for (int v = lo; v < hi; v++)
+                d[v] = s[v - off_w];
+        } else {
+            for (int v = lo; v < hi; v++) {
+                const uint z = (uint)(v - off_w);
+                d[v] = z % ups_w == 0 ? s[z / ups_w] : 0.0f;
+            }
+        }
         for (int v = hi; v < (int)WP; v++)
             d[v] = 0.0f;
-    } else {
-        for (uint v = 0; v < WP; v++) {
-            const int z = (int)v - off_w;
-            d[v] = z >= 0 && (uint)z % ups_w == 0 && (uint)z / ups_w < WS ? s[(uint)z / ups_w]
-                                                                         : 0.0f;
-        }
     }
 }
 
@@ -166,15 +176,20 @@ __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const ui
 /* ---- direct convolution (forward and backward-data) -------------------------------- */
 
 /* The reduction over (c, r, s) for one work-item, with LOAD fetching CONV_QV input
- * pixels of one row at the output stride. */
+ * pixels of one row at the output stride; CONV_PT output rows share each weight load. */
 #define CONV_DIRECT_LOOP(LOAD)                                                             \
     for (uint c = 0; c < CI; c++) {                                                        \
         for (uint r = 0; r < R; r++) {                                                     \
             __global const float *xr = xb + ((size_t)c * HP + r * DH) * WP;                \
             for (uint s = 0; s < S; s++) {                                                 \
-                const VT xv = LOAD(xr + s * DW);                                           \
-                _Pragma("unroll") for (int i = 0; i < CONV_KT; i++) acc[i] =               \
-                    fma((VT)(wb[i]), xv, acc[i]);                                          \
+                VT xv[CONV_PT];                                                            \
+                _Pragma("unroll") for (int t = 0; t < CONV_PT; t++) xv[t] =                \
+                    LOAD(xr + t * SH * WP + s * DW);                                       \
+                _Pragma("unroll") for (int i = 0; i < CONV_KT; i++) {                      \
+                    const VT wv = (VT)(wb[i]);                                             \
+                    _Pragma("unroll") for (int t = 0; t < CONV_PT; t++) acc[t][i] =        \
+                        fma(wv, xv[t], acc[t][i]);                                         \
+                }                                                                          \
                 wb += KOP;                                                                 \
             }                                                                              \
         }                                                                                  \
@@ -184,7 +199,8 @@ __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const ui
 #define LOAD_SG(p) vload_strided((p), SW)
 
 /* flags: bit 0 add the bias b (G*KO), bit 1 apply ReLU. Without a bias, b may be any
- * buffer; it is not read. NQR = pixel runs per output row = ceil(Q / CONV_QV). */
+ * buffer; it is not read. NQR = pixel runs per output row = ceil(Q / CONV_QV); NPT =
+ * groups of CONV_PT rows = ceil(P / CONV_PT) (xp has rows for all of them). */
 __kernel void conv_direct(__global const float *xp, __global const float *wt, CT_CARG(b),
                           CT_ARG(y), const uint CI, const uint KO, const uint KOP, const uint G,
                           const uint HP, const uint WP, const uint R, const uint S,
@@ -194,21 +210,26 @@ __kernel void conv_direct(__global const float *xp, __global const float *wt, CT
     const uint pq = get_global_id(0);
     const uint gk = get_global_id(1);
     const uint n = get_global_id(2);
-    if (pq >= P * NQR)
+    const uint NPT = (P + CONV_PT - 1) / CONV_PT;
+    if (pq >= NPT * NQR)
         return;
     b += b_off;
     y += y_off;
     const uint nkt = KOP / CONV_KT;
     const uint g = gk / nkt, k0 = (gk % nkt) * CONV_KT;
-    const uint p = pq / NQR, q0 = (pq % NQR) * CONV_QV;
+    const uint p0 = pq / NQR * CONV_PT, q0 = (pq % NQR) * CONV_QV;
 
-    __global const float *xb = xp + ((size_t)(n * G + g) * CI * HP + p * SH) * WP + q0 * SW;
+    __global const float *xb = xp + ((size_t)(n * G + g) * CI * HP + p0 * SH) * WP + q0 * SW;
     __global const float *wb = wt + (size_t)g * CI * R * S * KOP + k0;
 
-    VT acc[CONV_KT];
+    VT acc[CONV_PT][CONV_KT];
 #pragma unroll
-    for (int i = 0; i < CONV_KT; i++)
-        acc[i] = (VT)((flags & 1u) && k0 + i < KO ? b[g * KO + k0 + i] : 0.0f);
+    for (int i = 0; i < CONV_KT; i++) {
+        const float b0 = (flags & 1u) && k0 + i < KO ? b[g * KO + k0 + i] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < CONV_PT; t++)
+            acc[t][i] = (VT)(b0);
+    }
 
     if (SW == 1) {
         CONV_DIRECT_LOOP(LOAD_S1)
@@ -220,22 +241,122 @@ __kernel void conv_direct(__global const float *xp, __global const float *wt, CT
 
     const uint nq = min((uint)CONV_QV, Q - q0);
 #pragma unroll
-    for (int i = 0; i < CONV_KT; i++) {
-        if (k0 + i >= KO)
+    for (int t = 0; t < CONV_PT; t++) {
+        if (p0 + t >= P)
             break;
-        VT v = acc[i];
-        if (flags & 2u)
-            v = v > (VT)(0.0f) ? v : (VT)(0.0f);
-        __global float *yo = y + (((size_t)n * G * KO + g * KO + k0 + i) * P + p) * Q + q0;
-        if (nq == CONV_QV) {
-            VSTORE(v, yo);
-        } else {
-            float t[CONV_QV];
-            VSTORE(v, t);
-            for (uint j = 0; j < nq; j++)
-                yo[j] = t[j];
+#pragma unroll
+        for (int i = 0; i < CONV_KT; i++) {
+            if (k0 + i >= KO)
+                break;
+            VT v = acc[t][i];
+            if (flags & 2u)
+                v = v > (VT)(0.0f) ? v : (VT)(0.0f);
+            __global float *yo =
+                y + (((size_t)n * G * KO + g * KO + k0 + i) * P + p0 + t) * Q + q0;
+            if (nq == CONV_QV) {
+                VSTORE(v, yo);
+            } else {
+                float tmp[CONV_QV];
+                VSTORE(v, tmp);
+                for (uint j = 0; j < nq; j++)
+                    yo[j] = tmp[j];
+            }
         }
     }
+}
+
+/* ---- direct convolution, vectors over output channels ------------------------------- */
+
+/* xo[(c*R + r)*S + s] = (c*HP + r*DH)*WP + s*DW: where each tap of the CI input planes
+ * starts, relative to an output pixel's top-left input. One work-item per tap. */
+__kernel void conv_taps(__global uint *xo, const uint CI, const uint R, const uint S,
+                        const uint HP, const uint WP, const uint DH, const uint DW)
+{
+    const uint j = get_global_id(0);
+    if (j >= CI * R * S)
+        return;
+    const uint c = j / (R * S), r = (j / S) % R, s = j % S;
+    xo[j] = (c * HP + r * DH) * WP + s * DW;
+}
+
+/* The same sum as conv_direct, tiled the other way round: one work-item computes
+ * 16*CONV_KV output channels (float16 vectors, read straight from wt's channel-innermost
+ * rows) for CONV_PX consecutive pixels of one output row (each input pixel broadcast to
+ * all lanes). One loop over the CI*R*S taps (offsets from conv_taps) carries CONV_KV
+ * vector loads and CONV_PX broadcasts for CONV_KV*CONV_PX FMAs, and rows need not be
+ * multiples of a vector width. Requires KOP % (16*CONV_KV) == 0.
+ * global (P*NQR, G*KOP/(16*CONV_KV), N) with NQR = ceil(Q / CONV_PX). */
+__kernel void conv_kv(__global const float *xp, __global const float *wt,
+                      __global const uint *xo, CT_CARG(b), CT_ARG(y), const uint CI,
+                      const uint KO, const uint KOP, const uint G, const uint HP, const uint WP,
+                      const uint CRS, const uint SH, const uint SW, const uint P, const uint Q,
+                      const uint NQR, const uint flags)
+{
+    const uint pq = get_global_id(0);
+    const uint gk = get_global_id(1);
+    const uint n = get_global_id(2);
+    if (pq >= P * NQR)
+        return;
+    b += b_off;
+    y += y_off;
+    const uint nkv = KOP / (16 * CONV_KV);
+    const uint g = gk / nkv, k0 = (gk % nkv) * 16 * CONV_KV;
+    const uint p = pq / NQR, q0 = (pq % NQR) * CONV_PX;
+
+    __global const float *xb = xp + ((size_t)(n * G + g) * CI * HP + p * SH) * WP + q0 * SW;
+    __global const float *wb = wt + (size_t)g * CRS * KOP + k0;
+
+    float16 acc[CONV_KV][CONV_PX];
+#pragma unroll
+    for (int v = 0; v < CONV_KV; v++) {
+        float t[16];
+        for (int l = 0; l < 16; l++) {
+            const uint k = k0 + 16 * v + l;
+            t[l] = (flags & 1u) && k < KO ? b[g * KO + k] : 0.0f;
+        }
+        const float16 bias = vload16(0, (const float *)t);
+#pragma unroll
+        for (int x = 0; x < CONV_PX; x++)
+            acc[v][x] = bias;
+    }
+
+#define CONV_KV_LOOP(STRIDE)                                                               \
+    for (uint j = 0; j < CRS; j++) {                                                       \
+        __global const float *xj = xb + xo[j];                                             \
+        float16 w[CONV_KV];                                                                \
+        _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) w[v] =                         \
+            vload16(v, wb + (size_t)j * KOP);                                              \
+        _Pragma("unroll") for (int x = 0; x < CONV_PX; x++) {                              \
+            const float16 xs = (float16)(xj[x * (STRIDE)]);                                \
+            _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) acc[v][x] =                \
+                fma(w[v], xs, acc[v][x]);                                                  \
+        }                                                                                  \
+    }
+    if (SW == 1) {
+        CONV_KV_LOOP(1)
+    } else {
+        CONV_KV_LOOP(SW)
+    }
+#undef CONV_KV_LOOP
+
+    /* transpose through private memory: each channel's CONV_PX pixels are contiguous in y */
+    const uint nq = min((uint)CONV_PX, Q - q0);
+    const uint nk = min((uint)(16 * CONV_KV), KO - min(k0, KO));
+    float t[CONV_PX][16 * CONV_KV];
+#pragma unroll
+    for (int x = 0; x < CONV_PX; x++)
+#pragma unroll
+        for (int v = 0; v < CONV_KV; v++) {
+            float16 a = acc[v][x];
+            if (flags & 2u)
+                a = a > (float16)(0.0f) ? a : (float16)(0.0f);
+            vstore16(a, v, t[x]);
+        }
+    __global float *yo = y + ((((size_t)n * G + g) * KO + k0) * P + p) * Q + q0;
+    const size_t pqs = (size_t)P * Q;
+    for (uint l = 0; l < nk; l++, yo += pqs)
+        for (uint x = 0; x < nq; x++)
+            yo[x] = t[x][l];
 }
 
 /* ---- backward-weight ---------------------------------------------------------------- */

@@ -9,7 +9,10 @@
  *                  buffer and conv_reduce when the batch is split into chunks; at stride
  *                  1 dy is padded to x's row pitch too and conv_bwd_w_flat runs instead
  *   backward-bias  conv_bwd_b(dy) -> db (+=)
- * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw.
+ * The direct pass runs as conv_kv (vectors over output channels) when the output channels
+ * fill its vectors, else as conv_direct (vectors over pixels).
+ * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw,
+ * 4 tap offsets of conv_kv.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +20,20 @@
 
 #include "nn/ops.h"
 
-enum { SLOT_XPAD = 0, SLOT_WT = 1, SLOT_DYPAD = 2, SLOT_PART = 3 };
+enum { SLOT_XPAD = 0, SLOT_WT = 1, SLOT_DYPAD = 2, SLOT_PART = 3, SLOT_TAPS = 4 };
 
 /* Tunables shared with kernels/conv.cl: read from the device's tuning table when it names
  * them, else these defaults; then handed to the kernels as -D options, so both agree. */
 typedef struct conv_tune {
     unsigned kt;    /* CONV_KT: output channels per work-item of conv_direct */
     unsigned qv;    /* CONV_QV: pixels per work-item (vector width), 8 or 16 */
+    unsigned pt;    /* CONV_PT: output rows per work-item of conv_direct */
+    unsigned kv;    /* CONV_KV: float16 vectors of output channels per work-item of conv_kv */
+    unsigned px;    /* CONV_PX: output pixels per work-item of conv_kv */
     unsigned bw_kt; /* CONV_BW_KT: output channels per work-item of conv_bwd_w */
     unsigned bw_st; /* CONV_BW_ST: (c, r, s) taps per work-item of conv_bwd_w */
     unsigned wg;    /* CONV_WG: work-group size along the pixel dimension (host only) */
-    char options[160];
+    char options[256];
 } conv_tune;
 
 static unsigned tune_value(const ct_context *ctx, const char *name, unsigned dflt)
@@ -47,12 +53,16 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->qv = tune_value(ctx, "CONV_QV", 16);
     if (t->qv != 8 && t->qv != 16)
         t->qv = 16;
+    t->pt = tune_value(ctx, "CONV_PT", 2);
+    t->kv = tune_value(ctx, "CONV_KV", 2);
+    t->px = tune_value(ctx, "CONV_PX", 7);
     t->bw_kt = tune_value(ctx, "CONV_BW_KT", 4);
-    t->bw_st = tune_value(ctx, "CONV_BW_ST", 4);
+    t->bw_st = tune_value(ctx, "CONV_BW_ST", 6);
     t->wg = tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
     snprintf(t->options, sizeof t->options,
-             "-DCONV_KT=%u -DCONV_QV=%u -DCONV_BW_KT=%u -DCONV_BW_ST=%u", t->kt, t->qv,
-             t->bw_kt, t->bw_st);
+             "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
+             "-DCONV_BW_ST=%u",
+             t->kt, t->qv, t->pt, t->kv, t->px, t->bw_kt, t->bw_st);
 }
 
 /* Launches a kernel of conv.cl over `n` work-items, with the conv options. */
@@ -122,14 +132,14 @@ cleanup:
     return st;
 }
 
-/* Rows and row pitch of a padded input read by conv_direct / conv_bwd_w producing
- * `out_rows` x `out_cols` outputs: the last pixel run reaches nqr*qv columns. */
-static void pad_dims(const conv_tune *t, size_t out_rows, size_t out_cols, size_t r, size_t s,
-                     size_t sh, size_t sw, size_t dh, size_t dw, size_t *hp, size_t *wp)
+/* Rows and row pitch of a padded input read by a kernel that produces `out_rows` x
+ * `out_cols` outputs in tiles of `rows` rows x `run` pixels: the last tile reaches
+ * round_up(out_rows, rows) rows and round_up(out_cols, run) columns. */
+static void pad_dims(size_t rows, size_t run, size_t out_rows, size_t out_cols, size_t r,
+                     size_t s, size_t sh, size_t sw, size_t dh, size_t dw, size_t *hp, size_t *wp)
 {
-    size_t nqr = (out_cols + t->qv - 1) / t->qv;
-    *hp = (out_rows - 1) * sh + (r - 1) * dh + 1;
-    *wp = (nqr * t->qv - 1) * sw + (s - 1) * dw + 1;
+    *hp = (round_up(out_rows, rows) - 1) * sh + (r - 1) * dh + 1;
+    *wp = (round_up(out_cols, run) - 1) * sw + (s - 1) * dw + 1;
 }
 
 /* Writes x zero-padded into scratch slot SLOT_XPAD: (N, C, hp, wp) plus slack for the
@@ -143,31 +153,65 @@ static ct_status pad_input(ct_context *ctx, const conv_tune *t, const ct_tensor 
     CT_REQUIRE(elems + 4 * t->qv < 0xffffffffu, CT_ERR_UNSUPPORTED,
                "conv2d: padded input of %zu elements exceeds the kernels' 32-bit indices", elems);
     CT_TRY(ct_scratch_get(ctx, slot, (elems + 4 * t->qv) * sizeof(float), out));
-    CT_TRY(CONV_RUN1D(ctx, t, "conv_pad", planes * hp, CT_MEM(*out), CT_T(src), CT_U32(planes),
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_pad", planes, CT_MEM(*out), CT_T(src), CT_U32(planes),
                       CT_U32(hs), CT_U32(ws), CT_U32(hp), CT_U32(wp), CT_I32(off_h),
                       CT_I32(off_w), CT_U32(ups_h), CT_U32(ups_w)));
 cleanup:
     return st;
 }
 
-/* conv_direct over a padded input xp (N, G*ci, hp, wp) with weights wt (G, ci*R*S, kop). */
-static ct_status run_direct(ct_context *ctx, const conv_tune *t, cl_mem xp, cl_mem wt,
-                            const ct_tensor *b, ct_tensor *y, size_t n, size_t g, size_t ci,
-                            size_t ko, size_t kop, size_t hp, size_t wp, size_t r, size_t s,
-                            size_t sh, size_t sw, size_t dh, size_t dw, size_t p, size_t q,
-                            unsigned flags)
+/* How a direct pass with `ko` output channels per group is tiled. */
+typedef struct direct_plan {
+    bool kv;           /* conv_kv, else conv_direct */
+    size_t kop;        /* output channels per group, padded to the kernel's tile */
+    size_t rows, run;  /* output tile: rows x pixels */
+} direct_plan;
+
+static direct_plan direct_plan_make(const conv_tune *t, size_t ko)
+{
+    direct_plan d;
+    size_t kvw = 16 * (size_t)t->kv;
+    /* conv_kv when padding the channels to its vectors wastes at most a fifth */
+    d.kv = round_up(ko, kvw) * 4 <= ko * 5;
+    d.kop = d.kv ? round_up(ko, kvw) : round_up(ko, t->kt);
+    d.rows = d.kv ? 1 : t->pt;
+    d.run = d.kv ? t->px : t->qv;
+    return d;
+}
+
+/* The direct pass over a padded input xp (N, G*ci, hp, wp) with weights wt
+ * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). */
+static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_plan *pl,
+                            cl_mem xp, cl_mem wt, const ct_tensor *b, ct_tensor *y, size_t n,
+                            size_t g, size_t ci, size_t ko, size_t hp, size_t wp, size_t r,
+                            size_t s, size_t sh, size_t sw, size_t dh, size_t dw, size_t p,
+                            size_t q, unsigned flags)
 {
     ct_status st = CT_SUCCESS;
     cl_kernel k = NULL;
-    size_t nqr = (q + t->qv - 1) / t->qv;
-    CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct", t->options, &k));
-    CT_TRY(CT_SETARGS(k, "conv_direct", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
-                      CT_U32(ci), CT_U32(ko), CT_U32(kop), CT_U32(g), CT_U32(hp), CT_U32(wp),
-                      CT_U32(r), CT_U32(s), CT_U32(sh), CT_U32(sw), CT_U32(dh), CT_U32(dw),
-                      CT_U32(p), CT_U32(q), CT_U32(nqr), CT_U32(flags)));
-    {
-        size_t global[3] = {p * nqr, g * kop / t->kt, n};
-        size_t local[3] = {t->wg < p * nqr ? t->wg : p * nqr, 1, 1};
+    cl_mem taps = NULL;
+    size_t nqr = (q + pl->run - 1) / pl->run, npt = (p + pl->rows - 1) / pl->rows;
+    size_t global[3] = {npt * nqr, g * pl->kop, n};
+    size_t local[3] = {t->wg, 1, 1};
+    if (pl->kv) {
+        size_t crs = ci * r * s;
+        CT_TRY(ct_scratch_get(ctx, SLOT_TAPS, crs * sizeof(cl_uint), &taps));
+        CT_TRY(CONV_RUN1D(ctx, t, "conv_taps", crs, CT_MEM(taps), CT_U32(ci), CT_U32(r),
+                          CT_U32(s), CT_U32(hp), CT_U32(wp), CT_U32(dh), CT_U32(dw)));
+        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", t->options, &k));
+        CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
+                          CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g),
+                          CT_U32(hp), CT_U32(wp), CT_U32(crs), CT_U32(sh), CT_U32(sw), CT_U32(p),
+                          CT_U32(q), CT_U32(nqr), CT_U32(flags)));
+        global[1] /= 16 * (size_t)t->kv;
+        CT_TRY(ct_launch(ctx, k, "conv_kv", 3, global, local));
+    } else {
+        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct", t->options, &k));
+        CT_TRY(CT_SETARGS(k, "conv_direct", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
+                          CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
+                          CT_U32(wp), CT_U32(r), CT_U32(s), CT_U32(sh), CT_U32(sw), CT_U32(dh),
+                          CT_U32(dw), CT_U32(p), CT_U32(q), CT_U32(nqr), CT_U32(flags)));
+        global[1] /= t->kt;
         CT_TRY(ct_launch(ctx, k, "conv_direct", 3, global, local));
     }
 cleanup:
@@ -189,15 +233,17 @@ ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
     CT_TRY(ct_tensor_expect(y, "conv2d output y", 4, (size_t[]){d.n, d.k, d.p, d.q}));
     conv_tune_get(ctx, &t);
 
-    size_t hp, wp, kop = round_up(d.kg, t.kt);
-    pad_dims(&t, d.p, d.q, d.r, d.s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp, &wp);
+    direct_plan pl = direct_plan_make(&t, d.kg);
+    size_t hp, wp, kop = pl.kop;
+    pad_dims(pl.rows, pl.run, d.p, d.q, d.r, d.s, p->stride_h, p->stride_w, p->dil_h, p->dil_w,
+             &hp, &wp);
     CT_TRY(pad_input(ctx, &t, x, d.n * d.c, d.h, d.w, hp, wp, (long)p->pad_h, (long)p->pad_w, 1,
                      1, SLOT_XPAD, &xp));
     size_t nwt = d.g * d.cg * d.r * d.s * kop;
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
     CT_TRY(CONV_RUN1D(ctx, &t, "conv_wt_fwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d.g),
                       CT_U32(d.cg), CT_U32(d.kg), CT_U32(kop), CT_U32(d.r * d.s)));
-    CT_TRY(run_direct(ctx, &t, xp, wt, b, y, d.n, d.g, d.cg, d.kg, kop, hp, wp, d.r, d.s,
+    CT_TRY(run_direct(ctx, &t, &pl, xp, wt, b, y, d.n, d.g, d.cg, d.kg, hp, wp, d.r, d.s,
                       p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q,
                       (b ? 1u : 0u) | (relu ? 2u : 0u)));
 cleanup:
@@ -212,8 +258,9 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
 {
     ct_status st = CT_SUCCESS;
     cl_mem dyp = NULL, wt = NULL;
-    size_t hp, wp, cgp = round_up(d->cg, t->kt);
-    pad_dims(t, d->h, d->w, d->r, d->s, 1, 1, p->dil_h, p->dil_w, &hp, &wp);
+    direct_plan pl = direct_plan_make(t, d->cg);
+    size_t hp, wp, cgp = pl.kop;
+    pad_dims(pl.rows, pl.run, d->h, d->w, d->r, d->s, 1, 1, p->dil_h, p->dil_w, &hp, &wp);
     long off_h = (long)((d->r - 1) * p->dil_h) - (long)p->pad_h;
     long off_w = (long)((d->s - 1) * p->dil_w) - (long)p->pad_w;
     CT_TRY(pad_input(ctx, t, dy, d->n * d->k, d->p, d->q, hp, wp, off_h, off_w, p->stride_h,
@@ -222,7 +269,7 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d->g),
                       CT_U32(d->cg), CT_U32(d->kg), CT_U32(cgp), CT_U32(d->r), CT_U32(d->s)));
-    CT_TRY(run_direct(ctx, t, dyp, wt, NULL, dx, d->n, d->g, d->kg, d->cg, cgp, hp, wp, d->r,
+    CT_TRY(run_direct(ctx, t, &pl, dyp, wt, NULL, dx, d->n, d->g, d->kg, d->cg, hp, wp, d->r,
                       d->s, 1, 1, p->dil_h, p->dil_w, d->h, d->w, 0));
 cleanup:
     return st;
@@ -281,8 +328,8 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
                           CT_U32(chunks == 1)));
     } else {
         size_t hp, wp;
-        pad_dims(t, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp,
-                 &wp);
+        pad_dims(1, t->qv, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w,
+                 &hp, &wp);
         CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h,
                          (long)p->pad_w, 1, 1, SLOT_XPAD, &xp));
         CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(dy), CT_MEM(dst), CT_U32(dst_off),
@@ -294,7 +341,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     {
         size_t global[3] = {(crs + t->bw_st - 1) / t->bw_st,
                             d->g * ((d->kg + t->bw_kt - 1) / t->bw_kt), chunks};
-        size_t local[3] = {global[0] < 4 ? global[0] : 4, 1, 1};
+        size_t local[3] = {4, 1, 1};
         CT_TRY(ct_launch(ctx, k, name, 3, global, local));
     }
     if (chunks > 1)

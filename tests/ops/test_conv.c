@@ -3,7 +3,8 @@
  * accumulated onto non-zero starting values), over awkward geometries: odd and
  * non-square sizes, strides 1..4, padding larger than the kernel, dilation, groups and
  * depthwise, 1x1, K not a multiple of the channel tile, rows longer than one pixel run,
- * batch 1 and more. Every tensor is a view at an odd offset inside a buffer of canaries.
+ * batch 1 and more, with channel counts that select either direct kernel (conv_direct for
+ * few output channels, conv_kv when they fill its vectors). Every tensor is a view at an odd offset inside a buffer of canaries.
  *
  * Tolerance: inputs are uniform in [-1, 1], so an output sums L = C/groups*R*S products
  * of magnitude <= 1 and is itself of order sqrt(L)/3; float32 accumulation adds a
@@ -42,6 +43,13 @@ static const conv_case cases[] = {
     {2, 3, 5, 6, 4, 2, 2, 1, 1, 3, 3, 1, 1, 1, true, false},      /* pad > kernel */
     {2, 3, 17, 19, 5, 3, 2, 4, 5, 1, 2, 2, 3, 1, true, false},    /* stride 4x5, dil 2x3 */
     {3, 4, 6, 5, 6, 3, 3, 2, 3, 0, 1, 1, 1, 2, false, false},     /* stride 2x3, groups */
+    /* output channels that fill the channel-vector kernel (conv_kv), forward or
+     * backward-data (C is the backward pass's output channels) */
+    {2, 4, 9, 10, 31, 3, 3, 2, 2, 1, 1, 1, 1, 1, true, true},     /* K = 31, stride 2 */
+    {1, 6, 8, 13, 64, 3, 2, 1, 3, 2, 0, 2, 1, 2, true, false},    /* groups 2, dil, stride 1x3 */
+    {2, 32, 7, 9, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, true},    /* C = K = 32 */
+    {1, 64, 5, 17, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1, true, false},   /* 1x1, C = 64 */
+    {2, 32, 9, 8, 32, 3, 3, 3, 2, 2, 1, 2, 1, 1, true, false},    /* C = 32, stride 3x2, dil */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
