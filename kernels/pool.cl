@@ -14,7 +14,8 @@
  *           (p, q) order, what those windows send it. No atomics, a fixed order.
  *
  * Work split: one work-item per output row (forward, argmax) or input row (backward),
- * looping along it; pooling is memory-bound, so plain scalar loops suffice.
+ * looping along it. 2x2 windows at stride 2 without padding (most networks' pooling)
+ * have vectorised kernels (maxpool2_*) that do both max-pool passes in one.
  */
 
 /* Index within the plane of window (p, q)'s maximum, scanning as described above. */
@@ -104,6 +105,101 @@ __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_
         const size_t at = (size_t)row * W + iw;
         dx[at] = relu_in && !(x[at] > 0.0f) ? 0.0f : sum;
     }
+}
+
+/* ---- 2x2 windows at stride 2 without padding: the common case, vectorised ------------
+ * Same rules as above; one work-item per output row, 8 outputs per step (two input rows
+ * loaded as float16, split into even and odd columns), the last Q % 8 one by one. */
+
+/* Scan step of the max rule on 8 lanes: take v where v > m or v is NaN. */
+#define MAX_STEP(m, idx, v, pos)                                                           \
+    do {                                                                                   \
+        const int8 take_ = isgreater((v), (m)) | isnan(v);                                 \
+        (m) = select((m), (v), take_);                                                     \
+        (idx) = select((idx), (int8)(pos), take_);                                         \
+    } while (0)
+
+__kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, const uint W,
+                           const uint P, const uint Q)
+{
+    const uint row = get_global_id(0);
+    if (row >= NC * P)
+        return;
+    x += x_off;
+    y += y_off;
+    const uint nc = row / P, p = row % P;
+    __global const float *plane = x + (size_t)nc * H * W;
+    __global const float *r0 = plane + (size_t)(2 * p) * W, *r1 = r0 + W;
+    __global float *yr = y + (size_t)row * Q;
+    uint q = 0;
+    for (; q + 8 <= Q; q += 8) {
+        const float16 a = vload16(0, r0 + 2 * q), b = vload16(0, r1 + 2 * q);
+        float8 m = (float8)(-INFINITY);
+        int8 idx = (int8)(0);
+        MAX_STEP(m, idx, a.even, 0);
+        MAX_STEP(m, idx, a.odd, 1);
+        MAX_STEP(m, idx, b.even, 2);
+        MAX_STEP(m, idx, b.odd, 3);
+        vstore8(m, 0, yr + q);
+    }
+    for (; q < Q; q++)
+        yr[q] = plane[window_argmax(plane, H, W, (int)(2 * p), (int)(2 * q), 2, 2)];
+}
+
+/* dx rows 2p and 2p+1 (and, for the last p, any rows below the last window) overwritten:
+ * each window's dy at its first maximum, 0 elsewhere; times (x > 0) when relu_in. */
+__kernel void maxpool2_bwd(CT_CARG(x), CT_CARG(dy), CT_ARG(dx), const uint relu_in,
+                           const uint NC, const uint H, const uint W, const uint P,
+                           const uint Q)
+{
+    const uint row = get_global_id(0);
+    if (row >= NC * P)
+        return;
+    x += x_off;
+    dy += dy_off;
+    dx += dx_off;
+    const uint nc = row / P, p = row % P;
+    __global const float *plane = x + (size_t)nc * H * W;
+    __global const float *r0 = plane + (size_t)(2 * p) * W, *r1 = r0 + W;
+    __global float *d0 = dx + (size_t)nc * H * W + (size_t)(2 * p) * W, *d1 = d0 + W;
+    __global const float *dyr = dy + (size_t)row * Q;
+    const uint16 inter = (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    const float8 zero = (float8)(0.0f);
+    uint q = 0;
+    for (; q + 8 <= Q; q += 8) {
+        const float16 a = vload16(0, r0 + 2 * q), b = vload16(0, r1 + 2 * q);
+        float8 m = (float8)(-INFINITY);
+        int8 idx = (int8)(0);
+        MAX_STEP(m, idx, a.even, 0);
+        MAX_STEP(m, idx, a.odd, 1);
+        MAX_STEP(m, idx, b.even, 2);
+        MAX_STEP(m, idx, b.odd, 3);
+        const float8 d = vload8(0, dyr + q);
+        float16 o0 = shuffle2(select(zero, d, idx == 0), select(zero, d, idx == 1), inter);
+        float16 o1 = shuffle2(select(zero, d, idx == 2), select(zero, d, idx == 3), inter);
+        if (relu_in) {
+            o0 = select((float16)(0.0f), o0, isgreater(a, (float16)(0.0f)));
+            o1 = select((float16)(0.0f), o1, isgreater(b, (float16)(0.0f)));
+        }
+        vstore16(o0, 0, d0 + 2 * q);
+        vstore16(o1, 0, d1 + 2 * q);
+    }
+    for (; q < Q; q++) {
+        const uint i = window_argmax(plane, H, W, (int)(2 * p), (int)(2 * q), 2, 2);
+        for (uint t = 0; t < 2; t++)
+            for (uint u = 0; u < 2; u++) {
+                const uint at = (2 * p + t) * W + 2 * q + u;
+                const float g = at == i ? dyr[q] : 0.0f;
+                dx[(size_t)nc * H * W + at] = relu_in && !(plane[at] > 0.0f) ? 0.0f : g;
+            }
+    }
+    /* columns and rows no window covers (odd W or H) */
+    for (uint v = 2 * Q; v < W; v++)
+        d0[v] = d1[v] = 0.0f;
+    if (p == P - 1)
+        for (uint t = 2 * P; t < H; t++)
+            for (uint v = 0; v < W; v++)
+                dx[(size_t)nc * H * W + (size_t)t * W + v] = 0.0f;
 }
 
 /* PyTorch's divisor of window (p, q) (see the banner). */

@@ -3,11 +3,31 @@
  * The output size follows PyTorch's pooling_output_shape, ceil mode included; the window
  * rules (ties, NaN, divisors) are described in the kernel file's banner. Max-pool backward
  * first recomputes each window's argmax into scratch slot 0, then every input element
- * gathers the dy of the windows that chose it.
+ * gathers the dy of the windows that chose it. 2x2 windows at stride 2 without padding
+ * take vectorised kernels that do the backward pass in one.
  */
 #include "nn/ops.h"
 
 enum { SLOT_IDX = 0 };
+
+/* Launches a kernel of pool.cl over `n` work-items in work-groups of a fixed size (PoCL
+ * compiles a kernel once per work-group size: letting the runtime pick one per shape
+ * would recompile for every new shape). */
+static ct_status pool_run(ct_context *ctx, const char *name, size_t n, size_t nargs,
+                          const ct_arg *args)
+{
+    ct_status st = CT_SUCCESS;
+    cl_kernel k = NULL;
+    size_t local = ctx->info.is_gpu ? 64 : 8;
+    CT_TRY(ct_kernel_get(ctx, "pool.cl", name, NULL, &k));
+    CT_TRY(ct_kernel_setargs(k, name, nargs, args));
+    CT_TRY(ct_launch(ctx, k, name, 1, &n, &local));
+cleanup:
+    return st;
+}
+#define POOL_RUN(ctx, name, n, ...)                                                        \
+    pool_run((ctx), (name), (n), sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg),         \
+             (ct_arg[]){__VA_ARGS__})
 
 /* Output size of one dimension, PyTorch's rule: floor or ceil of (in + 2*pad - k)/stride,
  * plus one; in ceil mode a last window starting past the input and left padding is
@@ -60,6 +80,13 @@ cleanup:
         CT_U32((p)->kernel_h), CT_U32((p)->kernel_w), CT_U32((p)->stride_h),               \
         CT_U32((p)->stride_w), CT_U32((p)->pad_h), CT_U32((p)->pad_w)
 
+/* 2x2 windows at stride 2, no padding, every window inside the input: maxpool2_* */
+static bool pool_is_2x2(const ct_pool2d_params *p, const pool_geom *g)
+{
+    return p->kernel_h == 2 && p->kernel_w == 2 && p->stride_h == 2 && p->stride_w == 2 &&
+           p->pad_h == 0 && p->pad_w == 0 && g->p == g->h / 2 && g->q == g->w / 2;
+}
+
 ct_status ct_maxpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_pool2d_params *p,
                                ct_tensor *y)
 {
@@ -67,9 +94,12 @@ ct_status ct_maxpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_poo
     pool_geom g = {0};
     CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "maxpool2d_forward: NULL context");
     CT_TRY(pool_check("maxpool2d_forward", x, p, y, "maxpool2d output y", &g));
-    /* values only: idx is not written but needs a valid buffer, y's storage */
-    CT_TRY(CT_RUN1D(ctx, "pool.cl", "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_MEM(y->mem),
-                    CT_U32(1), POOL_GEOM_ARGS(g, p)));
+    if (pool_is_2x2(p, &g))
+        CT_TRY(POOL_RUN(ctx, "maxpool2_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_U32(g.nc),
+                        CT_U32(g.h), CT_U32(g.w), CT_U32(g.p), CT_U32(g.q)));
+    else /* values only: idx is not written but needs a valid buffer, y's storage */
+        CT_TRY(POOL_RUN(ctx, "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_MEM(y->mem),
+                        CT_U32(1), POOL_GEOM_ARGS(g, p)));
 cleanup:
     return st;
 }
@@ -86,12 +116,18 @@ ct_status ct_maxpool2d_backward(ct_context *ctx, const ct_tensor *x, const ct_te
     if (y)
         CT_TRY(ct_tensor_expect(y, "maxpool2d output y", 4, dy->shape));
     CT_TRY(ct_tensor_expect(dx, "maxpool2d input gradient dx", 4, x->shape));
-    CT_TRY(ct_scratch_get(ctx, SLOT_IDX, g.nc * g.p * g.q * sizeof(cl_uint), &idx));
-    /* indices only (y is not written, dx stands in as its buffer) */
-    CT_TRY(CT_RUN1D(ctx, "pool.cl", "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(dx), CT_MEM(idx),
-                    CT_U32(2), POOL_GEOM_ARGS(g, p)));
-    CT_TRY(CT_RUN1D(ctx, "pool.cl", "maxpool_bwd", g.nc * g.h, CT_T(x), CT_T(dy), CT_MEM(idx),
-                    CT_T(dx), CT_U32(relu_in), POOL_GEOM_ARGS(g, p)));
+    if (pool_is_2x2(p, &g)) {
+        CT_TRY(POOL_RUN(ctx, "maxpool2_bwd", g.nc * g.p, CT_T(x), CT_T(dy), CT_T(dx),
+                        CT_U32(relu_in), CT_U32(g.nc), CT_U32(g.h), CT_U32(g.w), CT_U32(g.p),
+                        CT_U32(g.q)));
+    } else {
+        CT_TRY(ct_scratch_get(ctx, SLOT_IDX, g.nc * g.p * g.q * sizeof(cl_uint), &idx));
+        /* indices only (y is not written, dx stands in as its buffer) */
+        CT_TRY(POOL_RUN(ctx, "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(dx), CT_MEM(idx),
+                        CT_U32(2), POOL_GEOM_ARGS(g, p)));
+        CT_TRY(POOL_RUN(ctx, "maxpool_bwd", g.nc * g.h, CT_T(x), CT_T(dy), CT_MEM(idx),
+                        CT_T(dx), CT_U32(relu_in), POOL_GEOM_ARGS(g, p)));
+    }
 cleanup:
     return st;
 }
@@ -103,7 +139,7 @@ ct_status ct_avgpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_poo
     pool_geom g = {0};
     CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "avgpool2d_forward: NULL context");
     CT_TRY(pool_check("avgpool2d_forward", x, p, y, "avgpool2d output y", &g));
-    CT_TRY(CT_RUN1D(ctx, "pool.cl", "avgpool_fwd", g.nc * g.p, CT_T(x), CT_T(y),
+    CT_TRY(POOL_RUN(ctx, "avgpool_fwd", g.nc * g.p, CT_T(x), CT_T(y),
                     CT_U32(p->count_include_pad), POOL_GEOM_ARGS(g, p)));
 cleanup:
     return st;
@@ -116,7 +152,7 @@ ct_status ct_avgpool2d_backward(ct_context *ctx, const ct_tensor *dy, const ct_p
     pool_geom g = {0};
     CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "avgpool2d_backward: NULL context");
     CT_TRY(pool_check("avgpool2d_backward", dx, p, dy, "avgpool2d output gradient dy", &g));
-    CT_TRY(CT_RUN1D(ctx, "pool.cl", "avgpool_bwd", g.nc * g.h, CT_T(dy), CT_T(dx),
+    CT_TRY(POOL_RUN(ctx, "avgpool_bwd", g.nc * g.h, CT_T(dy), CT_T(dx),
                     CT_U32(p->count_include_pad), POOL_GEOM_ARGS(g, p)));
 cleanup:
     return st;
@@ -130,7 +166,7 @@ ct_status ct_gap_forward(ct_context *ctx, const ct_tensor *x, ct_tensor *y)
                x->ndim);
     CT_TRY(ct_tensor_expect(y, "global average pool output y", 2,
                             (size_t[]){x->shape[0], x->shape[1]}));
-    CT_TRY(CT_RUN1D(ctx, "pool.cl", "gap_fwd", y->numel, CT_T(x), CT_T(y), CT_U32(y->numel),
+    CT_TRY(POOL_RUN(ctx, "gap_fwd", y->numel, CT_T(x), CT_T(y), CT_U32(y->numel),
                     CT_U32(x->shape[2] * x->shape[3])));
 cleanup:
     return st;
@@ -144,7 +180,7 @@ ct_status ct_gap_backward(ct_context *ctx, const ct_tensor *dy, ct_tensor *dx)
                "gap_backward: dx must be (N, C, H, W), has %zu dims", dx->ndim);
     CT_TRY(ct_tensor_expect(dy, "global average pool gradient dy", 2,
                             (size_t[]){dx->shape[0], dx->shape[1]}));
-    CT_TRY(CT_RUN1D(ctx, "pool.cl", "gap_bwd", dx->numel, CT_T(dy), CT_T(dx), CT_U32(dy->numel),
+    CT_TRY(POOL_RUN(ctx, "gap_bwd", dx->numel, CT_T(dy), CT_T(dx), CT_U32(dy->numel),
                     CT_U32(dx->shape[2] * dx->shape[3])));
 cleanup:
     return st;

@@ -39,6 +39,9 @@ static const pool_case cases[] = {
     {1, 2, 4, 9, 4, 1, 1, 2, 2, 0, false, true},   /* stride 1x2, pad 2x0 */
     {1, 1, 1, 1, 2, 2, 1, 1, 1, 1, false, true},   /* one pixel, all windows mostly pad */
     {3, 2, 13, 6, 3, 3, 3, 3, 0, 0, true, false},  /* ceil with stride = kernel */
+    {2, 3, 9, 35, 2, 2, 2, 2, 0, 0, false, true},  /* 2x2/2 kernels: 2 vector steps + tail,
+                                                      odd H and W left uncovered */
+    {1, 2, 16, 32, 2, 2, 2, 2, 0, 0, true, false}, /* 2x2/2, ceil mode changes nothing */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -177,25 +180,39 @@ Test(pool, avgpool)
     ct_context_free(ctx);
 }
 
-/* A hand-made window with ties and a NaN: the gradient goes to the first maximum; a NaN
- * is the maximum, and of two NaNs the last one (PyTorch: `val > max || isnan(val)`). */
+/* Hand-made windows with ties and NaNs: the gradient goes to the first maximum; a NaN is
+ * the maximum, and of two NaNs the last one (PyTorch: `val > max || isnan(val)`). One
+ * 2 x 2Q plane of 2x2 windows at stride 2, Q = 10: windows alternate between
+ * [[1, 3], [3, 2]] (first maximum at (0, 1)) and [[nan, 1], [0, nan]] (the last NaN,
+ * (1, 1)), through the vectorised steps and the scalar tail of the 2x2 kernels. */
 Test(pool, maxpool_tie_and_nan_rules)
 {
     ct_context *ctx = tu_context();
-    /* one 2x4 plane, windows 2x2 stride 2: [[1, 3], [3, 2]] and [[nan, 1], [0, nan]] */
-    const float hx[8] = {1, 3, NAN, 1, 3, 2, 0, NAN};
-    const float hdy[2] = {10, 20};
+    enum { Q = 10, W = 2 * Q };
+    const float pat[2][4] = {{1, 3, 3, 2}, {NAN, 1, 0, NAN}}; /* (0,0) (0,1) (1,0) (1,1) */
+    float hx[2 * W], hdy[Q], want[2 * W], want_y[Q];
+    for (int q = 0; q < Q; q++) {
+        const float *w = pat[q % 2];
+        for (int t = 0; t < 4; t++) {
+            hx[(t / 2) * W + 2 * q + t % 2] = w[t];
+            want[(t / 2) * W + 2 * q + t % 2] = 0.0f;
+        }
+        hdy[q] = (float)(10 + q);
+        want[q % 2 ? W + 2 * q + 1 : 2 * q + 1] = hdy[q];
+        want_y[q] = q % 2 ? NAN : 3.0f;
+    }
     ct_pool2d_params p = {2, 2, 2, 2, 0, 0, false, true};
-    ct_tensor *x = tu_tensor(ctx, TU_SHAPE(1, 1, 2, 4), hx);
-    ct_tensor *y = tu_tensor(ctx, TU_SHAPE(1, 1, 1, 2), NULL);
-    ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(1, 1, 1, 2), hdy);
-    ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(1, 1, 2, 4), NULL);
+    ct_tensor *x = tu_tensor(ctx, TU_SHAPE(1, 1, 2, W), hx);
+    ct_tensor *y = tu_tensor(ctx, TU_SHAPE(1, 1, 1, Q), NULL);
+    ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(1, 1, 1, Q), hdy);
+    ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(1, 1, 2, W), NULL);
     TU_OK(ct_maxpool2d_forward(ctx, x, &p, y));
     TU_OK(ct_maxpool2d_backward(ctx, x, y, dy, &p, false, dx));
     float *gy = tu_download(y), *gdx = tu_download(dx);
-    cr_assert(gy[0] == 3.0f && isnan(gy[1]), "y = %g %g", (double)gy[0], (double)gy[1]);
-    const float want[8] = {0, 10, 0, 0, 0, 0, 0, 20};
-    for (int i = 0; i < 8; i++)
+    for (int q = 0; q < Q; q++)
+        cr_assert(gy[q] == want_y[q] || (isnan(gy[q]) && isnan(want_y[q])), "y[%d] = %g", q,
+                  (double)gy[q]);
+    for (int i = 0; i < 2 * W; i++)
         cr_assert(gdx[i] == want[i], "dx[%d] = %g, expected %g", i, (double)gdx[i],
                   (double)want[i]);
     free(gy), free(gdx);
