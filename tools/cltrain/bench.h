@@ -1,0 +1,107 @@
+/* What the files of `cltrain bench` share: options, the run's state, synthetic data, the
+ * training rig, and shapes and FLOP counts of the model's layers.
+ *
+ *   cmd_bench.c      options, the header, training and inference throughput, batch sweep
+ *   bench_common.c   the helpers below
+ *   bench_profile.c  per-layer-group and per-kernel device times (profiling events)
+ *   bench_gemm.c     CLBlast GEMM at the linear layers' shapes; device memory
+ *   bench_startup.c  a fresh process to its first training step, warm and cold caches
+ *   bench_peak.c     the FP32 peak micro-kernel (kernels/peak.cl)
+ */
+#ifndef CLTRAIN_BENCH_H
+#define CLTRAIN_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cltrain/cltrain.h"
+#include "cltrain/trainer.h"
+
+#define BENCH_MAX_BATCHES 32
+
+typedef struct bench_opts {
+    const char *model; /* spec or builtin name */
+    size_t in_ndim, in_shape[3];
+    size_t batch;
+    size_t batches[BENCH_MAX_BATCHES], nbatches;
+    size_t steps, runs, warmup;
+    const char *device; /* NULL: the library's default choice */
+    ct_optim_kind optim;
+    double lr;
+    const char *csv;
+    uint64_t seed;
+    bool peak, train, layers, gemm, memory, sweep, startup, startup_child;
+} bench_opts;
+
+typedef struct bench {
+    bench_opts o;
+    ct_layer_desc *layers;
+    size_t nlayers;
+    size_t classes;
+    FILE *csv;                   /* --csv, or NULL */
+    double peak_gflops;          /* 0 when not measured */
+    double flops_fwd, flops_bwd; /* per image, conv and linear layers */
+    double step_ms;              /* median training step at --batch, wall clock; 0 if not run */
+} bench;
+
+/* ---- helpers (bench_common.c) ----------------------------------------------------- */
+
+double bench_now(void); /* CLOCK_MONOTONIC seconds */
+double bench_median(double *v, size_t n); /* sorts v */
+double bench_min(const double *v, size_t n);
+size_t bench_prod(size_t n, const size_t *v);
+/* A uniform float in [-1, 1) from a splitmix64 stream. */
+float bench_uniform(uint64_t *state);
+uint64_t bench_splitmix64(uint64_t *state);
+/* Prints "cltrain bench: WHAT: <last error>" and returns 1. */
+int bench_fail(const char *what);
+void bench_csv(bench *b, const char *section, const char *item, size_t batch, const char *metric,
+               double value);
+/* Percent of the measured peak, NAN without one; fmt_pct writes "  12.3%" or "      -". */
+double bench_pct(const bench *b, double gflops);
+const char *bench_fmt_pct(char *buf, size_t cap, double pct);
+
+/* ---- data and the rig ----------------------------------------------------------------- */
+
+typedef struct bench_data {
+    ct_tensor *x, *y; /* x: (n, in_shape...) uniform in [-1, 1); y: (n) class indices */
+    size_t n;
+} bench_data;
+
+ct_status bench_data_make(ct_context *ctx, const bench *b, size_t n, uint64_t seed,
+                          bench_data *d);
+void bench_data_free(bench_data *d);
+
+/* A model, its optimizer and a trainer (cross-entropy) that reads nothing back during
+ * the timed steps. */
+typedef struct bench_rig {
+    ct_model *m;
+    ct_optim *opt;
+    ct_trainer *tr;
+} bench_rig;
+
+ct_status bench_rig_make(ct_context *ctx, const bench *b, bench_rig *r);
+void bench_rig_free(bench_rig *r);
+
+/* ---- layers --------------------------------------------------------------------------- */
+
+/* Per-sample input shape of layer i (i == nlayers: the model's output). */
+ct_status bench_layer_input(const bench *b, size_t i, size_t *ndim, size_t *shape);
+/* The first layer with parameters (ct_model computes no input gradient for it). */
+size_t bench_first_param_layer(const bench *b);
+/* FLOPs per sample of layer i: forward; backward = weight gradient plus, above the first
+ * parameter layer, the input gradient. Zero for layers other than conv and linear. */
+void bench_layer_flops(const bench *b, size_t i, double *fwd, double *bwd);
+/* A short name: "conv 1->32 3x3", "maxpool 2", "linear 3136->128". */
+void bench_layer_name(const bench *b, size_t i, char *buf, size_t cap);
+
+/* ---- sections ------------------------------------------------------------------------- */
+
+int bench_section_layers(bench *b);                                /* bench_profile.c */
+int bench_section_gemm(bench *b, ct_context *ctx);                 /* bench_gemm.c */
+void bench_section_memory(bench *b, ct_context *ctx, bench_rig *r, const bench_data *d);
+int bench_section_startup(bench *b);                               /* bench_startup.c */
+int bench_startup_child(bench *b);
+
+#endif
