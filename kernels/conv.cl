@@ -7,30 +7,34 @@
  *   xp  (N, G*CI, HP, WP)    raw           padded copy written by conv_pad: every element
  *                                          outside the image is 0, so loads need no masks
  *   wt  (G, CI*R*S, KOP)     raw           weights with the output channel innermost,
- *                                          padded with zeros to KOP = KO rounded up to
- *                                          CONV_KT, written by conv_wt_fwd / conv_wt_bwd
+ *                                          padded with zeros to KOP = KO rounded up to the
+ *                                          kernel's channel tile (conv_wt_fwd / conv_wt_bwd)
  *   y   (N, G*KO, P, Q)      tensor        the output, KO channels per group
  *
- * The direct kernel conv_direct computes
+ * The direct kernels compute
  *   y[n, g*KO+k, p, q] = b + sum_{c<CI, r<R, s<S} wt[g, (c*R+r)*S+s, k] *
  *                              xp[n, g*CI+c, p*SH + r*DH, q*SW + s*DW]
- * and serves both passes: the forward pass (xp = padded x, wt = w with k innermost) and
+ * and serve both passes: the forward pass (xp = padded x, wt = w with k innermost) and
  * the backward-data pass, which is the same sum over dy zero-upsampled by the stride and
  * padded by (R-1)*DH - pad, with the weights flipped and in/out channels swapped
  * (conv_wt_bwd), at stride 1.
  *
  * Work split (PoCL runs a work-group as a loop and does not vectorise across work-items,
  * so each work-item owns a register tile and vectorises itself):
- *   conv_direct: one work-item = CONV_KT output channels x CONV_QV consecutive output
- *     pixels of one row (a floatCONV_QV accumulator per channel); global (P*NQR, G*KOP/KT, N).
- *   conv_bwd_w:  one work-item = CONV_BW_KT output channels x CONV_BW_ST consecutive
- *     (c, r, s) taps of dw, reducing over the images of one batch chunk, all rows and all
- *     pixel runs in a fixed order (the lanes of the vector accumulators are summed last,
- *     in a fixed tree). Chunks land in a partial buffer reduced by conv_reduce, in order:
- *     no atomics, the same bits on every run.
+ *   conv_kv:     one work-item = 16*CONV_KV output channels (float16 vectors) x CONV_PX
+ *     consecutive pixels of one output row; global (P*NQR, G*KOP/(16*KV), N). The fast
+ *     one: used whenever the output channels fill its vectors.
+ *   conv_direct: one work-item = CONV_KT output channels x CONV_PT rows x CONV_QV
+ *     consecutive pixels (vectors over pixels); for layers with few output channels.
+ *   conv_bwd_w_flat (stride 1) / conv_bwd_w (any stride): one work-item = CONV_BW_KT
+ *     output channels x CONV_BW_ST consecutive (c, r, s) taps of dw, reducing over the
+ *     images of one batch chunk and all their pixels in a fixed order (the lanes of the
+ *     vector accumulators are summed last, in a fixed tree). Chunks land in a partial
+ *     buffer reduced by conv_reduce, in order: no atomics, the same bits on every run.
  *   conv_bwd_b:  one work-item per output channel.
- * Tunables (-D, defaults below): CONV_KT, CONV_QV (8 or 16), CONV_BW_KT, CONV_BW_ST. The
- * host reads the same names from the tuning table, so both sides agree.
+ * Tunables (-D, defaults below): CONV_KV, CONV_PX, CONV_KT, CONV_PT, CONV_QV (8 or 16),
+ * CONV_BW_KT, CONV_BW_ST. The host reads the same names from the tuning table and passes
+ * them all explicitly, so both sides agree.
  */
 
 #ifndef CONV_KT

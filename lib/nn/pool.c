@@ -25,8 +25,8 @@ static ct_status pool_run(ct_context *ctx, const char *name, size_t n, size_t na
 cleanup:
     return st;
 }
-#define POOL_RUN(ctx, name, n, ...)                                                        \
-    pool_run((ctx), (name), (n), sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg),         \
+#define POOL_RUN(ctx, name, n, ...)                                                                \
+    pool_run((ctx), (name), (n), sizeof((ct_arg[]){__VA_ARGS__}) / sizeof(ct_arg),                 \
              (ct_arg[]){__VA_ARGS__})
 
 /* Output size of one dimension, PyTorch's rule: floor or ceil of (in + 2*pad - k)/stride,
@@ -68,16 +68,15 @@ static ct_status pool_check(const char *what, const ct_tensor *x, const ct_pool2
                "%s: a %zux%zu window does not fit a %zux%zu input padded by %zux%zu", what,
                p->kernel_h, p->kernel_w, g->h, g->w, p->pad_h, p->pad_w);
     if (y)
-        CT_TRY(ct_tensor_expect(y, yname, 4,
-                                (size_t[]){x->shape[0], x->shape[1], g->p, g->q}));
+        CT_TRY(ct_tensor_expect(y, yname, 4, (size_t[]){x->shape[0], x->shape[1], g->p, g->q}));
 cleanup:
     return st;
 }
 
 /* Every pooling kernel ends with the same geometry arguments. */
-#define POOL_GEOM_ARGS(g, p)                                                               \
-    CT_U32((g).nc), CT_U32((g).h), CT_U32((g).w), CT_U32((g).p), CT_U32((g).q),            \
-        CT_U32((p)->kernel_h), CT_U32((p)->kernel_w), CT_U32((p)->stride_h),               \
+#define POOL_GEOM_ARGS(g, p)                                                                       \
+    CT_U32((g).nc), CT_U32((g).h), CT_U32((g).w), CT_U32((g).p), CT_U32((g).q),                    \
+        CT_U32((p)->kernel_h), CT_U32((p)->kernel_w), CT_U32((p)->stride_h),                       \
         CT_U32((p)->stride_w), CT_U32((p)->pad_h), CT_U32((p)->pad_w)
 
 /* 2x2 windows at stride 2, no padding, every window inside the input: maxpool2_* */
@@ -98,8 +97,8 @@ ct_status ct_maxpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_poo
         CT_TRY(POOL_RUN(ctx, "maxpool2_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_U32(g.nc),
                         CT_U32(g.h), CT_U32(g.w), CT_U32(g.p), CT_U32(g.q)));
     else /* values only: idx is not written but needs a valid buffer, y's storage */
-        CT_TRY(POOL_RUN(ctx, "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_MEM(y->mem),
-                        CT_U32(1), POOL_GEOM_ARGS(g, p)));
+        CT_TRY(POOL_RUN(ctx, "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_MEM(y->mem), CT_U32(1),
+                        POOL_GEOM_ARGS(g, p)));
 cleanup:
     return st;
 }
@@ -123,10 +122,10 @@ ct_status ct_maxpool2d_backward(ct_context *ctx, const ct_tensor *x, const ct_te
     } else {
         CT_TRY(ct_scratch_get(ctx, SLOT_IDX, g.nc * g.p * g.q * sizeof(cl_uint), &idx));
         /* indices only (y is not written, dx stands in as its buffer) */
-        CT_TRY(POOL_RUN(ctx, "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(dx), CT_MEM(idx),
-                        CT_U32(2), POOL_GEOM_ARGS(g, p)));
-        CT_TRY(POOL_RUN(ctx, "maxpool_bwd", g.nc * g.h, CT_T(x), CT_T(dy), CT_MEM(idx),
-                        CT_T(dx), CT_U32(relu_in), POOL_GEOM_ARGS(g, p)));
+        CT_TRY(POOL_RUN(ctx, "maxpool_fwd", g.nc * g.p, CT_T(x), CT_T(dx), CT_MEM(idx), CT_U32(2),
+                        POOL_GEOM_ARGS(g, p)));
+        CT_TRY(POOL_RUN(ctx, "maxpool_bwd", g.nc * g.h, CT_T(x), CT_T(dy), CT_MEM(idx), CT_T(dx),
+                        CT_U32(relu_in), POOL_GEOM_ARGS(g, p)));
     }
 cleanup:
     return st;
@@ -139,8 +138,8 @@ ct_status ct_avgpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_poo
     pool_geom g = {0};
     CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "avgpool2d_forward: NULL context");
     CT_TRY(pool_check("avgpool2d_forward", x, p, y, "avgpool2d output y", &g));
-    CT_TRY(POOL_RUN(ctx, "avgpool_fwd", g.nc * g.p, CT_T(x), CT_T(y),
-                    CT_U32(p->count_include_pad), POOL_GEOM_ARGS(g, p)));
+    CT_TRY(POOL_RUN(ctx, "avgpool_fwd", g.nc * g.p, CT_T(x), CT_T(y), CT_U32(p->count_include_pad),
+                    POOL_GEOM_ARGS(g, p)));
 cleanup:
     return st;
 }
@@ -176,8 +175,8 @@ ct_status ct_gap_backward(ct_context *ctx, const ct_tensor *dy, ct_tensor *dx)
 {
     ct_status st = CT_SUCCESS;
     CT_REQUIRE(ctx != NULL && dx != NULL, CT_ERR_INVALID_ARG, "gap_backward: NULL argument");
-    CT_REQUIRE(dx->ndim == 4, CT_ERR_SHAPE,
-               "gap_backward: dx must be (N, C, H, W), has %zu dims", dx->ndim);
+    CT_REQUIRE(dx->ndim == 4, CT_ERR_SHAPE, "gap_backward: dx must be (N, C, H, W), has %zu dims",
+               dx->ndim);
     CT_TRY(ct_tensor_expect(dy, "global average pool gradient dy", 2,
                             (size_t[]){dx->shape[0], dx->shape[1]}));
     CT_TRY(POOL_RUN(ctx, "gap_bwd", dx->numel, CT_T(dy), CT_T(dx), CT_U32(dy->numel),

@@ -41,7 +41,8 @@ static void conv_terms(const ct_ref_conv *g, const double *x, const double *w, d
                                 if (ih < 0 || iw < 0 || ih >= (long)g->h || iw >= (long)g->w)
                                     continue;
                                 size_t ci = (k / Kg) * Cg + c;
-                                size_t xi = ((n * g->c + ci) * g->h + (size_t)ih) * g->w + (size_t)iw;
+                                size_t xi =
+                                    ((n * g->c + ci) * g->h + (size_t)ih) * g->w + (size_t)iw;
                                 size_t wi = ((k * Cg + c) * g->r + r) * g->s + s;
                                 if (y)
                                     y[yi] += w[wi] * x[xi];
@@ -53,8 +54,8 @@ static void conv_terms(const ct_ref_conv *g, const double *x, const double *w, d
                 }
 }
 
-void ct_ref_conv2d_forward(const ct_ref_conv *g, const double *x, const double *w,
-                           const double *b, bool relu, double *y)
+void ct_ref_conv2d_forward(const ct_ref_conv *g, const double *x, const double *w, const double *b,
+                           bool relu, double *y)
 {
     size_t P = ct_ref_conv_out_size(g->h, g->r, g->stride_h, g->pad_h, g->dil_h);
     size_t Q = ct_ref_conv_out_size(g->w, g->s, g->stride_w, g->pad_w, g->dil_w);

@@ -28,8 +28,8 @@ typedef struct ct_ref_conv {
 size_t ct_ref_conv_out_size(size_t in, size_t k, size_t stride, size_t pad, size_t dil);
 
 /* y = conv(x, w) + b, then max(y, 0) when relu. b may be NULL. */
-void ct_ref_conv2d_forward(const ct_ref_conv *g, const double *x, const double *w,
-                           const double *b, bool relu, double *y);
+void ct_ref_conv2d_forward(const ct_ref_conv *g, const double *x, const double *w, const double *b,
+                           bool relu, double *y);
 /* dy: (n, k, p, q). dx (like x) overwritten, or NULL; dw (like w) +=, or NULL;
  * db (k) +=, or NULL. */
 void ct_ref_conv2d_backward(const ct_ref_conv *g, const double *x, const double *w,

@@ -82,8 +82,8 @@ void ct_ref_maxpool2d_forward(const ct_ref_pool *g, const double *x, double *y)
                 long h0, h1, w0, w1;
                 pool_window(g, p, q, &h0, &h1, &w0, &w1);
                 /* an empty window (impossible with pad <= kernel/2) would give -inf */
-                y[(nc * P + p) * Q + q] = h0 < h1 && w0 < w1 ? plane[max_index(g, plane, p, q)]
-                                                             : -INFINITY;
+                y[(nc * P + p) * Q + q] =
+                    h0 < h1 && w0 < w1 ? plane[max_index(g, plane, p, q)] : -INFINITY;
             }
     }
 }

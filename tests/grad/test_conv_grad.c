@@ -35,7 +35,7 @@ static const gcase cases[] = {
 
 static ct_ref_conv ref_geom(const gcase *c)
 {
-    return (ct_ref_conv){c->n, c->c, c->h, c->w, c->k, c->r, c->s,
+    return (ct_ref_conv){c->n,  c->c,  c->h,  c->w,  c->k,  c->r,  c->s,
                          c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->g};
 }
 
@@ -183,8 +183,7 @@ static void dev_case(ct_context *ctx, const gcase *c, size_t idx)
     d.b = tu_tensor(ctx, TU_SHAPE(c->k), d.hb);
     d.y = tu_tensor(ctx, TU_SHAPE(c->n, c->k, d.z.p, d.z.q), NULL);
     ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(c->n, c->k, d.z.p, d.z.q), d.hg);
-    ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(c->n, c->c, c->h, c->w), NULL), *dw = NULL,
-              *db = NULL;
+    ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(c->n, c->c, c->h, c->w), NULL), *dw = NULL, *db = NULL;
     TU_OK(ct_tensor_zeros(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, &dw));
     TU_OK(ct_tensor_zeros(ctx, 1, (size_t[]){c->k}, &db));
     TU_OK(ct_conv2d_backward(ctx, d.x, d.w, dy, &d.p, dx, dw, db));

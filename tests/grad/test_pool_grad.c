@@ -35,8 +35,8 @@ static const pcase cases[] = {
 
 static ct_ref_pool ref_geom(const pcase *c)
 {
-    return (ct_ref_pool){c->n, c->c, c->h, c->w, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw,
-                         c->ceil, c->include_pad};
+    return (ct_ref_pool){c->n,  c->c,  c->h,  c->w,  c->kh,   c->kw,
+                         c->sh, c->sw, c->ph, c->pw, c->ceil, c->include_pad};
 }
 
 enum { OP_MAX, OP_MAX_RELU, OP_AVG };
@@ -242,8 +242,7 @@ Test(pool_grad, device_vs_finite_differences)
         hx[i] = keep;
         fd[i] = (l[0] - l[1]) / ((double)v[0] - (double)v[1]);
     }
-    tu_assert_close("device global average pool dx vs finite differences", gdx, fd, nx, 1e-5,
-                    1e-5);
+    tu_assert_close("device global average pool dx vs finite differences", gdx, fd, nx, 1e-5, 1e-5);
     free(hx), free(hg), free(gdx), free(fd);
     ct_tensor_free(x), ct_tensor_free(y), ct_tensor_free(dy), ct_tensor_free(dx);
     ct_context_free(ctx);

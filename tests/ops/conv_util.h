@@ -46,8 +46,8 @@ static inline float *cu_slab_get(const cu_slab *s, const char *what)
     float *all = tu_download(s->base);
     for (size_t i = 0; i < s->total; i++)
         if (i < s->off || i >= s->off + s->n)
-            cr_assert(all[i] == CU_CANARY, "%s: canary at %zd (relative to the view) is %g",
-                      what, (ptrdiff_t)i - (ptrdiff_t)s->off, (double)all[i]);
+            cr_assert(all[i] == CU_CANARY, "%s: canary at %zd (relative to the view) is %g", what,
+                      (ptrdiff_t)i - (ptrdiff_t)s->off, (double)all[i]);
     float *v = malloc(s->n * sizeof *v);
     cr_assert(v != NULL);
     memcpy(v, all + s->off, s->n * sizeof *v);

@@ -4,7 +4,8 @@
  * non-square sizes, strides 1..4, padding larger than the kernel, dilation, groups and
  * depthwise, 1x1, K not a multiple of the channel tile, rows longer than one pixel run,
  * batch 1 and more, with channel counts that select either direct kernel (conv_direct for
- * few output channels, conv_kv when they fill its vectors). Every tensor is a view at an odd offset inside a buffer of canaries.
+ * few output channels, conv_kv when they fill its vectors). Every tensor is a view at an
+ * odd offset inside a buffer of canaries.
  *
  * Tolerance: inputs are uniform in [-1, 1], so an output sums L = C/groups*R*S products
  * of magnitude <= 1 and is itself of order sqrt(L)/3; float32 accumulation adds a
@@ -28,34 +29,34 @@ typedef struct conv_case {
 
 static const conv_case cases[] = {
     /* n  c   h   w   k  r  s  sh sw ph pw dh dw g  bias   relu */
-    {2, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},     /* MiniCNN conv1, small K */
-    {2, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},    /* MiniCNN conv2, small */
-    {3, 5, 7, 9, 6, 3, 3, 2, 1, 1, 0, 1, 1, 1, true, false},      /* stride 2x1, pad 1x0 */
-    {2, 4, 11, 10, 5, 3, 3, 1, 1, 2, 1, 2, 3, 1, false, true},    /* dilation 2x3 */
-    {2, 6, 8, 9, 9, 2, 3, 2, 2, 1, 1, 1, 1, 3, true, false},      /* groups 3, stride 2 */
-    {1, 8, 9, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, true, true},       /* depthwise */
-    {2, 4, 10, 9, 8, 3, 3, 1, 2, 1, 1, 1, 1, 2, false, false},    /* groups 2, stride 1x2 */
-    {1, 17, 5, 19, 33, 1, 1, 1, 1, 0, 0, 1, 1, 1, true, true},    /* 1x1, Q > one run */
-    {1, 3, 10, 13, 4, 4, 2, 3, 3, 2, 1, 1, 1, 1, true, false},    /* stride 3, even kernel */
-    {1, 2, 9, 6, 3, 5, 1, 1, 1, 2, 0, 1, 1, 1, false, false},     /* 5x1 kernel */
-    {1, 2, 3, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false},     /* 40 wide: runs + tail */
-    {2, 3, 6, 7, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},      /* K = 13 */
-    {2, 3, 5, 6, 4, 2, 2, 1, 1, 3, 3, 1, 1, 1, true, false},      /* pad > kernel */
-    {2, 3, 17, 19, 5, 3, 2, 4, 5, 1, 2, 2, 3, 1, true, false},    /* stride 4x5, dil 2x3 */
-    {3, 4, 6, 5, 6, 3, 3, 2, 3, 0, 1, 1, 1, 2, false, false},     /* stride 2x3, groups */
+    {2, 1, 28, 28, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},  /* MiniCNN conv1, small K */
+    {2, 8, 14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true}, /* MiniCNN conv2, small */
+    {3, 5, 7, 9, 6, 3, 3, 2, 1, 1, 0, 1, 1, 1, true, false},   /* stride 2x1, pad 1x0 */
+    {2, 4, 11, 10, 5, 3, 3, 1, 1, 2, 1, 2, 3, 1, false, true}, /* dilation 2x3 */
+    {2, 6, 8, 9, 9, 2, 3, 2, 2, 1, 1, 1, 1, 3, true, false},   /* groups 3, stride 2 */
+    {1, 8, 9, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8, true, true},    /* depthwise */
+    {2, 4, 10, 9, 8, 3, 3, 1, 2, 1, 1, 1, 1, 2, false, false}, /* groups 2, stride 1x2 */
+    {1, 17, 5, 19, 33, 1, 1, 1, 1, 0, 0, 1, 1, 1, true, true}, /* 1x1, Q > one run */
+    {1, 3, 10, 13, 4, 4, 2, 3, 3, 2, 1, 1, 1, 1, true, false}, /* stride 3, even kernel */
+    {1, 2, 9, 6, 3, 5, 1, 1, 1, 2, 0, 1, 1, 1, false, false},  /* 5x1 kernel */
+    {1, 2, 3, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false},  /* 40 wide: runs + tail */
+    {2, 3, 6, 7, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true},   /* K = 13 */
+    {2, 3, 5, 6, 4, 2, 2, 1, 1, 3, 3, 1, 1, 1, true, false},   /* pad > kernel */
+    {2, 3, 17, 19, 5, 3, 2, 4, 5, 1, 2, 2, 3, 1, true, false}, /* stride 4x5, dil 2x3 */
+    {3, 4, 6, 5, 6, 3, 3, 2, 3, 0, 1, 1, 1, 2, false, false},  /* stride 2x3, groups */
     /* output channels that fill the channel-vector kernel (conv_kv), forward or
      * backward-data (C is the backward pass's output channels) */
-    {2, 4, 9, 10, 31, 3, 3, 2, 2, 1, 1, 1, 1, 1, true, true},     /* K = 31, stride 2 */
-    {1, 6, 8, 13, 64, 3, 2, 1, 3, 2, 0, 2, 1, 2, true, false},    /* groups 2, dil, stride 1x3 */
-    {2, 32, 7, 9, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, true},    /* C = K = 32 */
-    {1, 64, 5, 17, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1, true, false},   /* 1x1, C = 64 */
-    {2, 32, 9, 8, 32, 3, 3, 3, 2, 2, 1, 2, 1, 1, true, false},    /* C = 32, stride 3x2, dil */
+    {2, 4, 9, 10, 31, 3, 3, 2, 2, 1, 1, 1, 1, 1, true, true},   /* K = 31, stride 2 */
+    {1, 6, 8, 13, 64, 3, 2, 1, 3, 2, 0, 2, 1, 2, true, false},  /* groups 2, dil, stride 1x3 */
+    {2, 32, 7, 9, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, true},  /* C = K = 32 */
+    {1, 64, 5, 17, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1, true, false}, /* 1x1, C = 64 */
+    {2, 32, 9, 8, 32, 3, 3, 3, 2, 2, 1, 2, 1, 1, true, false},  /* C = 32, stride 3x2, dil */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
 static ct_ref_conv ref_geom(const conv_case *c)
 {
-    return (ct_ref_conv){c->n, c->c, c->h, c->w, c->k, c->r, c->s,
+    return (ct_ref_conv){c->n,  c->c,  c->h,  c->w,  c->k,  c->r,  c->s,
                          c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->g};
 }
 
@@ -127,8 +128,7 @@ static void backward_case(ct_context *ctx, const conv_case *c, size_t idx)
     cu_slab sdx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0, 9);
     cu_slab sdw = cu_slab_new(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hdw0, 11);
     cu_slab sdb = cu_slab_new(ctx, 1, (size_t[]){c->k}, hdb0, 13);
-    TU_OK(ct_conv2d_backward(ctx, sx.view, sw.view, sdy.view, &p, sdx.view, sdw.view,
-                             sdb.view));
+    TU_OK(ct_conv2d_backward(ctx, sx.view, sw.view, sdy.view, &p, sdx.view, sdw.view, sdb.view));
     char what[256];
     describe(what, sizeof what, "conv2d backward dx", c);
     float *got = cu_slab_get(&sdx, what);

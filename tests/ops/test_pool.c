@@ -47,14 +47,13 @@ static const pool_case cases[] = {
 
 static ct_ref_pool ref_geom(const pool_case *c)
 {
-    return (ct_ref_pool){c->n, c->c, c->h, c->w, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw,
-                         c->ceil, c->include_pad};
+    return (ct_ref_pool){c->n,  c->c,  c->h,  c->w,  c->kh,   c->kw,
+                         c->sh, c->sw, c->ph, c->pw, c->ceil, c->include_pad};
 }
 
 static ct_pool2d_params dev_params(const pool_case *c)
 {
-    return (ct_pool2d_params){c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->ceil,
-                              c->include_pad};
+    return (ct_pool2d_params){c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->ceil, c->include_pad};
 }
 
 static void describe(char *buf, size_t n, const char *what, const pool_case *c)
@@ -102,8 +101,8 @@ static void max_case(ct_context *ctx, const pool_case *c, size_t idx, bool ties,
     tu_assert_close(what, got, ry, ny, 0.0, 0.0);
     free(got);
     describe(what, sizeof what,
-             relu_in ? "maxpool backward with ReLU mask" : (ties ? "maxpool backward (ties)"
-                                                                 : "maxpool backward"),
+             relu_in ? "maxpool backward with ReLU mask"
+                     : (ties ? "maxpool backward (ties)" : "maxpool backward"),
              c);
     got = cu_slab_get(&sdx, what);
     tu_assert_close(what, got, rdx, nx, 1e-6, 0.0);
