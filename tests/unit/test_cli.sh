@@ -144,15 +144,35 @@ else
   echo "note: $fm not found; the Fashion-MNIST run was left out"
 fi
 
-# ---- resume: 10 steps + save + resume to 24 == 24 steps, loss for loss -------------------
-common=("${syn[@]}" --augment --schedule cosine --schedule-unit batch --warmup 3 --batch-size 32 --log-every 1 --quiet)
-"$cltrain" train "${common[@]}" --max-steps 24 --log "$tmp/a.csv" >/dev/null 2>"$tmp/err" || bad "run A: $(cat "$tmp/err")"
+# ---- resume: an uninterrupted run of 2 epochs (20 batches each) against runs saved
+# mid-epoch (after step 10) and at the epoch boundary, then resumed: the same losses, step
+# for step, and the same epoch rows (mean training loss, test loss and accuracy).
+# (--t-max is explicit so that run D's --epochs 1 does not shorten the schedule)
+common=("${syn[@]}" --augment --schedule cosine --schedule-unit batch --t-max 37 --warmup 3 --batch-size 32 --log-every 1 --epochs 2 --quiet)
+"$cltrain" train "${common[@]}" --log "$tmp/a.csv" >/dev/null 2>"$tmp/err" || bad "run A: $(cat "$tmp/err")"
 "$cltrain" train "${common[@]}" --max-steps 10 --save "$tmp/ck.safetensors" >/dev/null 2>"$tmp/err" || bad "run B: $(cat "$tmp/err")"
-"$cltrain" train "${common[@]}" --max-steps 24 --resume "$tmp/ck.safetensors" --log "$tmp/c.csv" >/dev/null 2>"$tmp/err" || bad "run C: $(cat "$tmp/err")"
-awk -F, '$1=="batch" && $3>10 {print $3, $4, $5}' "$tmp/a.csv" >"$tmp/a.txt"
-awk -F, '$1=="batch" {print $3, $4, $5}' "$tmp/c.csv" >"$tmp/c.txt"
-if [ "$(wc -l <"$tmp/a.txt")" -eq 14 ] && cmp -s "$tmp/a.txt" "$tmp/c.txt"; then ok; else
-  bad "resumed losses differ from the uninterrupted run:"; paste "$tmp/a.txt" "$tmp/c.txt" >&2
+"$cltrain" train "${common[@]}" --resume "$tmp/ck.safetensors" --log "$tmp/c.csv" >/dev/null 2>"$tmp/err" || bad "run C: $(cat "$tmp/err")"
+"$cltrain" train "${common[@]}" --epochs 1 --save "$tmp/ck1.safetensors" >/dev/null 2>"$tmp/err" || bad "run D: $(cat "$tmp/err")"
+"$cltrain" train "${common[@]}" --resume "$tmp/ck1.safetensors" --log "$tmp/e.csv" >/dev/null 2>"$tmp/err" || bad "run E: $(cat "$tmp/err")"
+# stopped by --max-steps after the epoch's last batch but before its end (evaluation)
+"$cltrain" train "${common[@]}" --max-steps 20 --save "$tmp/ck2.safetensors" >/dev/null 2>"$tmp/err" || bad "run F: $(cat "$tmp/err")"
+"$cltrain" train "${common[@]}" --resume "$tmp/ck2.safetensors" --log "$tmp/g.csv" >/dev/null 2>"$tmp/err" || bad "run G: $(cat "$tmp/err")"
+rows() { # FILE FIRST_STEP: step, loss, lr of batch rows after FIRST_STEP; epoch rows' results
+  awk -F, -v s="$2" '($1=="batch" && $3>s) {print $3, $4, $5} ($1=="epoch" && $3>s) {print "epoch", $2, $3, $8, $9, $10}' "$1"
+}
+rows "$tmp/a.csv" 10 >"$tmp/a10.txt"
+rows "$tmp/c.csv" 10 >"$tmp/c10.txt"
+if [ "$(wc -l <"$tmp/a10.txt")" -eq 32 ] && cmp -s "$tmp/a10.txt" "$tmp/c10.txt"; then ok; else
+  bad "resumed (mid-epoch) losses differ from the uninterrupted run:"; diff "$tmp/a10.txt" "$tmp/c10.txt" >&2
+fi
+rows "$tmp/a.csv" 20 >"$tmp/a20.txt"
+rows "$tmp/e.csv" 20 >"$tmp/e20.txt"
+if [ "$(wc -l <"$tmp/a20.txt")" -eq 21 ] && cmp -s "$tmp/a20.txt" "$tmp/e20.txt"; then ok; else
+  bad "resumed (epoch boundary) losses differ from the uninterrupted run:"; diff "$tmp/a20.txt" "$tmp/e20.txt" >&2
+fi
+rows "$tmp/g.csv" 20 >"$tmp/g20.txt"
+if cmp -s "$tmp/a20.txt" "$tmp/g20.txt"; then ok; else
+  bad "resumed (after the last batch, before the epoch's end) losses differ:"; diff "$tmp/a20.txt" "$tmp/g20.txt" >&2
 fi
 if [ -s "$tmp/ck.safetensors" ] && [ -s "$tmp/ck.state.safetensors" ]; then ok; else bad "checkpoint files missing"; fi
 # resuming with another loss is refused as a usage error
