@@ -6,13 +6,14 @@
 #include "cltrain/device.h"
 #include "cltrain/tensor.h"
 #include "cltrain/gemm.h"
-#include "cltrain/loss.h"
 #include "cltrain/data.h"
 #include "cltrain/loader.h"
+#include "cltrain/loss.h"
 #include "cltrain/model.h"
 #include "cltrain/checkpoint.h"
 #include "cltrain/optim.h"
 #include "cltrain/sched.h"
+#include "cltrain/trainer.h"
 
 #define CLTRAIN_VERSION_STRING "0.1.0"
 
