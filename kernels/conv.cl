@@ -244,26 +244,26 @@ __kernel void conv_direct(__global const float *xp, __global const float *wt, CT
     }
 
     const uint nq = min((uint)CONV_QV, Q - q0);
+    /* guarded, not `break`: loops with an exit cannot be unrolled, and acc must stay in
+     * registers */
 #pragma unroll
     for (int t = 0; t < CONV_PT; t++) {
-        if (p0 + t >= P)
-            break;
 #pragma unroll
         for (int i = 0; i < CONV_KT; i++) {
-            if (k0 + i >= KO)
-                break;
-            VT v = acc[t][i];
-            if (flags & 2u)
-                v = v > (VT)(0.0f) ? v : (VT)(0.0f);
-            __global float *yo =
-                y + (((size_t)n * G * KO + g * KO + k0 + i) * P + p0 + t) * Q + q0;
-            if (nq == CONV_QV) {
-                VSTORE(v, yo);
-            } else {
-                float tmp[CONV_QV];
-                VSTORE(v, tmp);
-                for (uint j = 0; j < nq; j++)
-                    yo[j] = tmp[j];
+            if (p0 + t < P && k0 + i < KO) {
+                VT v = acc[t][i];
+                if (flags & 2u)
+                    v = v > (VT)(0.0f) ? v : (VT)(0.0f);
+                __global float *yo =
+                    y + (((size_t)n * G * KO + g * KO + k0 + i) * P + p0 + t) * Q + q0;
+                if (nq == CONV_QV) {
+                    VSTORE(v, yo);
+                } else {
+                    float tmp[CONV_QV];
+                    VSTORE(v, tmp);
+                    for (uint j = 0; j < nq; j++)
+                        yo[j] = tmp[j];
+                }
             }
         }
     }
@@ -444,15 +444,13 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
     __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);
 #pragma unroll
     for (int i = 0; i < CONV_BW_KT; i++) {
-        if (k0 + i >= KG)
-            break;
 #pragma unroll
         for (int j = 0; j < CONV_BW_ST; j++) {
-            if (j0 + j >= CRS)
-                break;
-            const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
-            const float sum = vsum(acc[i][j]);
-            o[at] = accumulate ? o[at] + sum : sum;
+            if (k0 + i < KG && j0 + j < CRS) {
+                const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
+                const float sum = vsum(acc[i][j]);
+                o[at] = accumulate ? o[at] + sum : sum;
+            }
         }
     }
 }
@@ -521,15 +519,13 @@ __kernel void conv_bwd_w_flat(__global const float *xp, __global const float *dy
     __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);
 #pragma unroll
     for (int i = 0; i < CONV_BW_KT; i++) {
-        if (k0 + i >= KG)
-            break;
 #pragma unroll
         for (int j = 0; j < CONV_BW_ST; j++) {
-            if (j0 + j >= CRS)
-                break;
-            const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
-            const float sum = vsum(acc[i][j]);
-            o[at] = accumulate ? o[at] + sum : sum;
+            if (k0 + i < KG && j0 + j < CRS) {
+                const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
+                const float sum = vsum(acc[i][j]);
+                o[at] = accumulate ? o[at] + sum : sum;
+            }
         }
     }
 }
