@@ -119,6 +119,19 @@ __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_
         (idx) = select((idx), (int8)(pos), take_);                                         \
     } while (0)
 
+/* The same rule on one 2x2 window v (scan order): index of its first maximum. */
+inline uint argmax4(const float v[4])
+{
+    uint best = 0;
+    float m = -INFINITY;
+    for (uint t = 0; t < 4; t++)
+        if (v[t] > m || isnan(v[t])) {
+            m = v[t];
+            best = t;
+        }
+    return best;
+}
+
 __kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, const uint W,
                            const uint P, const uint Q)
 {
@@ -142,8 +155,10 @@ __kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, c
         MAX_STEP(m, idx, b.odd, 3);
         vstore8(m, 0, yr + q);
     }
-    for (; q < Q; q++)
-        yr[q] = plane[window_argmax(plane, H, W, (int)(2 * p), (int)(2 * q), 2, 2)];
+    for (; q < Q; q++) {
+        const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
+        yr[q] = v[argmax4(v)];
+    }
 }
 
 /* dx rows 2p and 2p+1 (and, for the last p, any rows below the last window) overwritten:
@@ -185,13 +200,15 @@ __kernel void maxpool2_bwd(CT_CARG(x), CT_CARG(dy), CT_ARG(dx), const uint relu_
         vstore16(o1, 0, d1 + 2 * q);
     }
     for (; q < Q; q++) {
-        const uint i = window_argmax(plane, H, W, (int)(2 * p), (int)(2 * q), 2, 2);
-        for (uint t = 0; t < 2; t++)
-            for (uint u = 0; u < 2; u++) {
-                const uint at = (2 * p + t) * W + 2 * q + u;
-                const float g = at == i ? dyr[q] : 0.0f;
-                dx[(size_t)nc * H * W + at] = relu_in && !(plane[at] > 0.0f) ? 0.0f : g;
-            }
+        const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
+        const uint i = argmax4(v);
+        float o[4];
+        for (uint t = 0; t < 4; t++)
+            o[t] = t == i && !(relu_in && !(v[t] > 0.0f)) ? dyr[q] : 0.0f;
+        d0[2 * q] = o[0];
+        d0[2 * q + 1] = o[1];
+        d1[2 * q] = o[2];
+        d1[2 * q + 1] = o[3];
     }
     /* columns and rows no window covers (odd W or H) */
     for (uint v = 2 * Q; v < W; v++)
