@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_bench.h"
 #include "cltrain/cltrain.h"
 
 static void usage(FILE *to)
@@ -20,6 +21,8 @@ static void usage(FILE *to)
             "                     compare their loss curves, accuracy and speed\n"
             "  eval               accuracy, per-class accuracy and confusion matrix of a\n"
             "                     checkpoint on a test set\n"
+            "  bench              training and inference speed, per-layer times, GFLOP/s\n"
+            "                     against the device's measured FP32 peak, memory, start-up\n"
             "  devices            list every OpenCL platform and device\n"
             "  gemm               run a GEMM on the device through CLBlast, check it against\n"
             "                     the CPU and print GFLOP/s\n"
@@ -61,12 +64,14 @@ int main(int argc, char **argv)
         return cli_compare(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cli_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "devices") == 0)
         return cli_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "gemm") == 0)
         return cli_gemm(argc - 1, argv + 1);
     fprintf(stderr,
-            "cltrain: unknown command '%s' (expected train, compare, eval, devices, gemm, "
+            "cltrain: unknown command '%s' (expected train, compare, eval, bench, devices, gemm, "
             "help or version)\n",
             cmd);
     return 2;
