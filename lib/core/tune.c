@@ -40,7 +40,7 @@ static const clblast_params cpu_params[] = {
     {"Xgemm", 16,
      {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC", "NWG", "SA",
       "SB", "STRM", "STRN", "VWM", "VWN"},
-     {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 4, 4}},
+     {0, 1, 64, 8, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 8, 8}},
     {"XgemmDirect", 10,
      {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD", "VWND", "WGD"},
      {2, 8, 8, 8, 8, 0, 0, 4, 4, 32}},
