@@ -57,6 +57,14 @@ int bench_section_gemm(bench *b, ct_context *ctx)
            n, b->o.runs);
     printf("  %-5s %-9s %-16s %-6s %9s %9s %7s\n", "layer", "pass", "m x n x k", "op", "ms",
            "GFLOP/s", "%peak");
+    free(b->gemm_fwd_ms);
+    free(b->gemm_bwd_ms);
+    b->gemm_fwd_ms = calloc(b->nlayers, sizeof *b->gemm_fwd_ms);
+    b->gemm_bwd_ms = calloc(b->nlayers, sizeof *b->gemm_bwd_ms);
+    if (!b->gemm_fwd_ms || !b->gemm_bwd_ms) {
+        fprintf(stderr, "cltrain bench: out of host memory\n");
+        return 1;
+    }
     for (size_t i = 0; i < b->nlayers; i++) {
         if (b->layers[i].kind != CT_LAYER_LINEAR)
             continue;
@@ -75,6 +83,10 @@ int bench_section_gemm(bench *b, ct_context *ctx)
             if (time_gemm(ctx, b, &g[j], &sec))
                 return bench_fail("gemm");
             double gf = 2.0 * (double)g[j].m * (double)g[j].n * (double)g[j].k / sec * 1e-9;
+            if (j == 0)
+                b->gemm_fwd_ms[i] += sec * 1e3;
+            else
+                b->gemm_bwd_ms[i] += sec * 1e3;
             char shape[40], item[80];
             snprintf(shape, sizeof shape, "%zux%zux%zu", g[j].m, g[j].n, g[j].k);
             printf("  %-5zu %-9s %-16s %-6s %9.3f %9.1f %7s\n", i, g[j].pass, shape,

@@ -163,11 +163,26 @@ static ct_status prefix_run(ct_context *ctx, prefix *p, const bench_data *d, lab
     return st;
 }
 
-static void prefix_finish(prefix *p)
+/* Ends the runs. CLBlast's profiling event covers only the LAST of the kernels a GEMM
+ * runs (the indirect GEMM pads and transposes its operands first), so with the GEMM
+ * section's wall-clock times at hand those replace the "gemm" label's time. */
+static void prefix_finish(const bench *b, prefix *p, labtab *t)
 {
     for (size_t ph = 0; ph < PH_COUNT; ph++)
         for (size_t l = 0; l < MAX_LABELS; l++)
             p->best.ms[ph][l] = p->best.ms[ph][l] < 0 ? 0 : p->best.ms[ph][l];
+    if (!b->gemm_fwd_ms)
+        return;
+    size_t id = lab_id(t, "gemm");
+    double f = 0, bw = 0;
+    for (size_t j = 0; j < p->count; j++) {
+        f += b->gemm_fwd_ms[j];
+        bw += b->gemm_bwd_ms[j];
+    }
+    if (p->best.launches[PH_FWD][id] > 0)
+        p->best.ms[PH_FWD][id] = f;
+    if (p->best.launches[PH_BWD][id] > 0)
+        p->best.ms[PH_BWD][id] = bw;
 }
 
 /* Labels whose work is the FLOPs counted for conv and linear layers: lib/nn/conv2d.c's
@@ -280,6 +295,12 @@ static void kernel_table(bench *b, const profile *full, const labtab *t)
         printf(" %8.0f %5.1f%%\n", n, all > 0 ? 100.0 * row / all : 0.0);
         bench_csv(b, "kernels", t->name[l], b->o.batch, "ms", row);
     }
+    if (b->gemm_fwd_ms)
+        printf("  (gemm: wall-clock times from the GEMM section above; CLBlast's profiling "
+               "event\n  covers only the last of its kernels)\n");
+    else
+        printf("  (gemm: CLBlast's profiling event covers only the last of its kernels, so "
+               "this is\n  too low; run without --no-gemm for its wall-clock times)\n");
     printf("  %-22s", "total");
     for (size_t p = 0; p < PH_COUNT; p++)
         printf(" %9.3f", phase_ms[p]);
@@ -341,7 +362,7 @@ int bench_section_layers(bench *b)
                 goto done;
             }
     for (size_t k = 0; k < npre; k++)
-        prefix_finish(&pre[k]);
+        prefix_finish(b, &pre[k], t);
 
     printf("\nper layer group, batch %zu (device time from profiling events, fastest of %zu "
            "runs; GFLOP/s\nover the group's time, and over its conv/GEMM kernels' time alone)\n",
