@@ -1,7 +1,9 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 ct_context *tu_context_flags(unsigned flags)
 {
@@ -54,6 +56,72 @@ float *tu_download(const ct_tensor *t)
     cr_assert(h != NULL);
     TU_OK(ct_tensor_download(t, h, n));
     return h;
+}
+
+tu_view tu_view_new(ct_context *ctx, size_t off, size_t ndim, const size_t *shape,
+                    const float *host)
+{
+    tu_view v = {NULL, NULL, off, 1};
+    for (size_t i = 0; i < ndim; i++)
+        v.numel *= shape[i];
+    size_t total = off + v.numel + TU_VIEW_PAD;
+    float *h = malloc(total * sizeof *h);
+    cr_assert(h != NULL);
+    for (size_t i = 0; i < total; i++)
+        h[i] = TU_CANARY;
+    if (host)
+        memcpy(h + off, host, v.numel * sizeof *h);
+    v.base = tu_tensor(ctx, 1, &total, h);
+    TU_OK(ct_tensor_view(v.base, off, ndim, shape, &v.t));
+    free(h);
+    return v;
+}
+
+float *tu_view_get(const char *what, const tu_view *v)
+{
+    float *all = tu_download(v->base);
+    size_t total = v->off + v->numel + TU_VIEW_PAD;
+    for (size_t i = 0; i < total; i++)
+        if (i < v->off || i >= v->off + v->numel)
+            cr_assert(all[i] == TU_CANARY,
+                      "%s: element %zd (relative to the view) outside it was overwritten (%g)",
+                      what, (ptrdiff_t)i - (ptrdiff_t)v->off, (double)all[i]);
+    float *h = malloc((v->numel ? v->numel : 1) * sizeof *h);
+    cr_assert(h != NULL);
+    memcpy(h, all + v->off, v->numel * sizeof *h);
+    free(all);
+    return h;
+}
+
+void tu_view_free(tu_view *v)
+{
+    ct_tensor_free(v->t);
+    ct_tensor_free(v->base);
+    v->t = v->base = NULL;
+}
+
+float *tu_rand(size_t n, uint64_t seed, double lo, double hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    cr_assert(x != NULL);
+    tu_fill_uniform(x, n, seed, lo, hi);
+    return x;
+}
+
+double *tu_widen(const float *x, size_t n)
+{
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    cr_assert(d != NULL);
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i];
+    return d;
+}
+
+double *tu_zeros(size_t n)
+{
+    double *d = calloc(n ? n : 1, sizeof *d);
+    cr_assert(d != NULL);
+    return d;
 }
 
 static void assert_close(const char *what, const float *got, const float *ref_f,

@@ -38,6 +38,33 @@ ct_tensor *tu_tensor(ct_context *ctx, size_t ndim, const size_t *shape, const fl
 /* Downloads a tensor into a new malloc'd array. */
 float *tu_download(const ct_tensor *t);
 
+/* A device tensor `t` that is a view of `shape` at element `off` of a larger buffer
+ * `base` whose other elements (`off` before the view, TU_VIEW_PAD after it) hold
+ * TU_CANARY, so a kernel that ignores the offset, misaligns a vector access or writes
+ * past the end is caught by tu_view_get. */
+#define TU_CANARY   1234.5f
+#define TU_VIEW_PAD 13
+typedef struct tu_view {
+    ct_tensor *base; /* owns the storage */
+    ct_tensor *t;    /* the view the op sees */
+    size_t off, numel;
+} tu_view;
+
+/* host: numel floats, or NULL to leave the canary inside the view too. */
+tu_view tu_view_new(ct_context *ctx, size_t off, size_t ndim, const size_t *shape,
+                    const float *host);
+#define TU_VIEW(ctx, off, host, ...) tu_view_new((ctx), (off), TU_SHAPE(__VA_ARGS__), (host))
+
+/* The view's contents (malloc'd); fails the test when an element outside it changed. */
+float *tu_view_get(const char *what, const tu_view *v);
+void tu_view_free(tu_view *v);
+
+/* malloc'd arrays (never NULL, even for n == 0): uniform random floats in [lo, hi), a
+ * float array widened to double, and zeros. */
+float *tu_rand(size_t n, uint64_t seed, double lo, double hi);
+double *tu_widen(const float *x, size_t n);
+double *tu_zeros(size_t n);
+
 /* Asserts |got[i] - ref[i]| <= atol + rtol*|ref[i]| for all i; on failure reports the
  * count of mismatches and the worst one with its index. */
 void tu_assert_close(const char *what, const float *got, const double *ref, size_t n,

@@ -16,10 +16,12 @@
  *    term (~|x w| ~ 0.1). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "../ops/conv_util.h"
 #include "nn/ops.h"
 #include "ref/conv_ref.h"
+#include "testutil.h"
 
 typedef struct gcase {
     size_t n, c, h, w, k, r, s, sh, sw, ph, pw, dh, dw, g;
@@ -92,16 +94,16 @@ static void ref_case(const gcase *c, size_t idx, bool relu)
 {
     ct_ref_conv g = ref_geom(c);
     sizes z = sizes_of(c);
-    float *fx = cu_rand(z.nx, 10 + idx, -1, 1), *fw = cu_rand(z.nw, 20 + idx, -1, 1);
-    float *fb = cu_rand(c->k, 30 + idx, -1, 1), *fg = cu_rand(z.ny, 40 + idx, -1, 1);
-    double *x = cu_to_double(fx, z.nx), *w = cu_to_double(fw, z.nw), *b = cu_to_double(fb, c->k);
-    double *gy = cu_to_double(fg, z.ny), *y = cu_zeros(z.ny);
-    double *dx = cu_zeros(z.nx), *dw = cu_zeros(z.nw), *db = cu_zeros(c->k);
-    double *fdx = cu_zeros(z.nx), *fdw = cu_zeros(z.nw), *fdb = cu_zeros(c->k);
+    float *fx = tu_rand(z.nx, 10 + idx, -1, 1), *fw = tu_rand(z.nw, 20 + idx, -1, 1);
+    float *fb = tu_rand(c->k, 30 + idx, -1, 1), *fg = tu_rand(z.ny, 40 + idx, -1, 1);
+    double *x = tu_widen(fx, z.nx), *w = tu_widen(fw, z.nw), *b = tu_widen(fb, c->k);
+    double *gy = tu_widen(fg, z.ny), *y = tu_zeros(z.ny);
+    double *dx = tu_zeros(z.nx), *dw = tu_zeros(z.nw), *db = tu_zeros(c->k);
+    double *fdx = tu_zeros(z.nx), *fdw = tu_zeros(z.nw), *fdb = tu_zeros(c->k);
 
     /* dy = g, masked by the ReLU when the forward had one */
     ct_ref_conv2d_forward(&g, x, w, b, relu, y);
-    double *dy = cu_zeros(z.ny);
+    double *dy = tu_zeros(z.ny);
     for (size_t i = 0; i < z.ny; i++)
         dy[i] = relu && !(y[i] > 0.0) ? 0.0 : gy[i];
     ct_ref_conv2d_backward(&g, x, w, dy, dx, dw, db);
@@ -174,10 +176,10 @@ static void dev_case(ct_context *ctx, const gcase *c, size_t idx)
     d.ctx = ctx;
     d.p = (ct_conv2d_params){c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->g};
     d.z = sizes_of(c);
-    d.hx = cu_rand(d.z.nx, 50 + idx, -1, 1);
-    d.hw = cu_rand(d.z.nw, 60 + idx, -1, 1);
-    d.hb = cu_rand(c->k, 70 + idx, -1, 1);
-    d.hg = cu_rand(d.z.ny, 80 + idx, -1, 1);
+    d.hx = tu_rand(d.z.nx, 50 + idx, -1, 1);
+    d.hw = tu_rand(d.z.nw, 60 + idx, -1, 1);
+    d.hb = tu_rand(c->k, 70 + idx, -1, 1);
+    d.hg = tu_rand(d.z.ny, 80 + idx, -1, 1);
     d.x = tu_tensor(ctx, TU_SHAPE(c->n, c->c, c->h, c->w), d.hx);
     d.w = tu_tensor(ctx, TU_SHAPE(c->k, c->c / c->g, c->r, c->s), d.hw);
     d.b = tu_tensor(ctx, TU_SHAPE(c->k), d.hb);
@@ -189,7 +191,7 @@ static void dev_case(ct_context *ctx, const gcase *c, size_t idx)
     TU_OK(ct_conv2d_backward(ctx, d.x, d.w, dy, &d.p, dx, dw, db));
     float *gdx = tu_download(dx), *gdw = tu_download(dw), *gdb = tu_download(db);
 
-    double *fdx = cu_zeros(d.z.nx), *fdw = cu_zeros(d.z.nw), *fdb = cu_zeros(c->k);
+    double *fdx = tu_zeros(d.z.nx), *fdw = tu_zeros(d.z.nw), *fdb = tu_zeros(c->k);
     dev_fd(&d, d.hx, d.z.nx, fdx);
     dev_fd(&d, d.hw, d.z.nw, fdw);
     dev_fd(&d, d.hb, c->k, fdb);

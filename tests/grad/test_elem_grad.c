@@ -15,10 +15,12 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "../ops/elem_util.h"
 #include "nn/ops.h"
 #include "ref/elem_ref.h"
+#include "testutil.h"
 
 #define FD_H 0x1p-10
 #define REF_ATOL 1e-5
@@ -86,27 +88,29 @@ Test(grad, linear)
     ct_context *ctx = tu_context();
     lin_u u = {.n = 3, .in = 5, .out = 4};
     size_t nx = u.n * u.in, nw = u.out * u.in, ny = u.n * u.out;
-    u.x = eu_randf(nx, 1, -1, 1), u.w = eu_randf(nw, 2, -1, 1), u.b = eu_randf(u.out, 3, -1, 1);
-    u.r = eu_randf(ny, 4, -1, 1), u.y = eu_zerod(ny);
-    double *fx = eu_zerod(nx), *fw = eu_zerod(nw), *fb = eu_zerod(u.out);
+    u.x = tu_rand(nx, 1, -1, 1), u.w = tu_rand(nw, 2, -1, 1), u.b = tu_rand(u.out, 3, -1, 1);
+    u.r = tu_rand(ny, 4, -1, 1), u.y = tu_zeros(ny);
+    double *fx = tu_zeros(nx), *fw = tu_zeros(nw), *fb = tu_zeros(u.out);
     fd_grad(u.x, nx, lin_loss, &u, fx);
     fd_grad(u.w, nw, lin_loss, &u, fw);
     fd_grad(u.b, u.out, lin_loss, &u, fb);
-    double *rx = eu_zerod(nx), *rw = eu_zerod(nw), *rb = eu_zerod(u.out);
+    double *rx = tu_zeros(nx), *rw = tu_zeros(nw), *rb = tu_zeros(u.out);
     ct_ref_linear_backward(u.x, u.w, u.r, u.n, u.in, u.out, rx, rw, rb);
 
-    eu_tensor tx = EU_MAKE(ctx, 1, u.x, u.n, u.in), tw = EU_MAKE(ctx, 2, u.w, u.out, u.in);
-    eu_tensor tdy = EU_MAKE(ctx, 3, u.r, u.n, u.out), tdx = EU_MAKE(ctx, 4, NULL, u.n, u.in);
+    tu_view tx = TU_VIEW(ctx, 1, u.x, u.n, u.in), tw = TU_VIEW(ctx, 2, u.w, u.out, u.in);
+    tu_view tdy = TU_VIEW(ctx, 3, u.r, u.n, u.out), tdx = TU_VIEW(ctx, 4, NULL, u.n, u.in);
     float zw[20] = {0}, zb[4] = {0};
-    eu_tensor tdw = EU_MAKE(ctx, 5, zw, u.out, u.in), tdb = EU_MAKE(ctx, 6, zb, u.out);
+    tu_view tdw = TU_VIEW(ctx, 5, zw, u.out, u.in), tdb = TU_VIEW(ctx, 6, zb, u.out);
     TU_OK(ct_linear_backward(ctx, tx.t, tw.t, tdy.t, tdx.t, tdw.t, tdb.t));
-    float *dx = eu_get("dx", &tdx), *dw = eu_get("dw", &tdw), *db = eu_get("db", &tdb);
+    float *dx = tu_view_get("dx", &tdx), *dw = tu_view_get("dw", &tdw),
+          *db = tu_view_get("db", &tdb);
     check_both("linear dx", dx, rx, fx, nx);
     check_both("linear dw", dw, rw, fw, nw);
     check_both("linear db", db, rb, fb, u.out);
     free(dx), free(dw), free(db), free(fx), free(fw), free(fb), free(rx), free(rw), free(rb);
     free(u.x), free(u.w), free(u.b), free(u.r), free(u.y);
-    eu_free(&tx), eu_free(&tw), eu_free(&tdy), eu_free(&tdx), eu_free(&tdw), eu_free(&tdb);
+    tu_view_free(&tx), tu_view_free(&tw), tu_view_free(&tdy), tu_view_free(&tdx),
+        tu_view_free(&tdw), tu_view_free(&tdb);
     ct_context_free(ctx);
 }
 
@@ -134,25 +138,25 @@ Test(grad, activations)
     const size_t n = 37;
     for (int k = 0; k < 4; k++) {
         act_u u = {.kind = (int)kinds[k], .slope = 0.1f, .n = n};
-        u.x = eu_randf(n, 10 + (uint64_t)k, -3, 3), u.r = eu_randf(n, 20 + (uint64_t)k, -1, 1);
+        u.x = tu_rand(n, 10 + (uint64_t)k, -3, 3), u.r = tu_rand(n, 20 + (uint64_t)k, -1, 1);
         /* keep clear of the kink at 0, where the difference quotient straddles it */
         for (size_t i = 0; i < n; i++)
             if (fabsf(u.x[i]) < 0.01f)
                 u.x[i] = 0.5f;
-        u.y = eu_zerod(n);
-        double *fd = eu_zerod(n), *rb = eu_zerod(n);
+        u.y = tu_zeros(n);
+        double *fd = tu_zeros(n), *rb = tu_zeros(n);
         fd_grad(u.x, n, act_loss, &u, fd);
         ct_ref_act_backward(u.kind, u.slope, u.x, u.r, n, rb);
-        eu_tensor tx = EU_MAKE(ctx, 1, u.x, n), ty = EU_MAKE(ctx, 2, NULL, n);
-        eu_tensor tdy = EU_MAKE(ctx, 3, u.r, n), tdx = EU_MAKE(ctx, 4, NULL, n);
+        tu_view tx = TU_VIEW(ctx, 1, u.x, n), ty = TU_VIEW(ctx, 2, NULL, n);
+        tu_view tdy = TU_VIEW(ctx, 3, u.r, n), tdx = TU_VIEW(ctx, 4, NULL, n);
         TU_OK(ct_act_forward(ctx, kinds[k], u.slope, tx.t, ty.t));
         TU_OK(ct_act_backward(ctx, kinds[k], u.slope, tx.t, ty.t, tdy.t, tdx.t));
-        float *dx = eu_get("dx", &tdx);
+        float *dx = tu_view_get("dx", &tdx);
         char what[32];
         snprintf(what, sizeof what, "activation %d dx", k);
         check_both(what, dx, rb, fd, n);
         free(dx), free(fd), free(rb), free(u.x), free(u.r), free(u.y);
-        eu_free(&tx), eu_free(&ty), eu_free(&tdy), eu_free(&tdx);
+        tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&tdy), tu_view_free(&tdx);
     }
     ct_context_free(ctx);
 }
@@ -178,20 +182,20 @@ Test(grad, dropout)
 {
     ct_context *ctx = tu_context();
     drop_u u = {.n = 71, .p = 0.3f};
-    u.x = eu_randf(u.n, 30, -2, 2), u.r = eu_randf(u.n, 31, -1, 1);
+    u.x = tu_rand(u.n, 30, -2, 2), u.r = tu_rand(u.n, 31, -1, 1);
     u.keep = malloc(u.n);
     cr_assert(u.keep != NULL);
     ct_ref_dropout_mask(u.n, u.p, 555, 9, u.keep);
-    double *fd = eu_zerod(u.n), *rb = eu_zerod(u.n);
+    double *fd = tu_zeros(u.n), *rb = tu_zeros(u.n);
     fd_grad(u.x, u.n, drop_loss, &u, fd);
     for (size_t i = 0; i < u.n; i++)
         rb[i] = u.keep[i] ? (double)u.r[i] * ct_ref_dropout_scale(u.p) : 0.0;
-    eu_tensor tdy = EU_MAKE(ctx, 3, u.r, u.n), tdx = EU_MAKE(ctx, 4, NULL, u.n);
+    tu_view tdy = TU_VIEW(ctx, 3, u.r, u.n), tdx = TU_VIEW(ctx, 4, NULL, u.n);
     TU_OK(ct_dropout_backward(ctx, tdy.t, u.p, 555, 9, tdx.t));
-    float *dx = eu_get("dx", &tdx);
+    float *dx = tu_view_get("dx", &tdx);
     check_both("dropout dx", dx, rb, fd, u.n);
     free(dx), free(fd), free(rb), free(u.x), free(u.r), free(u.keep);
-    eu_free(&tdy), eu_free(&tdx);
+    tu_view_free(&tdy), tu_view_free(&tdx);
     ct_context_free(ctx);
 }
 
@@ -217,35 +221,37 @@ static void bn_grad_case(ct_context *ctx, size_t ndim, const size_t *shape, bool
     for (size_t i = 2; i < ndim; i++)
         u.hw *= shape[i];
     size_t numel = u.n * u.c * u.hw;
-    u.x = eu_randf(numel, 40, -2, 2), u.r = eu_randf(numel, 41, -1, 1);
-    u.g = eu_randf(u.c, 42, 0.5, 1.5), u.b = eu_randf(u.c, 43, -1, 1);
-    u.y = eu_zerod(numel);
+    u.x = tu_rand(numel, 40, -2, 2), u.r = tu_rand(numel, 41, -1, 1);
+    u.g = tu_rand(u.c, 42, 0.5, 1.5), u.b = tu_rand(u.c, 43, -1, 1);
+    u.y = tu_zeros(numel);
     float *gmem = u.g, *bmem = u.b, *g = affine ? u.g : NULL;
     if (!affine)
         u.g = u.b = NULL;
-    double *fx = eu_zerod(numel), *fg = eu_zerod(u.c), *fb = eu_zerod(u.c);
+    double *fx = tu_zeros(numel), *fg = tu_zeros(u.c), *fb = tu_zeros(u.c);
     fd_grad(u.x, numel, bn_loss, &u, fx);
     if (affine) {
         fd_grad(u.g, u.c, bn_loss, &u, fg);
         fd_grad(u.b, u.c, bn_loss, &u, fb);
     }
-    double *rx = eu_zerod(numel), *rg = eu_zerod(u.c), *rb = eu_zerod(u.c);
+    double *rx = tu_zeros(numel), *rg = tu_zeros(u.c), *rb = tu_zeros(u.c);
     ct_ref_batchnorm_backward(u.x, g, u.r, u.n, u.c, u.hw, 1e-5, rx, rg, rb);
 
     ct_bn_params p = {.eps = 1e-5f, .momentum = 0.1f, .training = true};
-    eu_tensor tx = eu_make(ctx, 1, ndim, shape, u.x), ty = eu_make(ctx, 2, ndim, shape, NULL);
-    eu_tensor tdy = eu_make(ctx, 3, ndim, shape, u.r), tdx = eu_make(ctx, 4, ndim, shape, NULL);
-    eu_tensor tg = EU_MAKE(ctx, 1, affine ? u.g : NULL, u.c);
-    eu_tensor tb = EU_MAKE(ctx, 2, affine ? u.b : NULL, u.c);
+    tu_view tx = tu_view_new(ctx, 1, ndim, shape, u.x), ty = tu_view_new(ctx, 2, ndim, shape, NULL);
+    tu_view tdy = tu_view_new(ctx, 3, ndim, shape, u.r),
+            tdx = tu_view_new(ctx, 4, ndim, shape, NULL);
+    tu_view tg = TU_VIEW(ctx, 1, affine ? u.g : NULL, u.c);
+    tu_view tb = TU_VIEW(ctx, 2, affine ? u.b : NULL, u.c);
     float *zeros = calloc(u.c, sizeof *zeros);
     cr_assert(zeros != NULL);
-    eu_tensor tdg = EU_MAKE(ctx, 3, zeros, u.c), tdb = EU_MAKE(ctx, 4, zeros, u.c);
-    eu_tensor tsm = EU_MAKE(ctx, 5, NULL, u.c), tsi = EU_MAKE(ctx, 6, NULL, u.c);
+    tu_view tdg = TU_VIEW(ctx, 3, zeros, u.c), tdb = TU_VIEW(ctx, 4, zeros, u.c);
+    tu_view tsm = TU_VIEW(ctx, 5, NULL, u.c), tsi = TU_VIEW(ctx, 6, NULL, u.c);
     TU_OK(ct_batchnorm_forward(ctx, tx.t, affine ? tg.t : NULL, affine ? tb.t : NULL, NULL, NULL,
                                &p, tsm.t, tsi.t, ty.t));
     TU_OK(ct_batchnorm_backward(ctx, tx.t, affine ? tg.t : NULL, tsm.t, tsi.t, tdy.t, tdx.t,
                                 tdg.t, tdb.t));
-    float *dx = eu_get("dx", &tdx), *dg = eu_get("dgamma", &tdg), *db = eu_get("dbeta", &tdb);
+    float *dx = tu_view_get("dx", &tdx), *dg = tu_view_get("dgamma", &tdg),
+          *db = tu_view_get("dbeta", &tdb);
     char what[64];
     snprintf(what, sizeof what, "batchnorm %zu-d affine=%d dx", ndim, affine);
     check_both(what, dx, rx, fx, numel);
@@ -255,8 +261,9 @@ static void bn_grad_case(ct_context *ctx, size_t ndim, const size_t *shape, bool
     }
     free(dx), free(dg), free(db), free(fx), free(fg), free(fb), free(rx), free(rg), free(rb);
     free(zeros), free(u.x), free(u.r), free(u.y), free(gmem), free(bmem);
-    eu_free(&tx), eu_free(&ty), eu_free(&tdy), eu_free(&tdx), eu_free(&tg), eu_free(&tb),
-        eu_free(&tdg), eu_free(&tdb), eu_free(&tsm), eu_free(&tsi);
+    tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&tdy), tu_view_free(&tdx), tu_view_free(&tg),
+        tu_view_free(&tb), tu_view_free(&tdg), tu_view_free(&tdb), tu_view_free(&tsm),
+        tu_view_free(&tsi);
 }
 
 Test(grad, batchnorm2d)

@@ -14,10 +14,12 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "../ops/conv_util.h"
 #include "nn/ops.h"
 #include "ref/conv_ref.h"
+#include "testutil.h"
 
 typedef struct pcase {
     size_t n, c, h, w, kh, kw, sh, sw, ph, pw;
@@ -68,9 +70,9 @@ static void ref_case(const pcase *c, size_t idx, int op)
     size_t P = ct_ref_pool_out_size(c->h, c->kh, c->sh, c->ph, c->ceil);
     size_t Q = ct_ref_pool_out_size(c->w, c->kw, c->sw, c->pw, c->ceil);
     size_t nx = c->n * c->c * c->h * c->w, ny = c->n * c->c * P * Q;
-    float *fz = cu_rand(nx, 5 + idx, -1, 1), *fg = cu_rand(ny, 15 + idx, -1, 1);
-    double *z = cu_to_double(fz, nx), *gy = cu_to_double(fg, ny);
-    double *xbuf = cu_zeros(nx), *y = cu_zeros(ny), *dx = cu_zeros(nx), *fd = cu_zeros(nx);
+    float *fz = tu_rand(nx, 5 + idx, -1, 1), *fg = tu_rand(ny, 15 + idx, -1, 1);
+    double *z = tu_widen(fz, nx), *gy = tu_widen(fg, ny);
+    double *xbuf = tu_zeros(nx), *y = tu_zeros(ny), *dx = tu_zeros(nx), *fd = tu_zeros(nx);
 
     if (op == OP_AVG) {
         ct_ref_avgpool2d_backward(&g, gy, dx);
@@ -106,9 +108,9 @@ Test(pool_grad, reference_vs_finite_differences)
             ref_case(&cases[i], i, op);
     /* global average pooling: linear, so exact up to rounding */
     const size_t n = 2, c = 3, h = 4, w = 5, nx = n * c * h * w;
-    float *fx = cu_rand(nx, 1, -1, 1), *fg = cu_rand(n * c, 2, -1, 1);
-    double *x = cu_to_double(fx, nx), *gy = cu_to_double(fg, n * c), *y = cu_zeros(n * c);
-    double *dx = cu_zeros(nx), *fd = cu_zeros(nx);
+    float *fx = tu_rand(nx, 1, -1, 1), *fg = tu_rand(n * c, 2, -1, 1);
+    double *x = tu_widen(fx, nx), *gy = tu_widen(fg, n * c), *y = tu_zeros(n * c);
+    double *dx = tu_zeros(nx), *fd = tu_zeros(nx);
     ct_ref_gap_backward(n, c, h, w, gy, dx);
     for (size_t i = 0; i < nx; i++) {
         double keep = x[i], lp = 0.0, lm = 0.0;
@@ -174,8 +176,8 @@ static void dev_case(ct_context *ctx, const pcase *c, size_t idx, int op)
     size_t P = ct_ref_pool_out_size(c->h, c->kh, c->sh, c->ph, c->ceil);
     size_t Q = ct_ref_pool_out_size(c->w, c->kw, c->sw, c->pw, c->ceil);
     size_t nx = c->n * c->c * c->h * c->w, ny = c->n * c->c * P * Q;
-    float *hz = op == OP_AVG ? cu_rand(nx, 25 + idx, -1, 1) : grid_values(nx, 25 + idx);
-    float *hg = cu_rand(ny, 35 + idx, -1, 1);
+    float *hz = op == OP_AVG ? tu_rand(nx, 25 + idx, -1, 1) : grid_values(nx, 25 + idx);
+    float *hg = tu_rand(ny, 35 + idx, -1, 1);
     ct_tensor *x = tu_tensor(ctx, TU_SHAPE(c->n, c->c, c->h, c->w), NULL);
     ct_tensor *y = tu_tensor(ctx, TU_SHAPE(c->n, c->c, P, Q), NULL);
     ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(c->n, c->c, P, Q), hg);
@@ -187,7 +189,7 @@ static void dev_case(ct_context *ctx, const pcase *c, size_t idx, int op)
         TU_OK(ct_maxpool2d_backward(ctx, x, y, dy, &p, op == OP_MAX_RELU, dx));
     float *gdx = tu_download(dx);
 
-    double *fd = cu_zeros(nx);
+    double *fd = tu_zeros(nx);
     const float h = op == OP_AVG ? 0.5f : 1.0f / 256;
     for (size_t i = 0; i < nx; i++) {
         float keep = hz[i];
@@ -219,13 +221,13 @@ Test(pool_grad, device_vs_finite_differences)
 
     /* global average pooling (linear): h = 0.5, atol = rtol = 1e-5 as average pooling */
     const size_t n = 2, c = 3, h = 4, w = 5, nx = n * c * h * w;
-    float *hx = cu_rand(nx, 3, -1, 1), *hg = cu_rand(n * c, 4, -1, 1);
+    float *hx = tu_rand(nx, 3, -1, 1), *hg = tu_rand(n * c, 4, -1, 1);
     ct_tensor *x = tu_tensor(ctx, TU_SHAPE(n, c, h, w), hx);
     ct_tensor *y = tu_tensor(ctx, TU_SHAPE(n, c), NULL), *dy = tu_tensor(ctx, TU_SHAPE(n, c), hg);
     ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(n, c, h, w), NULL);
     TU_OK(ct_gap_backward(ctx, dy, dx));
     float *gdx = tu_download(dx);
-    double *fd = cu_zeros(nx);
+    double *fd = tu_zeros(nx);
     for (size_t i = 0; i < nx; i++) {
         double l[2];
         float keep = hx[i], v[2] = {keep + 0.5f, keep - 0.5f};

@@ -5,10 +5,12 @@
  * at an odd offset inside a canary-filled buffer. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "elem_util.h"
 #include "nn/ops.h"
 #include "ref/elem_ref.h"
+#include "testutil.h"
 
 static const size_t sizes[] = {1, 5, 8, 13, 64, 210, 1003};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
@@ -35,7 +37,7 @@ static void act_tol(ct_act_kind k, bool bwd, double *atol, double *rtol)
 /* Inputs in [-6, 6] with some exact zeros (the kink of ReLU/LeakyReLU). */
 static float *act_input(size_t n, uint64_t seed)
 {
-    float *x = eu_randf(n, seed, -6.0, 6.0);
+    float *x = tu_rand(n, seed, -6.0, 6.0);
     for (size_t i = 0; i < n; i += 7)
         x[i] = 0.0f;
     return x;
@@ -49,13 +51,13 @@ Test(act, forward_matches_ref)
             size_t n = sizes[si];
             float slope = 0.01f + 0.1f * (float)si;
             float *x = act_input(n, 100 + si);
-            double *ref = eu_zerod(n);
+            double *ref = tu_zeros(n);
             ct_ref_act_forward((int)kinds[ki], slope, x, n, ref);
-            eu_tensor tx = EU_MAKE(ctx, 3, x, n);
-            eu_tensor ty = EU_MAKE(ctx, 5, NULL, n);
+            tu_view tx = TU_VIEW(ctx, 3, x, n);
+            tu_view ty = TU_VIEW(ctx, 5, NULL, n);
             TU_OK(ct_act_forward(ctx, kinds[ki], slope, tx.t, ty.t));
-            float *y = eu_get("y", &ty);
-            float *xa = eu_get("x", &tx);
+            float *y = tu_view_get("y", &ty);
+            float *xa = tu_view_get("x", &tx);
             char what[64];
             snprintf(what, sizeof what, "%s forward n=%zu", kind_names[ki], n);
             double atol, rtol;
@@ -63,7 +65,7 @@ Test(act, forward_matches_ref)
             tu_assert_close(what, y, ref, n, atol, rtol);
             cr_assert(memcmp(xa, x, n * sizeof *x) == 0, "%s: x was modified", what);
             free(x), free(ref), free(y), free(xa);
-            eu_free(&tx), eu_free(&ty);
+            tu_view_free(&tx), tu_view_free(&ty);
         }
     }
     ct_context_free(ctx);
@@ -75,16 +77,16 @@ Test(act, forward_in_place)
     size_t n = 77;
     for (size_t ki = 0; ki < 4; ki++) {
         float *x = act_input(n, 7 + ki);
-        double *ref = eu_zerod(n);
+        double *ref = tu_zeros(n);
         ct_ref_act_forward((int)kinds[ki], 0.2, x, n, ref);
-        eu_tensor t = EU_MAKE(ctx, 1, x, 7, 11);
+        tu_view t = TU_VIEW(ctx, 1, x, 7, 11);
         TU_OK(ct_act_forward(ctx, kinds[ki], 0.2f, t.t, t.t));
-        float *y = eu_get("y", &t);
+        float *y = tu_view_get("y", &t);
         double atol, rtol;
         act_tol(kinds[ki], false, &atol, &rtol);
         tu_assert_close(kind_names[ki], y, ref, n, atol, rtol);
         free(x), free(ref), free(y);
-        eu_free(&t);
+        tu_view_free(&t);
     }
     ct_context_free(ctx);
 }
@@ -97,23 +99,23 @@ Test(act, backward_matches_ref)
             size_t n = sizes[si];
             float slope = 0.05f;
             float *x = act_input(n, 200 + si);
-            float *dy = eu_randf(n, 300 + si, -2.0, 2.0);
-            double *ref = eu_zerod(n);
+            float *dy = tu_rand(n, 300 + si, -2.0, 2.0);
+            double *ref = tu_zeros(n);
             ct_ref_act_backward((int)kinds[ki], slope, x, dy, n, ref);
-            eu_tensor tx = EU_MAKE(ctx, 1, x, n);
-            eu_tensor ty = EU_MAKE(ctx, 2, NULL, n);
-            eu_tensor tdy = EU_MAKE(ctx, 3, dy, n);
-            eu_tensor tdx = EU_MAKE(ctx, 9, NULL, n);
+            tu_view tx = TU_VIEW(ctx, 1, x, n);
+            tu_view ty = TU_VIEW(ctx, 2, NULL, n);
+            tu_view tdy = TU_VIEW(ctx, 3, dy, n);
+            tu_view tdx = TU_VIEW(ctx, 9, NULL, n);
             TU_OK(ct_act_forward(ctx, kinds[ki], slope, tx.t, ty.t));
             TU_OK(ct_act_backward(ctx, kinds[ki], slope, tx.t, ty.t, tdy.t, tdx.t));
-            float *dx = eu_get("dx", &tdx);
+            float *dx = tu_view_get("dx", &tdx);
             char what[64];
             snprintf(what, sizeof what, "%s backward n=%zu", kind_names[ki], n);
             double atol, rtol;
             act_tol(kinds[ki], true, &atol, &rtol);
             tu_assert_close(what, dx, ref, n, atol, rtol);
             free(x), free(dy), free(ref), free(dx);
-            eu_free(&tx), eu_free(&ty), eu_free(&tdy), eu_free(&tdx);
+            tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&tdy), tu_view_free(&tdx);
         }
     }
     ct_context_free(ctx);
@@ -128,21 +130,21 @@ Test(act, backward_in_place_and_null_unused)
     for (size_t ki = 0; ki < 4; ki++) {
         bool relu_like = kinds[ki] == CT_ACT_RELU || kinds[ki] == CT_ACT_LEAKY_RELU;
         float *x = act_input(n, 50 + ki);
-        float *dy = eu_randf(n, 60 + ki, -1.0, 1.0);
-        double *ref = eu_zerod(n);
+        float *dy = tu_rand(n, 60 + ki, -1.0, 1.0);
+        double *ref = tu_zeros(n);
         ct_ref_act_backward((int)kinds[ki], 0.3, x, dy, n, ref);
-        eu_tensor tx = EU_MAKE(ctx, 0, x, 5, 9);
-        eu_tensor ty = EU_MAKE(ctx, 0, NULL, 5, 9);
-        eu_tensor tg = EU_MAKE(ctx, 3, dy, 5, 9);
+        tu_view tx = TU_VIEW(ctx, 0, x, 5, 9);
+        tu_view ty = TU_VIEW(ctx, 0, NULL, 5, 9);
+        tu_view tg = TU_VIEW(ctx, 3, dy, 5, 9);
         TU_OK(ct_act_forward(ctx, kinds[ki], 0.3f, tx.t, ty.t));
         TU_OK(ct_act_backward(ctx, kinds[ki], 0.3f, relu_like ? tx.t : NULL,
                               relu_like ? NULL : ty.t, tg.t, tg.t));
-        float *dx = eu_get("dx", &tg);
+        float *dx = tu_view_get("dx", &tg);
         double atol, rtol;
         act_tol(kinds[ki], true, &atol, &rtol);
         tu_assert_close(kind_names[ki], dx, ref, n, atol, rtol);
         free(x), free(dy), free(ref), free(dx);
-        eu_free(&tx), eu_free(&ty), eu_free(&tg);
+        tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&tg);
     }
     ct_context_free(ctx);
 }
@@ -213,18 +215,18 @@ Test(softmax, matches_ref)
     static const size_t shapes[][2] = {{1, 1}, {1, 10}, {4, 37}, {3, 8}, {7, 16}, {2, 1000}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         size_t n = shapes[si][0], f = shapes[si][1];
-        float *x = eu_randf(n * f, 900 + si, -8.0, 8.0);
+        float *x = tu_rand(n * f, 900 + si, -8.0, 8.0);
         /* rows with a large common offset: only a max-subtracting softmax survives */
         for (size_t r = 0; r < n; r++)
             for (size_t j = 0; j < f; j++)
                 x[r * f + j] += (r % 2) ? 90.0f : -70.0f;
         for (int lg = 0; lg < 2; lg++) {
-            double *ref = eu_zerod(n * f);
+            double *ref = tu_zeros(n * f);
             ct_ref_softmax(x, n, f, lg, ref);
-            eu_tensor tx = EU_MAKE(ctx, 3, x, n, f);
-            eu_tensor ty = EU_MAKE(ctx, 1, NULL, n, f);
+            tu_view tx = TU_VIEW(ctx, 3, x, n, f);
+            tu_view ty = TU_VIEW(ctx, 1, NULL, n, f);
             TU_OK(ct_softmax_forward(ctx, tx.t, lg, ty.t));
-            float *y = eu_get("softmax y", &ty);
+            float *y = tu_view_get("softmax y", &ty);
             char what[64];
             snprintf(what, sizeof what, "%ssoftmax %zux%zu", lg ? "log_" : "", n, f);
             if (lg)
@@ -232,7 +234,7 @@ Test(softmax, matches_ref)
             else
                 tu_assert_close(what, y, ref, n * f, 1e-7, 4e-6);
             free(ref), free(y);
-            eu_free(&tx), eu_free(&ty);
+            tu_view_free(&tx), tu_view_free(&ty);
         }
         free(x);
     }

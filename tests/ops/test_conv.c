@@ -16,10 +16,12 @@
  * is applied with that L. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "conv_util.h"
 #include "nn/ops.h"
 #include "ref/conv_ref.h"
+#include "testutil.h"
 
 typedef struct conv_case {
     size_t n, c, h, w, k, r, s;
@@ -83,25 +85,25 @@ static void forward_case(ct_context *ctx, const conv_case *c, size_t idx)
     cr_assert(P > 0 && Q > 0);
     size_t nx = c->n * c->c * c->h * c->w, nw = c->k * (c->c / c->g) * c->r * c->s;
     size_t ny = c->n * c->k * P * Q;
-    float *hx = cu_rand(nx, 100 + idx, -1, 1), *hw = cu_rand(nw, 200 + idx, -1, 1);
-    float *hb = cu_rand(c->k, 300 + idx, -1, 1);
-    double *dx = cu_to_double(hx, nx), *dw = cu_to_double(hw, nw), *db = cu_to_double(hb, c->k);
-    double *ref = cu_zeros(ny);
+    float *hx = tu_rand(nx, 100 + idx, -1, 1), *hw = tu_rand(nw, 200 + idx, -1, 1);
+    float *hb = tu_rand(c->k, 300 + idx, -1, 1);
+    double *dx = tu_widen(hx, nx), *dw = tu_widen(hw, nw), *db = tu_widen(hb, c->k);
+    double *ref = tu_zeros(ny);
     ct_ref_conv2d_forward(&g, dx, dw, c->bias ? db : NULL, c->relu, ref);
 
-    cu_slab x = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx, 3 + idx);
-    cu_slab w = cu_slab_new(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hw, 1);
-    cu_slab b = cu_slab_new(ctx, 1, (size_t[]){c->k}, hb, 7);
-    cu_slab y = cu_slab_new(ctx, 4, (size_t[]){c->n, c->k, P, Q}, NULL, 5 + 2 * idx);
-    TU_OK(ct_conv2d_forward(ctx, x.view, w.view, c->bias ? b.view : NULL, &p, c->relu, y.view));
+    tu_view x = tu_view_new(ctx, 3 + idx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx);
+    tu_view w = tu_view_new(ctx, 1, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hw);
+    tu_view b = tu_view_new(ctx, 7, 1, (size_t[]){c->k}, hb);
+    tu_view y = tu_view_new(ctx, 5 + 2 * idx, 4, (size_t[]){c->n, c->k, P, Q}, NULL);
+    TU_OK(ct_conv2d_forward(ctx, x.t, w.t, c->bias ? b.t : NULL, &p, c->relu, y.t));
     char what[256];
     describe(what, sizeof what, "conv2d forward", c);
-    float *got = cu_slab_get(&y, what);
+    float *got = tu_view_get(what, &y);
     double tol = 1e-5 * sqrt((double)((c->c / c->g) * c->r * c->s));
     tu_assert_close(what, got, ref, ny, tol, tol);
 
     free(got);
-    cu_slab_free(&x), cu_slab_free(&w), cu_slab_free(&b), cu_slab_free(&y);
+    tu_view_free(&x), tu_view_free(&w), tu_view_free(&b), tu_view_free(&y);
     free(hx), free(hw), free(hb), free(dx), free(dw), free(db), free(ref);
 }
 
@@ -113,40 +115,40 @@ static void backward_case(ct_context *ctx, const conv_case *c, size_t idx)
     size_t Q = ct_ref_conv_out_size(c->w, c->s, c->sw, c->pw, c->dw);
     size_t nx = c->n * c->c * c->h * c->w, nw = c->k * (c->c / c->g) * c->r * c->s;
     size_t ny = c->n * c->k * P * Q;
-    float *hx = cu_rand(nx, 400 + idx, -1, 1), *hw = cu_rand(nw, 500 + idx, -1, 1);
-    float *hdy = cu_rand(ny, 600 + idx, -1, 1);
+    float *hx = tu_rand(nx, 400 + idx, -1, 1), *hw = tu_rand(nw, 500 + idx, -1, 1);
+    float *hdy = tu_rand(ny, 600 + idx, -1, 1);
     /* starting values: dx must be overwritten, dw and db accumulated onto */
-    float *hdx0 = cu_rand(nx, 700 + idx, 5, 9), *hdw0 = cu_rand(nw, 800 + idx, -2, 2);
-    float *hdb0 = cu_rand(c->k, 900 + idx, -2, 2);
-    double *x = cu_to_double(hx, nx), *w = cu_to_double(hw, nw), *dy = cu_to_double(hdy, ny);
-    double *rdx = cu_zeros(nx), *rdw = cu_to_double(hdw0, nw), *rdb = cu_to_double(hdb0, c->k);
+    float *hdx0 = tu_rand(nx, 700 + idx, 5, 9), *hdw0 = tu_rand(nw, 800 + idx, -2, 2);
+    float *hdb0 = tu_rand(c->k, 900 + idx, -2, 2);
+    double *x = tu_widen(hx, nx), *w = tu_widen(hw, nw), *dy = tu_widen(hdy, ny);
+    double *rdx = tu_zeros(nx), *rdw = tu_widen(hdw0, nw), *rdb = tu_widen(hdb0, c->k);
     ct_ref_conv2d_backward(&g, x, w, dy, rdx, rdw, rdb);
 
-    cu_slab sx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx, 2);
-    cu_slab sw = cu_slab_new(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hw, 3);
-    cu_slab sdy = cu_slab_new(ctx, 4, (size_t[]){c->n, c->k, P, Q}, hdy, 1 + idx);
-    cu_slab sdx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0, 9);
-    cu_slab sdw = cu_slab_new(ctx, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hdw0, 11);
-    cu_slab sdb = cu_slab_new(ctx, 1, (size_t[]){c->k}, hdb0, 13);
-    TU_OK(ct_conv2d_backward(ctx, sx.view, sw.view, sdy.view, &p, sdx.view, sdw.view, sdb.view));
+    tu_view sx = tu_view_new(ctx, 2, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx);
+    tu_view sw = tu_view_new(ctx, 3, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hw);
+    tu_view sdy = tu_view_new(ctx, 1 + idx, 4, (size_t[]){c->n, c->k, P, Q}, hdy);
+    tu_view sdx = tu_view_new(ctx, 9, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0);
+    tu_view sdw = tu_view_new(ctx, 11, 4, (size_t[]){c->k, c->c / c->g, c->r, c->s}, hdw0);
+    tu_view sdb = tu_view_new(ctx, 13, 1, (size_t[]){c->k}, hdb0);
+    TU_OK(ct_conv2d_backward(ctx, sx.t, sw.t, sdy.t, &p, sdx.t, sdw.t, sdb.t));
     char what[256];
     describe(what, sizeof what, "conv2d backward dx", c);
-    float *got = cu_slab_get(&sdx, what);
+    float *got = tu_view_get(what, &sdx);
     double tol = 1e-5 * sqrt((double)((c->k / c->g) * c->r * c->s));
     tu_assert_close(what, got, rdx, nx, tol, tol);
     free(got);
     describe(what, sizeof what, "conv2d backward dw (+=)", c);
-    got = cu_slab_get(&sdw, what);
+    got = tu_view_get(what, &sdw);
     tol = 1e-5 * sqrt((double)(c->n * P * Q));
     tu_assert_close(what, got, rdw, nw, tol, tol);
     free(got);
     describe(what, sizeof what, "conv2d backward db (+=)", c);
-    got = cu_slab_get(&sdb, what);
+    got = tu_view_get(what, &sdb);
     tu_assert_close(what, got, rdb, c->k, tol, tol);
     free(got);
 
-    cu_slab_free(&sx), cu_slab_free(&sw), cu_slab_free(&sdy);
-    cu_slab_free(&sdx), cu_slab_free(&sdw), cu_slab_free(&sdb);
+    tu_view_free(&sx), tu_view_free(&sw), tu_view_free(&sdy);
+    tu_view_free(&sdx), tu_view_free(&sdw), tu_view_free(&sdb);
     free(hx), free(hw), free(hdy), free(hdx0), free(hdw0), free(hdb0);
     free(x), free(w), free(dy), free(rdx), free(rdw), free(rdb);
 }
@@ -207,7 +209,7 @@ Test(conv, optional_and_deterministic)
     size_t P = ct_conv_out_size(c.h, c.r, c.sh, c.ph, c.dh);
     size_t Q = ct_conv_out_size(c.w, c.s, c.sw, c.pw, c.dw);
     size_t nx = c.n * c.c * c.h * c.w, nw = c.k * (c.c / c.g) * c.r * c.s, ny = c.n * c.k * P * Q;
-    float *hx = cu_rand(nx, 1, -1, 1), *hw = cu_rand(nw, 2, -1, 1), *hdy = cu_rand(ny, 3, -1, 1);
+    float *hx = tu_rand(nx, 1, -1, 1), *hw = tu_rand(nw, 2, -1, 1), *hdy = tu_rand(ny, 3, -1, 1);
     ct_tensor *x = tu_tensor(ctx, TU_SHAPE(c.n, c.c, c.h, c.w), hx);
     ct_tensor *w = tu_tensor(ctx, TU_SHAPE(c.k, c.c / c.g, c.r, c.s), hw);
     ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(c.n, c.k, P, Q), hdy);

@@ -4,10 +4,12 @@
  * scaling, the backward reusing the forward's mask, p = 0, in place and argument checks. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "elem_util.h"
 #include "nn/ops.h"
 #include "ref/elem_ref.h"
+#include "testutil.h"
 
 /* Random123's kat_vectors, "philox4x32 10" lines: counter, key -> output. */
 Test(dropout, philox_known_answers)
@@ -32,11 +34,11 @@ Test(dropout, philox_known_answers)
 static float *run_forward(ct_context *ctx, const float *x, size_t n, size_t off, float p,
                           uint64_t seed, uint64_t counter)
 {
-    eu_tensor tx = EU_MAKE(ctx, off, x, n);
-    eu_tensor ty = EU_MAKE(ctx, off + 2, NULL, n);
+    tu_view tx = TU_VIEW(ctx, off, x, n);
+    tu_view ty = TU_VIEW(ctx, off + 2, NULL, n);
     TU_OK(ct_dropout_forward(ctx, tx.t, p, seed, counter, ty.t));
-    float *y = eu_get("dropout y", &ty);
-    eu_free(&tx), eu_free(&ty);
+    float *y = tu_view_get("dropout y", &ty);
+    tu_view_free(&tx), tu_view_free(&ty);
     return y;
 }
 
@@ -54,7 +56,7 @@ Test(dropout, forward_is_the_documented_stream)
             size_t n = sizes[si];
             float p = ps[(si + k) % 3];
             uint64_t seed = seeds[k], counter = counters[(si + 2 * k) % 3];
-            float *x = eu_randf(n, si * 10 + k, -3.0, 3.0);
+            float *x = tu_rand(n, si * 10 + k, -3.0, 3.0);
             unsigned char *keep = malloc(n);
             cr_assert(keep != NULL);
             ct_ref_dropout_mask(n, p, seed, counter, keep);
@@ -129,7 +131,7 @@ Test(dropout, determinism_per_seed_and_counter)
     ct_context *ctx = tu_context();
     const size_t n = 50000;
     const float p = 0.4f;
-    float *x = eu_randf(n, 5, 0.5, 1.5); /* never 0: y == 0 means dropped */
+    float *x = tu_rand(n, 5, 0.5, 1.5); /* never 0: y == 0 means dropped */
     float *a = run_forward(ctx, x, n, 0, p, 77, 1000);
     float *b = run_forward(ctx, x, n, 11, p, 77, 1000);
     float *c = run_forward(ctx, x, n, 0, p, 77, 1001);
@@ -159,15 +161,15 @@ Test(dropout, backward_uses_the_forward_mask)
     ct_context *ctx = tu_context();
     const size_t n = 1000 + 37;
     const float p = 0.25f;
-    float *x = eu_randf(n, 8, 0.5, 1.5);
-    float *dy = eu_randf(n, 9, -2.0, 2.0);
+    float *x = tu_rand(n, 8, 0.5, 1.5);
+    float *dy = tu_rand(n, 9, -2.0, 2.0);
     float *y = run_forward(ctx, x, n, 3, p, 2024, 5);
-    eu_tensor tdy = EU_MAKE(ctx, 7, dy, n);
-    eu_tensor tdx = EU_MAKE(ctx, 1, NULL, n);
+    tu_view tdy = TU_VIEW(ctx, 7, dy, n);
+    tu_view tdx = TU_VIEW(ctx, 1, NULL, n);
     TU_OK(ct_dropout_backward(ctx, tdy.t, p, 2024, 5, tdx.t));
-    float *dx = eu_get("dx", &tdx);
+    float *dx = tu_view_get("dx", &tdx);
     TU_OK(ct_dropout_backward(ctx, tdy.t, p, 2024, 5, tdy.t));
-    float *dx2 = eu_get("dx in place", &tdy);
+    float *dx2 = tu_view_get("dx in place", &tdy);
     float scale = ct_ref_dropout_scale(p);
     for (size_t i = 0; i < n; i++) {
         float want = y[i] != 0.0f ? dy[i] * scale : 0.0f;
@@ -177,7 +179,7 @@ Test(dropout, backward_uses_the_forward_mask)
                   (double)want);
     }
     free(x), free(dy), free(y), free(dx), free(dx2);
-    eu_free(&tdy), eu_free(&tdx);
+    tu_view_free(&tdy), tu_view_free(&tdx);
     ct_context_free(ctx);
 }
 
@@ -186,20 +188,20 @@ Test(dropout, p_zero_and_in_place)
 {
     ct_context *ctx = tu_context();
     const size_t n = 333;
-    float *x = eu_randf(n, 10, -1.0, 1.0);
+    float *x = tu_rand(n, 10, -1.0, 1.0);
     float *y = run_forward(ctx, x, n, 5, 0.0f, 1, 2);
     cr_assert(memcmp(x, y, n * sizeof *x) == 0, "p = 0 is not the identity");
-    eu_tensor t = EU_MAKE(ctx, 3, x, n);
+    tu_view t = TU_VIEW(ctx, 3, x, n);
     TU_OK(ct_dropout_forward(ctx, t.t, 0.0f, 1, 2, t.t));
-    float *z = eu_get("p=0 in place", &t);
+    float *z = tu_view_get("p=0 in place", &t);
     cr_assert(memcmp(x, z, n * sizeof *x) == 0, "p = 0 in place changed x");
     free(z);
     float *ref = run_forward(ctx, x, n, 0, 0.6f, 3, 4);
     TU_OK(ct_dropout_forward(ctx, t.t, 0.6f, 3, 4, t.t));
-    z = eu_get("in place", &t);
+    z = tu_view_get("in place", &t);
     cr_assert(memcmp(ref, z, n * sizeof *z) == 0, "in-place dropout differs from out-of-place");
     free(x), free(y), free(z), free(ref);
-    eu_free(&t);
+    tu_view_free(&t);
     ct_context_free(ctx);
 }
 

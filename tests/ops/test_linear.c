@@ -4,10 +4,12 @@
  * every tensor a view at an odd offset inside a canary-filled buffer. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "elem_util.h"
 #include "nn/ops.h"
 #include "ref/elem_ref.h"
+#include "testutil.h"
 
 typedef struct lin_shape {
     size_t n, in, out;
@@ -39,21 +41,21 @@ Test(linear, forward_matches_ref)
     ct_context *ctx = tu_context();
     for (size_t si = 0; si < NSHAPES; si++) {
         lin_shape s = shapes[si];
-        float *x = eu_randf(s.n * s.in, 10 + si, -1.0, 1.0);
-        float *w = eu_randf(s.out * s.in, 20 + si, -1.0, 1.0);
-        float *b = eu_randf(s.out, 30 + si, -1.0, 1.0);
+        float *x = tu_rand(s.n * s.in, 10 + si, -1.0, 1.0);
+        float *w = tu_rand(s.out * s.in, 20 + si, -1.0, 1.0);
+        float *b = tu_rand(s.out, 30 + si, -1.0, 1.0);
         /* y starts as NaN: the GEMM (beta = 0) must overwrite, not scale, it */
         float *yinit = nan_filled(s.n * s.out);
         for (int variant = 0; variant < 4; variant++) {
             bool has_b = variant & 1, relu = variant & 2;
-            double *ref = eu_zerod(s.n * s.out);
+            double *ref = tu_zeros(s.n * s.out);
             ct_ref_linear_forward(x, w, has_b ? b : NULL, relu, s.n, s.in, s.out, ref);
-            eu_tensor tx = EU_MAKE(ctx, 3, x, s.n, s.in);
-            eu_tensor tw = EU_MAKE(ctx, 1, w, s.out, s.in);
-            eu_tensor tb = EU_MAKE(ctx, 5, b, s.out);
-            eu_tensor ty = EU_MAKE(ctx, 7, yinit, s.n, s.out);
+            tu_view tx = TU_VIEW(ctx, 3, x, s.n, s.in);
+            tu_view tw = TU_VIEW(ctx, 1, w, s.out, s.in);
+            tu_view tb = TU_VIEW(ctx, 5, b, s.out);
+            tu_view ty = TU_VIEW(ctx, 7, yinit, s.n, s.out);
             TU_OK(ct_linear_forward(ctx, tx.t, tw.t, has_b ? tb.t : NULL, relu, ty.t));
-            float *y = eu_get("y", &ty);
+            float *y = tu_view_get("y", &ty);
             char what[96];
             snprintf(what, sizeof what, "linear forward n=%zu in=%zu out=%zu bias=%d relu=%d",
                      s.n, s.in, s.out, has_b, relu);
@@ -62,7 +64,7 @@ Test(linear, forward_matches_ref)
                 for (size_t i = 0; i < s.n * s.out; i++)
                     cr_assert(y[i] >= 0.0f, "%s: y[%zu] = %g < 0", what, i, (double)y[i]);
             free(ref), free(y);
-            eu_free(&tx), eu_free(&tw), eu_free(&tb), eu_free(&ty);
+            tu_view_free(&tx), tu_view_free(&tw), tu_view_free(&tb), tu_view_free(&ty);
         }
         free(x), free(w), free(b), free(yinit);
     }
@@ -74,20 +76,20 @@ Test(linear, forward_flattens_image_input)
 {
     ct_context *ctx = tu_context();
     size_t n = 2, c = 3, h = 4, wd = 5, in = c * h * wd, out = 6;
-    float *x = eu_randf(n * in, 1, -1.0, 1.0);
-    float *w = eu_randf(out * in, 2, -1.0, 1.0);
-    float *b = eu_randf(out, 3, -1.0, 1.0);
-    double *ref = eu_zerod(n * out);
+    float *x = tu_rand(n * in, 1, -1.0, 1.0);
+    float *w = tu_rand(out * in, 2, -1.0, 1.0);
+    float *b = tu_rand(out, 3, -1.0, 1.0);
+    double *ref = tu_zeros(n * out);
     ct_ref_linear_forward(x, w, b, true, n, in, out, ref);
-    eu_tensor tx = EU_MAKE(ctx, 1, x, n, c, h, wd);
-    eu_tensor tw = EU_MAKE(ctx, 0, w, out, in);
-    eu_tensor tb = EU_MAKE(ctx, 0, b, out);
-    eu_tensor ty = EU_MAKE(ctx, 0, NULL, n, out);
+    tu_view tx = TU_VIEW(ctx, 1, x, n, c, h, wd);
+    tu_view tw = TU_VIEW(ctx, 0, w, out, in);
+    tu_view tb = TU_VIEW(ctx, 0, b, out);
+    tu_view ty = TU_VIEW(ctx, 0, NULL, n, out);
     TU_OK(ct_linear_forward(ctx, tx.t, tw.t, tb.t, true, ty.t));
-    float *y = eu_get("y", &ty);
+    float *y = tu_view_get("y", &ty);
     tu_assert_close("linear forward (N,C,H,W) input", y, ref, n * out, gemm_atol(in), 1e-5);
     free(x), free(w), free(b), free(ref), free(y);
-    eu_free(&tx), eu_free(&tw), eu_free(&tb), eu_free(&ty);
+    tu_view_free(&tx), tu_view_free(&tw), tu_view_free(&tb), tu_view_free(&ty);
     ct_context_free(ctx);
 }
 
@@ -97,27 +99,28 @@ Test(linear, backward_matches_ref_and_accumulates)
     ct_context *ctx = tu_context();
     for (size_t si = 0; si < NSHAPES; si++) {
         lin_shape s = shapes[si];
-        float *x = eu_randf(s.n * s.in, 40 + si, -1.0, 1.0);
-        float *w = eu_randf(s.out * s.in, 50 + si, -1.0, 1.0);
-        float *dy = eu_randf(s.n * s.out, 60 + si, -1.0, 1.0);
-        float *dw0 = eu_randf(s.out * s.in, 70 + si, -0.5, 0.5);
-        float *db0 = eu_randf(s.out, 80 + si, -0.5, 0.5);
+        float *x = tu_rand(s.n * s.in, 40 + si, -1.0, 1.0);
+        float *w = tu_rand(s.out * s.in, 50 + si, -1.0, 1.0);
+        float *dy = tu_rand(s.n * s.out, 60 + si, -1.0, 1.0);
+        float *dw0 = tu_rand(s.out * s.in, 70 + si, -0.5, 0.5);
+        float *db0 = tu_rand(s.out, 80 + si, -0.5, 0.5);
         float *dxinit = nan_filled(s.n * s.in);
-        double *rdx = eu_zerod(s.n * s.in), *rdw = eu_zerod(s.out * s.in), *rdb = eu_zerod(s.out);
+        double *rdx = tu_zeros(s.n * s.in), *rdw = tu_zeros(s.out * s.in), *rdb = tu_zeros(s.out);
         for (size_t i = 0; i < s.out * s.in; i++)
             rdw[i] = dw0[i];
         for (size_t i = 0; i < s.out; i++)
             rdb[i] = db0[i];
         ct_ref_linear_backward(x, w, dy, s.n, s.in, s.out, rdx, rdw, rdb);
 
-        eu_tensor tx = EU_MAKE(ctx, 3, x, s.n, s.in);
-        eu_tensor tw = EU_MAKE(ctx, 1, w, s.out, s.in);
-        eu_tensor tdy = EU_MAKE(ctx, 9, dy, s.n, s.out);
-        eu_tensor tdx = EU_MAKE(ctx, 5, dxinit, s.n, s.in);
-        eu_tensor tdw = EU_MAKE(ctx, 11, dw0, s.out, s.in);
-        eu_tensor tdb = EU_MAKE(ctx, 2, db0, s.out);
+        tu_view tx = TU_VIEW(ctx, 3, x, s.n, s.in);
+        tu_view tw = TU_VIEW(ctx, 1, w, s.out, s.in);
+        tu_view tdy = TU_VIEW(ctx, 9, dy, s.n, s.out);
+        tu_view tdx = TU_VIEW(ctx, 5, dxinit, s.n, s.in);
+        tu_view tdw = TU_VIEW(ctx, 11, dw0, s.out, s.in);
+        tu_view tdb = TU_VIEW(ctx, 2, db0, s.out);
         TU_OK(ct_linear_backward(ctx, tx.t, tw.t, tdy.t, tdx.t, tdw.t, tdb.t));
-        float *dx = eu_get("dx", &tdx), *dw = eu_get("dw", &tdw), *db = eu_get("db", &tdb);
+        float *dx = tu_view_get("dx", &tdx), *dw = tu_view_get("dw", &tdw),
+              *db = tu_view_get("db", &tdb);
         char what[96];
         snprintf(what, sizeof what, "n=%zu in=%zu out=%zu", s.n, s.in, s.out);
         cr_log_info("linear backward %s", what);
@@ -130,8 +133,8 @@ Test(linear, backward_matches_ref_and_accumulates)
         /* optional outputs: dx and db NULL leave only dw, accumulated a second time */
         ct_ref_linear_backward(x, w, dy, s.n, s.in, s.out, NULL, rdw, NULL);
         TU_OK(ct_linear_backward(ctx, tx.t, tw.t, tdy.t, NULL, tdw.t, NULL));
-        dw = eu_get("dw", &tdw);
-        db = eu_get("db", &tdb);
+        dw = tu_view_get("dw", &tdw);
+        db = tu_view_get("db", &tdb);
         tu_assert_close("linear dw (second accumulation)", dw, rdw, s.out * s.in,
                         2 * gemm_atol(s.n), 1e-5);
         tu_assert_close("linear db (untouched)", db, rdb, s.out, 1e-6 * (double)(s.n + 1), 1e-6);
@@ -139,7 +142,8 @@ Test(linear, backward_matches_ref_and_accumulates)
 
         free(x), free(w), free(dy), free(dw0), free(db0), free(dxinit), free(rdx), free(rdw),
             free(rdb);
-        eu_free(&tx), eu_free(&tw), eu_free(&tdy), eu_free(&tdx), eu_free(&tdw), eu_free(&tdb);
+        tu_view_free(&tx), tu_view_free(&tw), tu_view_free(&tdy), tu_view_free(&tdx),
+            tu_view_free(&tdw), tu_view_free(&tdb);
     }
     ct_context_free(ctx);
 }

@@ -16,62 +16,7 @@
 #include "ref/loss_ref.h"
 #include "testutil.h"
 
-#define CANARY 7777.0f
-#define PAD 5
-
 /* ---- helpers ---------------------------------------------------------------------- */
-
-/* A view of `shape` at element `off` of a larger canary-filled tensor. */
-typedef struct lt_view {
-    ct_tensor *base, *t;
-    size_t off, numel;
-} lt_view;
-
-static lt_view lt_make(ct_context *ctx, size_t ndim, const size_t *shape, size_t off,
-                       const float *host)
-{
-    lt_view v = {NULL, NULL, off, 1};
-    for (size_t i = 0; i < ndim; i++)
-        v.numel *= shape[i];
-    size_t total = off + v.numel + PAD;
-    TU_OK(ct_tensor_create(ctx, 1, &total, &v.base));
-    TU_OK(ct_tensor_fill(v.base, CANARY));
-    TU_OK(ct_tensor_view(v.base, off, ndim, shape, &v.t));
-    if (host)
-        TU_OK(ct_tensor_upload(v.t, host, v.numel));
-    return v;
-}
-
-/* Downloads the view, asserting the canaries around it are intact. */
-static float *lt_get(const char *what, const lt_view *v)
-{
-    float *all = tu_download(v->base);
-    size_t total = v->off + v->numel + PAD;
-    for (size_t i = 0; i < total; i++)
-        if (i < v->off || i >= v->off + v->numel)
-            cr_assert(all[i] == CANARY, "%s: canary at %zd clobbered (%g)", what,
-                      (ptrdiff_t)i - (ptrdiff_t)v->off, (double)all[i]);
-    float *h = malloc(v->numel * sizeof *h);
-    cr_assert(h != NULL);
-    memcpy(h, all + v->off, v->numel * sizeof *h);
-    free(all);
-    return h;
-}
-
-static void lt_free(lt_view *v)
-{
-    ct_tensor_free(v->t);
-    ct_tensor_free(v->base);
-}
-
-static double *lt_widen(const float *f, size_t n)
-{
-    double *d = malloc((n ? n : 1) * sizeof *d);
-    cr_assert(d != NULL);
-    for (size_t i = 0; i < n; i++)
-        d[i] = f[i];
-    return d;
-}
 
 static size_t lt_numel(size_t ndim, const size_t *shape)
 {
@@ -287,10 +232,10 @@ static void lt_run_device(ct_context *ctx, const lt_case *c, uint64_t seed)
     lt_data d = lt_generate(c, seed);
     size_t tshape[CT_MAX_DIMS];
     size_t tnd = lt_tshape(c, tshape);
-    double *xd = lt_widen(d.x, d.n), *td = lt_widen(d.t, d.tn);
-    lt_view x = lt_make(ctx, c->ndim, c->shape, 3, d.x);
-    lt_view t = lt_make(ctx, tnd, tshape, 1, d.t);
-    lt_view g = lt_make(ctx, c->ndim, c->shape, 5, NULL);
+    double *xd = tu_widen(d.x, d.n), *td = tu_widen(d.t, d.tn);
+    tu_view x = tu_view_new(ctx, 3, c->ndim, c->shape, d.x);
+    tu_view t = tu_view_new(ctx, 1, tnd, tshape, d.t);
+    tu_view g = tu_view_new(ctx, 5, c->ndim, c->shape, NULL);
     for (int red = 0; red < 3; red++) {
         char what[160];
         d.o.reduction = (ct_reduction)red;
@@ -304,9 +249,9 @@ static void lt_run_device(ct_context *ctx, const lt_case *c, uint64_t seed)
         /* a random grad_output */
         float *gof = malloc(on * sizeof *gof);
         tu_fill_uniform(gof, on, seed + 99, -1.0, 2.0);
-        double *god = lt_widen(gof, on);
-        lt_view out = lt_make(ctx, ond, oshape, 2, NULL);
-        lt_view go = lt_make(ctx, ond, oshape, 7, gof);
+        double *god = tu_widen(gof, on);
+        tu_view out = tu_view_new(ctx, 2, ond, oshape, NULL);
+        tu_view go = tu_view_new(ctx, 7, ond, oshape, gof);
 
         double *ref_out = malloc(on * sizeof *ref_out);
         double *ref_g = malloc(d.n * sizeof *ref_g), *ref_ggo = malloc(d.n * sizeof *ref_ggo);
@@ -317,11 +262,11 @@ static void lt_run_device(ct_context *ctx, const lt_case *c, uint64_t seed)
                      0);
 
         TU_OK(ct_loss_forward_backward(loss, x.t, t.t, out.t, g.t));
-        float *h = lt_get("out", &out);
+        float *h = tu_view_get("out", &out);
         snprintf(what, sizeof what, "%s %s loss", c->name, red_names[red]);
         tu_assert_close(what, h, ref_out, on, DEV_LOSS_ATOL, DEV_LOSS_RTOL);
         free(h);
-        h = lt_get("grad", &g);
+        h = tu_view_get("grad", &g);
         snprintf(what, sizeof what, "%s %s grad", c->name, red_names[red]);
         tu_assert_close(what, h, ref_g, d.n, DEV_GRAD_SCALE * lt_maxabs(ref_g, d.n),
                         DEV_GRAD_RTOL);
@@ -330,14 +275,14 @@ static void lt_run_device(ct_context *ctx, const lt_case *c, uint64_t seed)
         /* forward alone gives the same value */
         TU_OK(ct_tensor_fill(out.t, -1.0f));
         TU_OK(ct_loss_forward(loss, x.t, t.t, out.t));
-        h = lt_get("out", &out);
+        h = tu_view_get("out", &out);
         snprintf(what, sizeof what, "%s %s forward", c->name, red_names[red]);
         tu_assert_close(what, h, ref_out, on, DEV_LOSS_ATOL, DEV_LOSS_RTOL);
         free(h);
 
         /* backward with grad_output (a 1-element tensor for mean/sum) */
         TU_OK(ct_loss_backward(loss, x.t, t.t, go.t, g.t));
-        h = lt_get("grad", &g);
+        h = tu_view_get("grad", &g);
         snprintf(what, sizeof what, "%s %s grad(grad_output)", c->name, red_names[red]);
         tu_assert_close(what, h, ref_ggo, d.n, DEV_GRAD_SCALE * lt_maxabs(ref_ggo, d.n),
                         DEV_GRAD_RTOL);
@@ -350,13 +295,13 @@ static void lt_run_device(ct_context *ctx, const lt_case *c, uint64_t seed)
                      rep.suspicious_rows);
 
         free(ref_out), free(ref_g), free(ref_ggo), free(gof), free(god);
-        lt_free(&go);
-        lt_free(&out);
+        tu_view_free(&go);
+        tu_view_free(&out);
         ct_loss_free(loss);
     }
-    lt_free(&g);
-    lt_free(&t);
-    lt_free(&x);
+    tu_view_free(&g);
+    tu_view_free(&t);
+    tu_view_free(&x);
     free(xd), free(td);
     lt_data_free(&d);
 }
@@ -443,7 +388,7 @@ Test(loss, reference_gradient_matches_finite_differences)
     for (size_t ci = 0; ci < sizeof fd_cases / sizeof fd_cases[0]; ci++) {
         const lt_case *c = &fd_cases[ci];
         lt_data d = lt_generate(c, 500 + ci);
-        double *x = lt_widen(d.x, d.n), *t = lt_widen(d.t, d.tn);
+        double *x = tu_widen(d.x, d.n), *t = tu_widen(d.t, d.tn);
         if (!lt_class(c->kind) && c->kind != CT_LOSS_BCE_WITH_LOGITS) {
             /* move x - y off the kinks */
             double kink = c->kind == CT_LOSS_SMOOTH_L1 ? c->beta

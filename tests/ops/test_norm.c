@@ -6,10 +6,12 @@
  * offset inside a canary-filled buffer. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "elem_util.h"
 #include "nn/ops.h"
 #include "ref/elem_ref.h"
+#include "testutil.h"
 
 typedef struct bn_case {
     size_t ndim, shape[4];
@@ -47,7 +49,7 @@ static void case_str(const bn_case *c, char *buf, size_t len)
 static float *bn_input(const bn_case *c, uint64_t seed)
 {
     size_t numel = case_numel(c), ch = c->shape[1], hw = case_hw(c);
-    float *x = eu_randf(numel, seed, -2.0, 2.0);
+    float *x = tu_rand(numel, seed, -2.0, 2.0);
     for (size_t i = 0; i < numel; i++)
         x[i] += 10.0f * (float)((i / hw) % ch % 5) - 5.0f;
     return x;
@@ -69,31 +71,31 @@ Test(batchnorm, training_forward_matches_ref)
         if (n * hw < 2)
             continue;
         float *x = bn_input(c, 100 + ci);
-        float *g = eu_randf(ch, 200 + ci, 0.5, 1.5);
-        float *b = eu_randf(ch, 300 + ci, -1.0, 1.0);
-        float *rm0 = eu_randf(ch, 400 + ci, -1.0, 1.0);
-        float *rv0 = eu_randf(ch, 500 + ci, 0.5, 2.0);
+        float *g = tu_rand(ch, 200 + ci, 0.5, 1.5);
+        float *b = tu_rand(ch, 300 + ci, -1.0, 1.0);
+        float *rm0 = tu_rand(ch, 400 + ci, -1.0, 1.0);
+        float *rv0 = tu_rand(ch, 500 + ci, 0.5, 2.0);
         for (int affine = 0; affine < 2; affine++) {
             char what[128], sh[48];
             case_str(c, sh, sizeof sh);
             ct_bn_params p = {.eps = 1e-5f, .momentum = 0.1f, .training = true};
-            double *ry = eu_zerod(numel), *rmean = eu_zerod(ch), *rinv = eu_zerod(ch);
-            double *rrm = eu_zerod(ch), *rrv = eu_zerod(ch);
+            double *ry = tu_zeros(numel), *rmean = tu_zeros(ch), *rinv = tu_zeros(ch);
+            double *rrm = tu_zeros(ch), *rrv = tu_zeros(ch);
             for (size_t i = 0; i < ch; i++)
                 rrm[i] = rm0[i], rrv[i] = rv0[i];
             ct_ref_batchnorm_forward(x, affine ? g : NULL, affine ? b : NULL, n, ch, hw, p.eps,
                                      p.momentum, true, rrm, rrv, rmean, rinv, ry);
 
-            eu_tensor tx = eu_make(ctx, 3, c->ndim, c->shape, x);
-            eu_tensor ty = eu_make(ctx, 1, c->ndim, c->shape, NULL);
-            eu_tensor tg = EU_MAKE(ctx, 5, g, ch), tb = EU_MAKE(ctx, 2, b, ch);
-            eu_tensor trm = EU_MAKE(ctx, 7, rm0, ch), trv = EU_MAKE(ctx, 1, rv0, ch);
-            eu_tensor tsm = EU_MAKE(ctx, 3, NULL, ch), tsi = EU_MAKE(ctx, 9, NULL, ch);
+            tu_view tx = tu_view_new(ctx, 3, c->ndim, c->shape, x);
+            tu_view ty = tu_view_new(ctx, 1, c->ndim, c->shape, NULL);
+            tu_view tg = TU_VIEW(ctx, 5, g, ch), tb = TU_VIEW(ctx, 2, b, ch);
+            tu_view trm = TU_VIEW(ctx, 7, rm0, ch), trv = TU_VIEW(ctx, 1, rv0, ch);
+            tu_view tsm = TU_VIEW(ctx, 3, NULL, ch), tsi = TU_VIEW(ctx, 9, NULL, ch);
             TU_OK(ct_batchnorm_forward(ctx, tx.t, affine ? tg.t : NULL, affine ? tb.t : NULL,
                                        trm.t, trv.t, &p, tsm.t, tsi.t, ty.t));
-            float *y = eu_get("y", &ty), *sm = eu_get("save_mean", &tsm);
-            float *si = eu_get("save_invstd", &tsi), *rm = eu_get("running_mean", &trm);
-            float *rv = eu_get("running_var", &trv);
+            float *y = tu_view_get("y", &ty), *sm = tu_view_get("save_mean", &tsm);
+            float *si = tu_view_get("save_invstd", &tsi), *rm = tu_view_get("running_mean", &trm);
+            float *rv = tu_view_get("running_var", &trv);
             snprintf(what, sizeof what, "bn train %s affine=%d", sh, affine);
             cr_log_info("%s", what);
             tu_assert_close("y", y, ry, numel, BN_Y_ATOL, BN_Y_RTOL);
@@ -103,8 +105,8 @@ Test(batchnorm, training_forward_matches_ref)
             tu_assert_close("running_var", rv, rrv, ch, 1e-6, 1e-5);
             free(y), free(sm), free(si), free(rm), free(rv);
             free(ry), free(rmean), free(rinv), free(rrm), free(rrv);
-            eu_free(&tx), eu_free(&ty), eu_free(&tg), eu_free(&tb), eu_free(&trm),
-                eu_free(&trv), eu_free(&tsm), eu_free(&tsi);
+            tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&tg), tu_view_free(&tb),
+                tu_view_free(&trm), tu_view_free(&trv), tu_view_free(&tsm), tu_view_free(&tsi);
         }
         free(x), free(g), free(b), free(rm0), free(rv0);
     }
@@ -120,15 +122,15 @@ Test(batchnorm, running_stats_over_steps_then_eval)
     const bn_case c = {4, {6, 5, 4, 3}};
     size_t numel = case_numel(&c), ch = 5, hw = 12, n = 6;
     ct_bn_params p = {.eps = 1e-3f, .momentum = 0.3f, .training = true};
-    float *g = eu_randf(ch, 1, 0.5, 1.5), *b = eu_randf(ch, 2, -1.0, 1.0);
+    float *g = tu_rand(ch, 1, 0.5, 1.5), *b = tu_rand(ch, 2, -1.0, 1.0);
     float zeros[5] = {0}, ones[5] = {1, 1, 1, 1, 1};
     double rrm[5] = {0}, rrv[5] = {1, 1, 1, 1, 1};
-    double *ry = eu_zerod(numel);
-    eu_tensor tx = eu_make(ctx, 1, c.ndim, c.shape, NULL);
-    eu_tensor ty = eu_make(ctx, 2, c.ndim, c.shape, NULL);
-    eu_tensor tg = EU_MAKE(ctx, 3, g, ch), tb = EU_MAKE(ctx, 4, b, ch);
-    eu_tensor trm = EU_MAKE(ctx, 5, zeros, ch), trv = EU_MAKE(ctx, 6, ones, ch);
-    eu_tensor tsm = EU_MAKE(ctx, 7, NULL, ch), tsi = EU_MAKE(ctx, 8, NULL, ch);
+    double *ry = tu_zeros(numel);
+    tu_view tx = tu_view_new(ctx, 1, c.ndim, c.shape, NULL);
+    tu_view ty = tu_view_new(ctx, 2, c.ndim, c.shape, NULL);
+    tu_view tg = TU_VIEW(ctx, 3, g, ch), tb = TU_VIEW(ctx, 4, b, ch);
+    tu_view trm = TU_VIEW(ctx, 5, zeros, ch), trv = TU_VIEW(ctx, 6, ones, ch);
+    tu_view tsm = TU_VIEW(ctx, 7, NULL, ch), tsi = TU_VIEW(ctx, 8, NULL, ch);
     for (int step = 0; step < 5; step++) {
         float *x = bn_input(&c, 50 + (uint64_t)step);
         TU_OK(ct_tensor_upload(tx.t, x, numel));
@@ -137,7 +139,7 @@ Test(batchnorm, running_stats_over_steps_then_eval)
                                  NULL, ry);
         free(x);
     }
-    float *rm = eu_get("running_mean", &trm), *rv = eu_get("running_var", &trv);
+    float *rm = tu_view_get("running_mean", &trm), *rv = tu_view_get("running_var", &trv);
     tu_assert_close("running_mean after 5 steps", rm, rrm, ch, 1e-5, 1e-5);
     tu_assert_close("running_var after 5 steps", rv, rrv, ch, 1e-6, 1e-5);
 
@@ -152,14 +154,14 @@ Test(batchnorm, running_stats_over_steps_then_eval)
         erm[i] = rm[i], erv[i] = rv[i];
     ct_ref_batchnorm_forward(x, g, b, n, ch, hw, pe.eps, pe.momentum, false, erm, erv, NULL,
                              NULL, ry);
-    float *y = eu_get("eval y", &ty);
+    float *y = tu_view_get("eval y", &ty);
     tu_assert_close("eval y", y, ry, numel, BN_Y_ATOL, BN_Y_RTOL);
-    float *rm2 = eu_get("running_mean", &trm), *rv2 = eu_get("running_var", &trv);
+    float *rm2 = tu_view_get("running_mean", &trm), *rv2 = tu_view_get("running_var", &trv);
     cr_assert(memcmp(rm, rm2, ch * sizeof *rm) == 0 && memcmp(rv, rv2, ch * sizeof *rv) == 0,
               "eval mode changed the running statistics");
     free(x), free(y), free(rm), free(rv), free(rm2), free(rv2), free(g), free(b), free(ry);
-    eu_free(&tx), eu_free(&ty), eu_free(&tg), eu_free(&tb), eu_free(&trm), eu_free(&trv),
-        eu_free(&tsm), eu_free(&tsi);
+    tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&tg), tu_view_free(&tb), tu_view_free(&trm),
+        tu_view_free(&trv), tu_view_free(&tsm), tu_view_free(&tsi);
     ct_context_free(ctx);
 }
 
@@ -168,23 +170,23 @@ Test(batchnorm, eval_1d_uses_running_stats)
 {
     ct_context *ctx = tu_context();
     size_t n = 3, ch = 11;
-    float *x = eu_randf(n * ch, 4, -3.0, 3.0);
-    float *rm = eu_randf(ch, 5, -1.0, 1.0), *rv = eu_randf(ch, 6, 0.1, 4.0);
+    float *x = tu_rand(n * ch, 4, -3.0, 3.0);
+    float *rm = tu_rand(ch, 5, -1.0, 1.0), *rv = tu_rand(ch, 6, 0.1, 4.0);
     double drm[11], drv[11];
     for (size_t i = 0; i < ch; i++)
         drm[i] = rm[i], drv[i] = rv[i];
-    double *ry = eu_zerod(n * ch);
+    double *ry = tu_zeros(n * ch);
     ct_bn_params p = {.eps = 1e-5f, .momentum = 0.1f, .training = false};
     ct_ref_batchnorm_forward(x, NULL, NULL, n, ch, 1, p.eps, p.momentum, false, drm, drv, NULL,
                              NULL, ry);
-    eu_tensor tx = EU_MAKE(ctx, 1, x, n, ch), ty = EU_MAKE(ctx, 3, NULL, n, ch);
-    eu_tensor trm = EU_MAKE(ctx, 1, rm, ch), trv = EU_MAKE(ctx, 2, rv, ch);
+    tu_view tx = TU_VIEW(ctx, 1, x, n, ch), ty = TU_VIEW(ctx, 3, NULL, n, ch);
+    tu_view trm = TU_VIEW(ctx, 1, rm, ch), trv = TU_VIEW(ctx, 2, rv, ch);
     TU_OK(ct_batchnorm_forward(ctx, tx.t, NULL, NULL, trm.t, trv.t, &p, NULL, NULL, ty.t));
-    float *y = eu_get("y", &ty);
+    float *y = tu_view_get("y", &ty);
     /* |y| <= 3/sqrt(0.1) ~ 10: rtol dominates */
     tu_assert_close("bn1d eval y", y, ry, n * ch, BN_Y_ATOL, BN_Y_RTOL);
     free(x), free(rm), free(rv), free(ry), free(y);
-    eu_free(&tx), eu_free(&ty), eu_free(&trm), eu_free(&trv);
+    tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&trm), tu_view_free(&trv);
     ct_context_free(ctx);
 }
 
@@ -201,9 +203,9 @@ Test(batchnorm, backward_matches_ref_and_accumulates)
         if (n * hw < 2)
             continue;
         float *x = bn_input(c, 600 + ci);
-        float *dy = eu_randf(numel, 700 + ci, -2.0, 2.0);
-        float *g = eu_randf(ch, 800 + ci, 0.5, 1.5);
-        float *dg0 = eu_randf(ch, 900 + ci, -1.0, 1.0), *db0 = eu_randf(ch, 950 + ci, -1.0, 1.0);
+        float *dy = tu_rand(numel, 700 + ci, -2.0, 2.0);
+        float *g = tu_rand(ch, 800 + ci, 0.5, 1.5);
+        float *dg0 = tu_rand(ch, 900 + ci, -1.0, 1.0), *db0 = tu_rand(ch, 950 + ci, -1.0, 1.0);
         float *nanv = malloc(numel * sizeof *nanv);
         cr_assert(nanv != NULL);
         for (size_t i = 0; i < numel; i++)
@@ -212,27 +214,27 @@ Test(batchnorm, backward_matches_ref_and_accumulates)
             char sh[48];
             case_str(c, sh, sizeof sh);
             cr_log_info("bn backward %s affine=%d", sh, affine);
-            double *rdx = eu_zerod(numel), *rdg = eu_zerod(ch), *rdb = eu_zerod(ch);
-            double *rmean = eu_zerod(ch), *rinv = eu_zerod(ch), *ry = eu_zerod(numel);
+            double *rdx = tu_zeros(numel), *rdg = tu_zeros(ch), *rdb = tu_zeros(ch);
+            double *rmean = tu_zeros(ch), *rinv = tu_zeros(ch), *ry = tu_zeros(numel);
             for (size_t i = 0; i < ch; i++)
                 rdg[i] = dg0[i], rdb[i] = db0[i];
             ct_ref_batchnorm_backward(x, affine ? g : NULL, dy, n, ch, hw, 1e-5, rdx, rdg, rdb);
 
             /* the saved statistics come from the device's own forward */
             ct_bn_params p = {.eps = 1e-5f, .momentum = 0.1f, .training = true};
-            eu_tensor tx = eu_make(ctx, 3, c->ndim, c->shape, x);
-            eu_tensor ty = eu_make(ctx, 0, c->ndim, c->shape, NULL);
-            eu_tensor tdy = eu_make(ctx, 5, c->ndim, c->shape, dy);
-            eu_tensor tdx = eu_make(ctx, 1, c->ndim, c->shape, nanv);
-            eu_tensor tg = EU_MAKE(ctx, 5, g, ch);
-            eu_tensor tdg = EU_MAKE(ctx, 3, dg0, ch), tdb = EU_MAKE(ctx, 1, db0, ch);
-            eu_tensor tsm = EU_MAKE(ctx, 3, NULL, ch), tsi = EU_MAKE(ctx, 9, NULL, ch);
+            tu_view tx = tu_view_new(ctx, 3, c->ndim, c->shape, x);
+            tu_view ty = tu_view_new(ctx, 0, c->ndim, c->shape, NULL);
+            tu_view tdy = tu_view_new(ctx, 5, c->ndim, c->shape, dy);
+            tu_view tdx = tu_view_new(ctx, 1, c->ndim, c->shape, nanv);
+            tu_view tg = TU_VIEW(ctx, 5, g, ch);
+            tu_view tdg = TU_VIEW(ctx, 3, dg0, ch), tdb = TU_VIEW(ctx, 1, db0, ch);
+            tu_view tsm = TU_VIEW(ctx, 3, NULL, ch), tsi = TU_VIEW(ctx, 9, NULL, ch);
             TU_OK(ct_batchnorm_forward(ctx, tx.t, affine ? tg.t : NULL, NULL, NULL, NULL, &p,
                                        tsm.t, tsi.t, ty.t));
             TU_OK(ct_batchnorm_backward(ctx, tx.t, affine ? tg.t : NULL, tsm.t, tsi.t, tdy.t,
                                         tdx.t, tdg.t, tdb.t));
-            float *dx = eu_get("dx", &tdx), *dg = eu_get("dgamma", &tdg);
-            float *db = eu_get("dbeta", &tdb);
+            float *dx = tu_view_get("dx", &tdx), *dg = tu_view_get("dgamma", &tdg);
+            float *db = tu_view_get("dbeta", &tdb);
             double m = (double)(n * hw);
             tu_assert_close("bn dx", dx, rdx, numel, 5e-5, 1e-4);
             tu_assert_close("bn dgamma", dg, rdg, ch, 2e-6 * m, 1e-5);
@@ -242,7 +244,7 @@ Test(batchnorm, backward_matches_ref_and_accumulates)
             /* in place (dx aliasing dy), and without dgamma/dbeta */
             TU_OK(ct_batchnorm_backward(ctx, tx.t, affine ? tg.t : NULL, tsm.t, tsi.t, tdy.t,
                                         tdy.t, NULL, NULL));
-            dx = eu_get("dx in place", &tdy);
+            dx = tu_view_get("dx in place", &tdy);
             tu_assert_close("bn dx in place", dx, rdx, numel, 5e-5, 1e-4);
             free(dx);
             /* only parameter gradients: accumulated a second time */
@@ -250,15 +252,16 @@ Test(batchnorm, backward_matches_ref_and_accumulates)
             TU_OK(ct_batchnorm_backward(ctx, tx.t, affine ? tg.t : NULL, tsm.t, tsi.t, tdy.t,
                                         NULL, tdg.t, tdb.t));
             ct_ref_batchnorm_backward(x, affine ? g : NULL, dy, n, ch, hw, 1e-5, NULL, rdg, rdb);
-            dg = eu_get("dgamma", &tdg);
-            db = eu_get("dbeta", &tdb);
+            dg = tu_view_get("dgamma", &tdg);
+            db = tu_view_get("dbeta", &tdb);
             tu_assert_close("bn dgamma (twice)", dg, rdg, ch, 4e-6 * m, 1e-5);
             tu_assert_close("bn dbeta (twice)", db, rdb, ch, 4e-6 * m, 1e-5);
             free(dg), free(db);
 
             free(rdx), free(rdg), free(rdb), free(rmean), free(rinv), free(ry);
-            eu_free(&tx), eu_free(&ty), eu_free(&tdy), eu_free(&tdx), eu_free(&tg),
-                eu_free(&tdg), eu_free(&tdb), eu_free(&tsm), eu_free(&tsi);
+            tu_view_free(&tx), tu_view_free(&ty), tu_view_free(&tdy), tu_view_free(&tdx),
+                tu_view_free(&tg), tu_view_free(&tdg), tu_view_free(&tdb), tu_view_free(&tsm),
+                tu_view_free(&tsi);
         }
         free(x), free(dy), free(g), free(dg0), free(db0), free(nanv);
     }
@@ -271,7 +274,7 @@ Test(batchnorm, deterministic)
     ct_context *ctx = tu_context();
     const bn_case c = {4, {8, 3, 16, 16}};
     size_t numel = case_numel(&c);
-    float *x = bn_input(&c, 9), *dy = eu_randf(numel, 10, -1.0, 1.0);
+    float *x = bn_input(&c, 9), *dy = tu_rand(numel, 10, -1.0, 1.0);
     ct_tensor *tx = tu_tensor(ctx, c.ndim, c.shape, x), *ty = tu_tensor(ctx, c.ndim, c.shape, NULL);
     ct_tensor *tdy = tu_tensor(ctx, c.ndim, c.shape, dy), *tdx = tu_tensor(ctx, c.ndim, c.shape, NULL);
     ct_tensor *sm = tu_tensor(ctx, TU_SHAPE(3), NULL), *si = tu_tensor(ctx, TU_SHAPE(3), NULL);

@@ -13,10 +13,12 @@
  * windows used here), far below the 1/(KH*KW) change of a wrong divisor. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "conv_util.h"
 #include "nn/ops.h"
 #include "ref/conv_ref.h"
+#include "testutil.h"
 
 typedef struct pool_case {
     size_t n, c, h, w;
@@ -69,7 +71,7 @@ static void describe(char *buf, size_t n, const char *what, const pool_case *c)
  * the ReLU mask. */
 static float *tied_values(size_t n, uint64_t seed)
 {
-    float *x = cu_rand(n, seed, 0, 5);
+    float *x = tu_rand(n, seed, 0, 5);
     for (size_t i = 0; i < n; i++)
         x[i] = -1.0f + 0.5f * floorf(x[i]);
     return x;
@@ -82,33 +84,33 @@ static void max_case(ct_context *ctx, const pool_case *c, size_t idx, bool ties,
     size_t P = ct_ref_pool_out_size(c->h, c->kh, c->sh, c->ph, c->ceil);
     size_t Q = ct_ref_pool_out_size(c->w, c->kw, c->sw, c->pw, c->ceil);
     size_t nx = c->n * c->c * c->h * c->w, ny = c->n * c->c * P * Q;
-    float *hx = ties ? tied_values(nx, 10 + idx) : cu_rand(nx, 10 + idx, -1, 1);
-    float *hdy = cu_rand(ny, 20 + idx, -1, 1), *hdx0 = cu_rand(nx, 30 + idx, 3, 4);
-    double *x = cu_to_double(hx, nx), *dy = cu_to_double(hdy, ny);
-    double *ry = cu_zeros(ny), *rdx = cu_zeros(nx);
+    float *hx = ties ? tied_values(nx, 10 + idx) : tu_rand(nx, 10 + idx, -1, 1);
+    float *hdy = tu_rand(ny, 20 + idx, -1, 1), *hdx0 = tu_rand(nx, 30 + idx, 3, 4);
+    double *x = tu_widen(hx, nx), *dy = tu_widen(hdy, ny);
+    double *ry = tu_zeros(ny), *rdx = tu_zeros(nx);
     ct_ref_maxpool2d_forward(&g, x, ry);
     ct_ref_maxpool2d_backward(&g, x, dy, relu_in, rdx);
 
-    cu_slab sx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx, 1 + idx);
-    cu_slab sy = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, P, Q}, NULL, 3);
-    cu_slab sdy = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, P, Q}, hdy, 5);
-    cu_slab sdx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0, 7);
-    TU_OK(ct_maxpool2d_forward(ctx, sx.view, &p, sy.view));
-    TU_OK(ct_maxpool2d_backward(ctx, sx.view, sy.view, sdy.view, &p, relu_in, sdx.view));
+    tu_view sx = tu_view_new(ctx, 1 + idx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx);
+    tu_view sy = tu_view_new(ctx, 3, 4, (size_t[]){c->n, c->c, P, Q}, NULL);
+    tu_view sdy = tu_view_new(ctx, 5, 4, (size_t[]){c->n, c->c, P, Q}, hdy);
+    tu_view sdx = tu_view_new(ctx, 7, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0);
+    TU_OK(ct_maxpool2d_forward(ctx, sx.t, &p, sy.t));
+    TU_OK(ct_maxpool2d_backward(ctx, sx.t, sy.t, sdy.t, &p, relu_in, sdx.t));
     char what[256];
     describe(what, sizeof what, ties ? "maxpool forward (ties)" : "maxpool forward", c);
-    float *got = cu_slab_get(&sy, what);
+    float *got = tu_view_get(what, &sy);
     tu_assert_close(what, got, ry, ny, 0.0, 0.0);
     free(got);
     describe(what, sizeof what,
              relu_in ? "maxpool backward with ReLU mask"
                      : (ties ? "maxpool backward (ties)" : "maxpool backward"),
              c);
-    got = cu_slab_get(&sdx, what);
+    got = tu_view_get(what, &sdx);
     tu_assert_close(what, got, rdx, nx, 1e-6, 0.0);
     free(got);
 
-    cu_slab_free(&sx), cu_slab_free(&sy), cu_slab_free(&sdy), cu_slab_free(&sdx);
+    tu_view_free(&sx), tu_view_free(&sy), tu_view_free(&sdy), tu_view_free(&sdx);
     free(hx), free(hdy), free(hdx0), free(x), free(dy), free(ry), free(rdx);
 }
 
@@ -119,30 +121,30 @@ static void avg_case(ct_context *ctx, const pool_case *c, size_t idx)
     size_t P = ct_ref_pool_out_size(c->h, c->kh, c->sh, c->ph, c->ceil);
     size_t Q = ct_ref_pool_out_size(c->w, c->kw, c->sw, c->pw, c->ceil);
     size_t nx = c->n * c->c * c->h * c->w, ny = c->n * c->c * P * Q;
-    float *hx = cu_rand(nx, 40 + idx, -1, 1), *hdy = cu_rand(ny, 50 + idx, -1, 1);
-    float *hdx0 = cu_rand(nx, 60 + idx, 3, 4);
-    double *x = cu_to_double(hx, nx), *dy = cu_to_double(hdy, ny);
-    double *ry = cu_zeros(ny), *rdx = cu_zeros(nx);
+    float *hx = tu_rand(nx, 40 + idx, -1, 1), *hdy = tu_rand(ny, 50 + idx, -1, 1);
+    float *hdx0 = tu_rand(nx, 60 + idx, 3, 4);
+    double *x = tu_widen(hx, nx), *dy = tu_widen(hdy, ny);
+    double *ry = tu_zeros(ny), *rdx = tu_zeros(nx);
     ct_ref_avgpool2d_forward(&g, x, ry);
     ct_ref_avgpool2d_backward(&g, dy, rdx);
 
-    cu_slab sx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx, 2 + idx);
-    cu_slab sy = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, P, Q}, NULL, 1);
-    cu_slab sdy = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, P, Q}, hdy, 9);
-    cu_slab sdx = cu_slab_new(ctx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0, 4);
-    TU_OK(ct_avgpool2d_forward(ctx, sx.view, &p, sy.view));
-    TU_OK(ct_avgpool2d_backward(ctx, sdy.view, &p, sdx.view));
+    tu_view sx = tu_view_new(ctx, 2 + idx, 4, (size_t[]){c->n, c->c, c->h, c->w}, hx);
+    tu_view sy = tu_view_new(ctx, 1, 4, (size_t[]){c->n, c->c, P, Q}, NULL);
+    tu_view sdy = tu_view_new(ctx, 9, 4, (size_t[]){c->n, c->c, P, Q}, hdy);
+    tu_view sdx = tu_view_new(ctx, 4, 4, (size_t[]){c->n, c->c, c->h, c->w}, hdx0);
+    TU_OK(ct_avgpool2d_forward(ctx, sx.t, &p, sy.t));
+    TU_OK(ct_avgpool2d_backward(ctx, sdy.t, &p, sdx.t));
     char what[256];
     describe(what, sizeof what, "avgpool forward", c);
-    float *got = cu_slab_get(&sy, what);
+    float *got = tu_view_get(what, &sy);
     tu_assert_close(what, got, ry, ny, 1e-6, 1e-6);
     free(got);
     describe(what, sizeof what, "avgpool backward", c);
-    got = cu_slab_get(&sdx, what);
+    got = tu_view_get(what, &sdx);
     tu_assert_close(what, got, rdx, nx, 1e-6, 1e-6);
     free(got);
 
-    cu_slab_free(&sx), cu_slab_free(&sy), cu_slab_free(&sdy), cu_slab_free(&sdx);
+    tu_view_free(&sx), tu_view_free(&sy), tu_view_free(&sdy), tu_view_free(&sdx);
     free(hx), free(hdy), free(hdx0), free(x), free(dy), free(ry), free(rdx);
 }
 
@@ -227,22 +229,22 @@ Test(pool, global_average)
     const size_t shapes[][4] = {{2, 3, 28, 28}, {1, 5, 1, 1}, {3, 2, 3, 5}, {2, 4, 7, 9}};
     for (size_t i = 0; i < 4; i++) {
         size_t n = shapes[i][0], c = shapes[i][1], h = shapes[i][2], w = shapes[i][3];
-        float *hx = cu_rand(n * c * h * w, 70 + i, -1, 1), *hdy = cu_rand(n * c, 80 + i, -1, 1);
-        double *x = cu_to_double(hx, n * c * h * w), *dy = cu_to_double(hdy, n * c);
-        double *ry = cu_zeros(n * c), *rdx = cu_zeros(n * c * h * w);
+        float *hx = tu_rand(n * c * h * w, 70 + i, -1, 1), *hdy = tu_rand(n * c, 80 + i, -1, 1);
+        double *x = tu_widen(hx, n * c * h * w), *dy = tu_widen(hdy, n * c);
+        double *ry = tu_zeros(n * c), *rdx = tu_zeros(n * c * h * w);
         ct_ref_gap_forward(n, c, h, w, x, ry);
         ct_ref_gap_backward(n, c, h, w, dy, rdx);
-        cu_slab sx = cu_slab_new(ctx, 4, (size_t[]){n, c, h, w}, hx, 3);
-        cu_slab sy = cu_slab_new(ctx, 2, (size_t[]){n, c}, NULL, 5);
-        cu_slab sdy = cu_slab_new(ctx, 2, (size_t[]){n, c}, hdy, 1);
-        cu_slab sdx = cu_slab_new(ctx, 4, (size_t[]){n, c, h, w}, NULL, 7);
-        TU_OK(ct_gap_forward(ctx, sx.view, sy.view));
-        TU_OK(ct_gap_backward(ctx, sdy.view, sdx.view));
-        float *gy = cu_slab_get(&sy, "gap forward"), *gdx = cu_slab_get(&sdx, "gap backward");
+        tu_view sx = tu_view_new(ctx, 3, 4, (size_t[]){n, c, h, w}, hx);
+        tu_view sy = tu_view_new(ctx, 5, 2, (size_t[]){n, c}, NULL);
+        tu_view sdy = tu_view_new(ctx, 1, 2, (size_t[]){n, c}, hdy);
+        tu_view sdx = tu_view_new(ctx, 7, 4, (size_t[]){n, c, h, w}, NULL);
+        TU_OK(ct_gap_forward(ctx, sx.t, sy.t));
+        TU_OK(ct_gap_backward(ctx, sdy.t, sdx.t));
+        float *gy = tu_view_get("gap forward", &sy), *gdx = tu_view_get("gap backward", &sdx);
         tu_assert_close("gap forward", gy, ry, n * c, 1e-6, 1e-6);
         tu_assert_close("gap backward", gdx, rdx, n * c * h * w, 1e-7, 1e-6);
         free(gy), free(gdx), free(hx), free(hdy), free(x), free(dy), free(ry), free(rdx);
-        cu_slab_free(&sx), cu_slab_free(&sy), cu_slab_free(&sdy), cu_slab_free(&sdx);
+        tu_view_free(&sx), tu_view_free(&sy), tu_view_free(&sdy), tu_view_free(&sdx);
     }
     ct_context_free(ctx);
 }
