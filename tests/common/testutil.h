@@ -72,4 +72,27 @@ void tu_assert_close(const char *what, const float *got, const double *ref, size
 void tu_assert_close_f(const char *what, const float *got, const float *ref, size_t n,
                        double atol, double rtol);
 
+/* ---- files -------------------------------------------------------------------------- */
+
+/* A fresh temporary folder for each test: tu_tmpdir_setup makes "$TMPDIR/ct_test_XXXXXX"
+ * (/tmp when TMPDIR is unset or empty), tu_tmpdir_teardown deletes it with everything
+ * inside. Meant as a suite's .init and .fini. */
+void tu_tmpdir_setup(void);
+void tu_tmpdir_teardown(void);
+const char *tu_tmpdir(void);
+
+/* "<tu_tmpdir()>/<name>" in static storage: four rotating slots, so up to four paths
+ * are valid at once. */
+const char *tu_tmp_path(const char *name);
+
+/* Deletes `dir` and everything under it; read-only subfolders are made writable first. */
+void tu_rmtree(const char *dir);
+
+/* Writes (creates or truncates) `path` with len bytes; fails the test on any error. */
+void tu_write_file(const char *path, const void *bytes, size_t len);
+
+/* The whole file, malloc'd, with a NUL byte after its last byte; *len (when len is not
+ * NULL) its size. Fails the test when the file cannot be read. */
+void *tu_read_file(const char *path, size_t *len);
+
 #endif

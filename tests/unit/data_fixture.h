@@ -1,12 +1,12 @@
-/* tests/unit/data_fixture.h — files for the dataset reader tests, made at run time in a
- * fresh temporary directory: IDX headers, gzip streams (zlib, gzip wrapper), CIFAR-10
- * records, and a check that a call failed with the expected status and a message naming
- * the file. Header-only (static functions): each suite includes it once. */
+/* tests/unit/data_fixture.h — files for the dataset reader tests, made at run time in the
+ * test's temporary folder (tu_tmpdir_setup in tests/common/testutil.h): IDX headers, gzip
+ * streams (zlib, gzip wrapper), CIFAR-10 records, and a check that a call failed with the
+ * expected status and a message naming the file. Header-only (static functions): each
+ * suite includes it once. */
 #ifndef CLTRAIN_DATA_FIXTURE_H
 #define CLTRAIN_DATA_FIXTURE_H
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,64 +17,20 @@
 
 #include "cltrain/cltrain.h"
 #include "cltrain/data.h"
+#include "testutil.h"
 
-static char df_dir[256];
-
-static inline void df_rmtree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        struct stat sb;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            df_rmtree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static inline void df_setup(void)
-{
-    snprintf(df_dir, sizeof df_dir, "/tmp/ct_data_test_XXXXXX");
-    cr_assert(mkdtemp(df_dir) != NULL, "mkdtemp failed");
-}
-
-static inline void df_teardown(void)
-{
-    df_rmtree(df_dir);
-}
-
-/* Path of `name` inside the temporary directory (static storage, 4 rotating slots). */
-static inline const char *df_path(const char *name)
-{
-    static char slots[4][512];
-    static int next;
-    char *p = slots[next++ & 3];
-    snprintf(p, 512, "%s/%s", df_dir, name);
-    return p;
-}
-
+/* Writes `name` inside the test's temporary folder (tu_tmpdir_setup); returns its path
+ * (tu_tmp_path's storage). */
 static inline const char *df_write(const char *name, const void *bytes, size_t len)
 {
-    const char *p = df_path(name);
-    FILE *f = fopen(p, "wb");
-    cr_assert(f != NULL, "cannot create %s", p);
-    cr_assert(len == 0 || fwrite(bytes, 1, len, f) == len, "cannot write %s", p);
-    cr_assert(fclose(f) == 0);
+    const char *p = tu_tmp_path(name);
+    tu_write_file(p, bytes, len);
     return p;
 }
 
 static inline void df_mkdir(const char *name)
 {
-    cr_assert(mkdir(df_path(name), 0700) == 0, "mkdir %s", name);
+    cr_assert(mkdir(tu_tmp_path(name), 0700) == 0, "mkdir %s", name);
 }
 
 /* One gzip member holding in[0..len), malloc'd; *out_len its size. */
@@ -120,16 +76,12 @@ static inline uint8_t *df_idx(size_t ndim, const uint32_t *dims, const uint8_t *
     return b;
 }
 
-/* Deterministic bytes below `mod` (splitmix64). */
+/* Deterministic bytes below `mod` (splitmix64, tu_rng). */
 static inline void df_fill(uint8_t *x, size_t n, uint64_t seed, unsigned mod)
 {
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        x[i] = (uint8_t)((z ^ (z >> 31)) % mod);
-    }
+    tu_rng r = {seed};
+    for (size_t i = 0; i < n; i++)
+        x[i] = (uint8_t)(tu_rng_next(&r) % mod);
 }
 
 /* Asserts that `st` is `want` and that the last error names `path` and contains `part`

@@ -15,13 +15,10 @@
  *     and message the header promises, leaving the model untouched.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cltrain/cltrain.h"
@@ -32,43 +29,7 @@
 #define SPEC   "conv(4,3,pad=1) bn relu maxpool(2) flatten linear(3)"
 static const size_t IN_SHAPE[3] = {1, 8, 8};
 
-static char tdir[256];
-
-static void rmtree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(tdir, sizeof tdir, "%s/ct_ckpt_XXXXXX", base && *base ? base : "/tmp");
-    cr_assert(mkdtemp(tdir) != NULL, "mkdtemp: %s", strerror(errno));
-}
-
-static void teardown(void)
-{
-    rmtree(tdir);
-}
-
-TestSuite(checkpoint, .init = setup, .fini = teardown);
-
-static void tp(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", tdir, name);
-}
+TestSuite(checkpoint, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
 
 static ct_model *make_model(ct_context *ctx, const char *spec, uint64_t seed)
 {
@@ -160,8 +121,7 @@ Test(checkpoint, weights_file_has_pytorchs_state_dict_layout)
 {
     ct_context *ctx = tu_context();
     ct_model *m = make_model(ctx, SPEC, 5);
-    char p[512];
-    tp(p, sizeof p, "w.safetensors");
+    const char *p = tu_tmp_path("w.safetensors");
     TU_OK(ct_checkpoint_save(p, m, NULL, NULL));
     ct_safetensors *ours = NULL, *torch = NULL;
     TU_OK(ct_safetensors_read(p, &ours));
@@ -252,8 +212,7 @@ static void resume_is_exact(ct_optim_options o)
     TU_OK(ct_model_set_buffers(a, bufs, nb));
     ct_model_set_rng(a, 0xFEEDFACECAFEBEEFULL, 12345678901234ULL);
 
-    char p[512];
-    tp(p, sizeof p, "resume.safetensors");
+    const char *p = tu_tmp_path("resume.safetensors");
     ct_train_state s = {
         .epoch = 4,
         .step = 123,
@@ -339,8 +298,8 @@ Test(checkpoint, other_model_is_refused_by_name)
     ct_context *ctx = tu_context();
     ct_model *a = make_model(ctx, SPEC, 1);
     ct_model *b = make_model(ctx, "conv(4,3,pad=1) bn relu maxpool(2) flatten linear(5)", 2);
-    char p[512], sp[512];
-    tp(p, sizeof p, "a.safetensors");
+    char sp[512];
+    const char *p = tu_tmp_path("a.safetensors");
     ct_train_state s = {0};
     TU_OK(ct_checkpoint_save(p, a, NULL, &s));
     float *before = params_of(b);
@@ -378,8 +337,7 @@ Test(checkpoint, other_optimizer_is_refused_and_nothing_changes)
     ct_optim *oa = NULL, *ob = NULL, *oc = NULL;
     TU_OK(ct_optim_create(ctx, &adam, ct_model_params(a), ct_model_grads(a), &oa));
     TU_OK(ct_optim_create(ctx, &sgd, ct_model_params(b), ct_model_grads(b), &ob));
-    char p[512];
-    tp(p, sizeof p, "o.safetensors");
+    const char *p = tu_tmp_path("o.safetensors");
     TU_OK(ct_checkpoint_save(p, a, oa, NULL));
     float *before = params_of(b);
     assert_error(ct_checkpoint_load(p, b, ob, NULL), CT_ERR_INVALID_ARG,
@@ -413,8 +371,7 @@ Test(checkpoint, missing_unexpected_and_wrong_tensors_are_named)
     ct_st_tensor *t = calloc(n + 1, sizeof *t);
     for (size_t i = 0; i < n; i++)
         t[i] = *ct_safetensors_at(torch, i);
-    char p[512];
-    tp(p, sizeof p, "edit.safetensors");
+    const char *p = tu_tmp_path("edit.safetensors");
     float *before = params_of(m);
 
     /* drop 5.bias */
@@ -470,9 +427,7 @@ Test(checkpoint, interrupted_save_pair_is_detected)
 {
     ct_context *ctx = tu_context();
     ct_model *a = make_model(ctx, SPEC, 1), *b = make_model(ctx, SPEC, 2);
-    char p[512], q[512];
-    tp(p, sizeof p, "c.safetensors");
-    tp(q, sizeof q, "d.safetensors");
+    const char *p = tu_tmp_path("c.safetensors"), *q = tu_tmp_path("d.safetensors");
     ct_train_state s = {.epoch = 1};
     TU_OK(ct_checkpoint_save(p, a, NULL, &s));
     TU_OK(ct_checkpoint_save(q, b, NULL, &s));

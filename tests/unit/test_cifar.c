@@ -9,7 +9,7 @@
 
 #include "data/data_internal.h"
 
-TestSuite(cifar, .init = df_setup, .fini = df_teardown);
+TestSuite(cifar, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
 
 #define REC CT_CIFAR_RECORD
 
@@ -132,7 +132,7 @@ Test(cifar, missing_file)
 {
     uint8_t *im = NULL, *lb = NULL;
     size_t n = 0;
-    const char *p = df_path("nope.bin");
+    const char *p = tu_tmp_path("nope.bin");
     df_expect(append(p, &n, &im, &lb), CT_ERR_IO, p, NULL, "missing");
 }
 
@@ -221,7 +221,7 @@ Test(cifar, dataset_from_a_directory)
     uint8_t *batches[6];
     size_t counts[6];
     write_cifar_dir("", batches, counts);
-    check_loaded(df_dir, batches, counts);
+    check_loaded(tu_tmpdir(), batches, counts);
     for (int b = 0; b < 6; b++)
         free(batches[b]);
 }
@@ -232,7 +232,7 @@ Test(cifar, dataset_from_the_archive_subdirectory)
     size_t counts[6];
     df_mkdir("cifar-10-batches-bin");
     write_cifar_dir("cifar-10-batches-bin", batches, counts);
-    check_loaded(df_dir, batches, counts);
+    check_loaded(tu_tmpdir(), batches, counts);
     for (int b = 0; b < 6; b++)
         free(batches[b]);
 }
@@ -247,16 +247,16 @@ Test(cifar, dataset_with_a_missing_or_bad_batch)
     /* Batch 4 with a bad label: the error names that file. */
     batches[3][0] = 42;
     const char *p = df_write("data_batch_4.bin", batches[3], counts[3] * REC);
-    df_expect(ct_dataset_load("cifar10", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p, "label 42",
-              "bad batch 4");
+    df_expect(ct_dataset_load("cifar10", tu_tmpdir(), CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p,
+              "label 42", "bad batch 4");
     cr_assert_null(ds);
 
-    cr_assert(unlink(df_path("data_batch_3.bin")) == 0);
-    df_expect(ct_dataset_load("cifar10", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_IO,
-              df_path("data_batch_3.bin"), NULL, "missing batch 3");
-    cr_assert(unlink(df_path("test_batch.bin")) == 0);
-    df_expect(ct_dataset_load("cifar10", df_dir, CT_SPLIT_TEST, &ds), CT_ERR_IO,
-              df_path("test_batch.bin"), NULL, "missing test batch");
+    cr_assert(unlink(tu_tmp_path("data_batch_3.bin")) == 0);
+    df_expect(ct_dataset_load("cifar10", tu_tmpdir(), CT_SPLIT_TRAIN, &ds), CT_ERR_IO,
+              tu_tmp_path("data_batch_3.bin"), NULL, "missing batch 3");
+    cr_assert(unlink(tu_tmp_path("test_batch.bin")) == 0);
+    df_expect(ct_dataset_load("cifar10", tu_tmpdir(), CT_SPLIT_TEST, &ds), CT_ERR_IO,
+              tu_tmp_path("test_batch.bin"), NULL, "missing test batch");
     for (int b = 0; b < 6; b++)
         free(batches[b]);
 }

@@ -233,12 +233,9 @@ Test(cache, off_switch)
     cr_assert_eq(count_entries(), 0);
 }
 
-static void write_file(const char *path, const char *text)
+static void write_text(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
+    tu_write_file(path, text, strlen(text));
 }
 
 Test(cache, build_failure_carries_the_log)
@@ -249,9 +246,9 @@ Test(cache, build_failure_carries_the_log)
     mkdir(dir, 0755);
     char path[400];
     snprintf(path, sizeof path, "%s/common.cl", dir);
-    write_file(path, "/* empty */\n");
+    write_text(path, "/* empty */\n");
     snprintf(path, sizeof path, "%s/tensor.cl", dir);
-    write_file(path, "__kernel void ct_fill(__global float *x) { x[0] = undeclared_name; }\n");
+    write_text(path, "__kernel void ct_fill(__global float *x) { x[0] = undeclared_name; }\n");
     setenv("CLTRAIN_KERNEL_DIR", dir, 1);
     ct_context *ctx = tu_context();
     ct_tensor *t = NULL;
@@ -262,7 +259,7 @@ Test(cache, build_failure_carries_the_log)
     cr_assert(strstr(ct_last_error(), "undeclared_name") != NULL, "log missing: %s", ct_last_error());
     /* a missing kernel name is its own clear error */
     snprintf(path, sizeof path, "%s/tensor.cl", dir);
-    write_file(path, "__kernel void other(__global float *x) { x[0] = 1.0f; }\n");
+    write_text(path, "__kernel void other(__global float *x) { x[0] = 1.0f; }\n");
     cl_kernel k = NULL;
     st = ct_kernel_get(ctx, "tensor.cl", "ct_fill", "-DNEW_KEY=1", &k);
     cr_assert_eq(st, CT_ERR_NOT_FOUND);

@@ -11,7 +11,7 @@
 
 #define FASHION_DIR CT_DATA_DEFAULT_ROOT "/fashion-mnist"
 
-TestSuite(dataset, .init = df_setup, .fini = df_teardown);
+TestSuite(dataset, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
 
 /* ---- the real Fashion-MNIST ------------------------------------------------------------- */
 
@@ -149,9 +149,9 @@ Test(dataset, mnist_raw_and_gzip)
     write_mnist("train", 0, 20, 6, 5, 20, -1, px);
     write_mnist("t10k", 1, 7, 4, 4, 7, -1, NULL);
     ct_dataset *tr = NULL, *te = NULL;
-    ct_status st = ct_dataset_load("mnist", df_dir, CT_SPLIT_TRAIN, &tr);
+    ct_status st = ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TRAIN, &tr);
     cr_assert(st == CT_SUCCESS, "%s", ct_last_error());
-    st = ct_dataset_load("mnist", df_dir, CT_SPLIT_TEST, &te);
+    st = ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TEST, &te);
     cr_assert(st == CT_SUCCESS, "%s", ct_last_error());
     size_t shape[4];
     ct_dataset_shape(tr, shape);
@@ -172,7 +172,7 @@ Test(dataset, gzip_file_is_preferred)
     uint8_t px[12 * 2 * 2];
     write_mnist("train", 1, 12, 2, 2, 12, -1, px);
     ct_dataset *ds = NULL;
-    ct_status st = ct_dataset_load("mnist", df_dir, CT_SPLIT_TRAIN, &ds);
+    ct_status st = ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TRAIN, &ds);
     cr_assert(st == CT_SUCCESS, "%s", ct_last_error());
     cr_assert_eq(ct_dataset_count(ds), 12);
     cr_assert(memcmp(ct_dataset_images(ds), px, sizeof px) == 0);
@@ -186,8 +186,8 @@ Test(dataset, label_out_of_range)
         ct_dataset *ds = NULL;
         char part[64];
         snprintf(part, sizeof part, "label %d at index 2", bad);
-        df_expect(ct_dataset_load("fashion-mnist", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT,
-                  df_path("train-labels-idx1-ubyte.gz"), part, "label out of range");
+        df_expect(ct_dataset_load("fashion-mnist", tu_tmpdir(), CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT,
+                  tu_tmp_path("train-labels-idx1-ubyte.gz"), part, "label out of range");
         cr_assert_null(ds);
     }
 }
@@ -196,9 +196,9 @@ Test(dataset, counts_disagree)
 {
     write_mnist("train", 1, 6, 2, 2, 5, -1, NULL);
     ct_dataset *ds = NULL;
-    ct_status st = ct_dataset_load("mnist", df_dir, CT_SPLIT_TRAIN, &ds);
-    df_expect(st, CT_ERR_FORMAT, df_path("train-images-idx3-ubyte.gz"), "6 images", "count");
-    df_expect(st, CT_ERR_FORMAT, df_path("train-labels-idx1-ubyte.gz"), "5 labels", "count");
+    ct_status st = ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TRAIN, &ds);
+    df_expect(st, CT_ERR_FORMAT, tu_tmp_path("train-images-idx3-ubyte.gz"), "6 images", "count");
+    df_expect(st, CT_ERR_FORMAT, tu_tmp_path("train-labels-idx1-ubyte.gz"), "5 labels", "count");
     cr_assert_null(ds);
 }
 
@@ -212,14 +212,14 @@ Test(dataset, wrong_ranks)
     uint8_t *b = df_idx(2, d2, px, 36, &len);
     const char *p = df_write("train-images-idx3-ubyte", b, len);
     ct_dataset *ds = NULL;
-    df_expect(ct_dataset_load("mnist", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p,
+    df_expect(ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p,
               "expected 3 (N, H, W)", "2-D images");
     free(b);
     write_mnist("train", 0, 4, 3, 3, 4, -1, NULL);
     static const uint32_t l2[2] = {4, 1};
     b = df_idx(2, l2, px, 4, &len);
     p = df_write("train-labels-idx1-ubyte", b, len);
-    df_expect(ct_dataset_load("mnist", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p,
+    df_expect(ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TRAIN, &ds), CT_ERR_FORMAT, p,
               "expected 1 (N)", "2-D labels");
     free(b);
 }
@@ -227,21 +227,22 @@ Test(dataset, wrong_ranks)
 Test(dataset, missing_files_and_bad_arguments)
 {
     ct_dataset *ds = NULL;
-    df_expect(ct_dataset_load("mnist", df_dir, CT_SPLIT_TRAIN, &ds), CT_ERR_IO,
-              df_path("train-images-idx3-ubyte.gz"), "train-images-idx3-ubyte", "missing images");
+    df_expect(ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TRAIN, &ds), CT_ERR_IO,
+              tu_tmp_path("train-images-idx3-ubyte.gz"), "train-images-idx3-ubyte",
+              "missing images");
     write_mnist("t10k", 0, 3, 2, 2, 3, -1, NULL);
-    cr_assert(unlink(df_path("t10k-labels-idx1-ubyte")) == 0);
-    df_expect(ct_dataset_load("mnist", df_dir, CT_SPLIT_TEST, &ds), CT_ERR_IO,
-              df_path("t10k-labels-idx1-ubyte"), NULL, "missing labels");
+    cr_assert(unlink(tu_tmp_path("t10k-labels-idx1-ubyte")) == 0);
+    df_expect(ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TEST, &ds), CT_ERR_IO,
+              tu_tmp_path("t10k-labels-idx1-ubyte"), NULL, "missing labels");
     /* A malformed file met through the loader keeps its own message. */
     const char *p = df_write("t10k-labels-idx1-ubyte", "\0\0\x08", 3);
-    df_expect(ct_dataset_load("mnist", df_dir, CT_SPLIT_TEST, &ds), CT_ERR_FORMAT, p,
+    df_expect(ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TEST, &ds), CT_ERR_FORMAT, p,
               "truncated IDX header", "truncated labels");
-    cr_assert_eq(ct_dataset_load("imagenet", df_dir, CT_SPLIT_TEST, &ds), CT_ERR_INVALID_ARG);
+    cr_assert_eq(ct_dataset_load("imagenet", tu_tmpdir(), CT_SPLIT_TEST, &ds), CT_ERR_INVALID_ARG);
     cr_assert(strstr(ct_last_error(), "imagenet") != NULL);
-    cr_assert_eq(ct_dataset_load("mnist", df_dir, (ct_split)7, &ds), CT_ERR_INVALID_ARG);
-    cr_assert_eq(ct_dataset_load(NULL, df_dir, CT_SPLIT_TEST, &ds), CT_ERR_INVALID_ARG);
-    cr_assert_eq(ct_dataset_load("mnist", df_dir, CT_SPLIT_TEST, NULL), CT_ERR_INVALID_ARG);
+    cr_assert_eq(ct_dataset_load("mnist", tu_tmpdir(), (ct_split)7, &ds), CT_ERR_INVALID_ARG);
+    cr_assert_eq(ct_dataset_load(NULL, tu_tmpdir(), CT_SPLIT_TEST, &ds), CT_ERR_INVALID_ARG);
+    cr_assert_eq(ct_dataset_load("mnist", tu_tmpdir(), CT_SPLIT_TEST, NULL), CT_ERR_INVALID_ARG);
     cr_assert_null(ds);
 }
 

@@ -6,7 +6,7 @@
 
 #include "data/data_internal.h"
 
-TestSuite(idx, .init = df_setup, .fini = df_teardown);
+TestSuite(idx, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
 
 /* A valid (3, 5, 7) file: 16-byte header + 105 bytes. */
 static uint8_t *valid_3d(size_t *len, uint8_t *payload)
@@ -337,11 +337,11 @@ Test(idx, corrupt_gzip)
 
 Test(idx, missing_file_empty_file_directory)
 {
-    const char *p = df_path("absent.idx");
+    const char *p = tu_tmp_path("absent.idx");
     df_expect(try_read(p), CT_ERR_IO, p, "No such file", "missing");
     p = df_write("empty.idx", "", 0);
     df_expect(try_read(p), CT_ERR_FORMAT, p, "ends after 0 bytes", "empty");
     df_mkdir("adir");
-    p = df_path("adir");
+    p = tu_tmp_path("adir");
     df_expect(try_read(p), CT_ERR_IO, p, "directory", "directory");
 }

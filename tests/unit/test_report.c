@@ -22,64 +22,14 @@
 #include "../../tools/cltrain/plot.h"
 #include "../../tools/cltrain/progress.h"
 #include "../../tools/cltrain/tboard.h"
+#include "testutil.h"
 
-/* ---- fixture: a fresh temporary folder per test ---- */
+/* ---- fixture: a fresh temporary folder per test (tests/common/testutil.h) ---- */
 
-static char tmpdir[64];
-
-static void setup(void)
-{
-    strcpy(tmpdir, "/tmp/ct_report_XXXXXX");
-    cr_assert(mkdtemp(tmpdir) != NULL, "mkdtemp failed");
-}
-
-static void teardown(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-            remove(path);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir);
-}
-
-TestSuite(csvlog, .init = setup, .fini = teardown);
-TestSuite(svg, .init = setup, .fini = teardown);
-TestSuite(tboard, .init = setup, .fini = teardown);
+TestSuite(csvlog, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
+TestSuite(svg, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
+TestSuite(tboard, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
 TestSuite(progress);
-
-static const char *tmp_path(const char *name)
-{
-    static char path[4][512];
-    static int next;
-    char *p = path[next++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
 
 static size_t count_of(const char *hay, const char *needle)
 {
@@ -93,7 +43,7 @@ static size_t count_of(const char *hay, const char *needle)
 
 Test(csvlog, exact_column_layout)
 {
-    const char *path = tmp_path("log.csv");
+    const char *path = tu_tmp_path("log.csv");
     csvlog *log;
     cr_assert_eq(csvlog_open(path, 0, &log), 0);
     cr_assert_eq(csvlog_batch(log, NULL, 1, 10, 2.302585f, 0.1f, 1234.5, 0.75), 0);
@@ -101,7 +51,7 @@ Test(csvlog, exact_column_layout)
     cr_assert_eq(csvlog_epoch(log, NULL, 1, 469, 12.25, 0.5, 0.25, 0.9875), 0);
     cr_assert_eq(csvlog_epoch(log, NULL, 2, 938, 24.5, 0.125, NAN, NAN), 0);
     cr_assert_eq(csvlog_close(log), 0);
-    char *text = slurp(path, NULL);
+    char *text = tu_read_file(path, NULL);
     /* %.9g of the float32 values, as doubles: 2.302585f is 2.30258488655090332... */
     const char *want = "kind,epoch,step,loss,lr,images_per_s,elapsed_s,train_loss,test_loss,"
                        "test_accuracy\n"
@@ -115,12 +65,12 @@ Test(csvlog, exact_column_layout)
 
 Test(csvlog, rows_are_flushed_as_written)
 {
-    const char *path = tmp_path("live.csv");
+    const char *path = tu_tmp_path("live.csv");
     csvlog *log;
     cr_assert_eq(csvlog_open(path, 0, &log), 0);
     cr_assert_eq(csvlog_batch(log, NULL, 1, 1, 1.0, 0.1, 10, 0.1), 0);
     /* read through a second handle while the writer is still open */
-    char *text = slurp(path, NULL);
+    char *text = tu_read_file(path, NULL);
     cr_assert(strstr(text, "batch,1,1,1,0.1,10,0.1,,,\n") != NULL, "not flushed:\n%s", text);
     free(text);
     csvlog_close(log);
@@ -146,7 +96,7 @@ static float any_float(uint64_t *s)
 
 Test(csvlog, float32_values_round_trip_exactly)
 {
-    const char *path = tmp_path("rt.csv");
+    const char *path = tu_tmp_path("rt.csv");
     enum { N = 2000 };
     float v[N][6];
     uint64_t seed = 42;
@@ -198,7 +148,7 @@ Test(csvlog, float32_values_round_trip_exactly)
 
 Test(csvlog, multi_run_names_are_quoted_and_read_back)
 {
-    const char *path = tmp_path("cmp.csv");
+    const char *path = tu_tmp_path("cmp.csv");
     const char *runs[3] = {"sgd lr=0.1, momentum 0.9", "adam \"fast\"", "two\nlines"};
     csvlog *log;
     cr_assert_eq(csvlog_open(path, 1, &log), 0);
@@ -208,7 +158,7 @@ Test(csvlog, multi_run_names_are_quoted_and_read_back)
     cr_assert_eq(csvlog_epoch(log, runs[1], 1, 3, 3.0, 1.0, 0.5, 0.75), 0);
     cr_assert_eq(csvlog_close(log), 0);
 
-    char *text = slurp(path, NULL);
+    char *text = tu_read_file(path, NULL);
     cr_assert(strncmp(text, "run,kind,epoch,step,", 20) == 0, "%s", text);
     cr_assert(strstr(text, "\n\"sgd lr=0.1, momentum 0.9\",batch,1,1,") != NULL, "%s", text);
     cr_assert(strstr(text, "\n\"adam \"\"fast\"\"\",epoch,1,3,,,,3,1,0.5,0.75\n") != NULL, "%s",
@@ -234,7 +184,7 @@ Test(csvlog, multi_run_names_are_quoted_and_read_back)
 
 Test(csvlog, reader_takes_columns_by_name)
 {
-    const char *path = tmp_path("reordered.csv");
+    const char *path = tu_tmp_path("reordered.csv");
     FILE *f = fopen(path, "w");
     fputs("step,kind,loss,extra,epoch\r\n10,batch,0.5,x,1\r\n\r\n20,epoch,,y,1\r\n", f);
     fclose(f);
@@ -251,7 +201,7 @@ Test(csvlog, reader_takes_columns_by_name)
 
 static void read_fails(const char *content, const char *expect_in_msg)
 {
-    const char *path = tmp_path("bad.csv");
+    const char *path = tu_tmp_path("bad.csv");
     FILE *f = fopen(path, "w");
     fputs(content, f);
     fclose(f);
@@ -276,7 +226,7 @@ Test(csvlog, reader_rejects_malformed_files_with_line_numbers)
     read_fails("run,kind,epoch,step,loss\n\"a\"b,batch,1,2,0.5\n", "after a closing quote");
     csvlog_data d;
     char err[256];
-    cr_assert_eq(csvlog_read(tmp_path("missing.csv"), &d, err, sizeof err), -1);
+    cr_assert_eq(csvlog_read(tu_tmp_path("missing.csv"), &d, err, sizeof err), -1);
     cr_assert(strstr(err, "cannot read") != NULL, "%s", err);
 }
 
@@ -417,7 +367,7 @@ static void assert_wellformed(const char *svg)
     const char *why = xml_problem(svg);
     cr_assert_null(why, "not well-formed: %s", why);
     if (system("xmllint --version >/dev/null 2>&1") == 0) {
-        const char *path = tmp_path("check.svg");
+        const char *path = tu_tmp_path("check.svg");
         cr_assert_eq(plot_save(path, svg), 0);
         char cmd[600];
         snprintf(cmd, sizeof cmd, "xmllint --noout '%s'", path);
@@ -787,7 +737,7 @@ Test(svg, compare_plot_has_one_colour_per_run)
 
 Test(svg, plot_from_a_csv_log)
 {
-    const char *path = tmp_path("run.csv");
+    const char *path = tu_tmp_path("run.csv");
     csvlog *log;
     cr_assert_eq(csvlog_open(path, 0, &log), 0);
     for (int e = 1; e <= 4; e++) {
@@ -854,10 +804,10 @@ Test(svg, confusion_matrix)
 
 Test(svg, save_replaces_the_file)
 {
-    const char *path = tmp_path("out.svg");
+    const char *path = tu_tmp_path("out.svg");
     cr_assert_eq(plot_save(path, "<svg/>"), 0);
     cr_assert_eq(plot_save(path, "<svg></svg>\n"), 0);
-    char *text = slurp(path, NULL);
+    char *text = tu_read_file(path, NULL);
     cr_assert_str_eq(text, "<svg></svg>\n");
     free(text);
     cr_assert_eq(plot_save("/nonexistent-dir/x.svg", "<svg/>"), -1);
@@ -1013,7 +963,7 @@ static void decode_event(const uint8_t *p, size_t n, event *ev)
 static size_t read_records(const char *path, event *evs, size_t cap)
 {
     size_t len;
-    uint8_t *buf = (uint8_t *)slurp(path, &len);
+    uint8_t *buf = (uint8_t *)tu_read_file(path, &len);
     size_t pos = 0, n = 0;
     while (pos < len) {
         cr_assert(pos + 12 <= len, "truncated header at %zu", pos);
@@ -1051,7 +1001,7 @@ static const char *only_file(const char *dir)
 Test(tboard, event_file_records_decode)
 {
     tboard *tb;
-    cr_assert_eq(tboard_open(tmpdir, &tb), 0);
+    cr_assert_eq(tboard_open(tu_tmpdir(), &tb), 0);
     char host[256] = "";
     gethostname(host, sizeof host);
     cr_assert(strstr(tboard_path(tb), "/events.out.tfevents.") != NULL);
@@ -1063,7 +1013,7 @@ Test(tboard, event_file_records_decode)
     cr_assert_eq(tboard_close(tb), 0);
 
     event ev[8];
-    size_t n = read_records(only_file(tmpdir), ev, 8);
+    size_t n = read_records(only_file(tu_tmpdir()), ev, 8);
     cr_assert_eq(n, 5);
     cr_assert_str_eq(ev[0].file_version, "brain.Event:2");
     cr_assert(ev[0].wall_time > 1.6e9, "wall time %f", ev[0].wall_time);
@@ -1126,8 +1076,8 @@ Test(tboard, encoding_edge_cases)
 Test(tboard, two_writers_get_two_files)
 {
     tboard *a, *b;
-    cr_assert_eq(tboard_open(tmpdir, &a), 0);
-    cr_assert_eq(tboard_open(tmpdir, &b), 0);
+    cr_assert_eq(tboard_open(tu_tmpdir(), &a), 0);
+    cr_assert_eq(tboard_open(tu_tmpdir(), &b), 0);
     cr_assert_str_neq(tboard_path(a), tboard_path(b));
     tboard_close(a);
     tboard_close(b);
@@ -1141,7 +1091,7 @@ Test(tboard, tensorboard_reads_the_file)
     if (!src)
         cr_skip_test("CT_SOURCE_ROOT is not set (run through meson test)");
     char sub[256];
-    snprintf(sub, sizeof sub, "%s/run", tmpdir);
+    snprintf(sub, sizeof sub, "%s/run", tu_tmpdir());
     tboard *tb;
     cr_assert_eq(tboard_open(sub, &tb), 0);
     char spec[1024] = "";

@@ -36,82 +36,14 @@
 
 #include "cltrain/cltrain.h"
 #include "golden.h"
+#include "testutil.h"
 
 #define ST_DIR     CT_GOLDEN_DIR "/safetensors"
 #define CORPUS_DIR CT_GOLDEN_DIR "/../../fuzz/corpus/safetensors"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static char tdir[256];
-
-static void rmtree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1024];
-        struct stat sb;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-            chmod(p, 0700);
-            rmtree(p);
-        } else {
-            unlink(p);
-        }
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(tdir, sizeof tdir, "%s/ct_st_XXXXXX", base && *base ? base : "/tmp");
-    cr_assert(mkdtemp(tdir) != NULL, "mkdtemp: %s", strerror(errno));
-}
-
-static void teardown(void)
-{
-    rmtree(tdir);
-}
-
-TestSuite(safetensors, .init = setup, .fini = teardown);
-
-static const char *tpath(const char *name)
-{
-    static char p[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tdir, name);
-    return p[k];
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "open %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    cr_assert(b != NULL);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL, "create %s: %s", path, strerror(errno));
-    cr_assert_eq(fwrite(b, 1, len, f), len);
-    cr_assert_eq(fclose(f), 0);
-}
+TestSuite(safetensors, .init = tu_tmpdir_setup, .fini = tu_tmpdir_teardown);
 
 static ct_safetensors *read_ok(const char *path)
 {
@@ -320,10 +252,10 @@ static void rewrite_identical(const char *name)
         meta = json_dumps(o, JSON_COMPACT);
         json_decref(o);
     }
-    const char *dst = tpath(name);
+    const char *dst = tu_tmp_path(name);
     cr_assert_eq(ct_safetensors_write(dst, n, ts, meta), CT_SUCCESS, "%s", ct_last_error());
     size_t la, lb;
-    unsigned char *a = slurp(src, &la), *b = slurp(dst, &lb);
+    unsigned char *a = tu_read_file(src, &la), *b = tu_read_file(dst, &lb);
     cr_assert_eq(lb, la, "%s: %zu bytes written, Python wrote %zu", name, lb, la);
     for (size_t i = 0; i < la; i++)
         cr_assert_eq(a[i], b[i], "%s: byte %zu differs (0x%02x vs Python's 0x%02x)", name, i, b[i],
@@ -374,7 +306,7 @@ Test(safetensors, roundtrip_every_dtype_rank_and_empty)
         }
         ts[i] = (ct_st_tensor){spec[i].name, spec[i].dt, spec[i].ndim, spec[i].shape, bufs[i], nb};
     }
-    const char *p = tpath("rt.safetensors");
+    const char *p = tu_tmp_path("rt.safetensors");
     cr_assert_eq(
         ct_safetensors_write(p, NT, ts, "{\"epoch\":\"3\",\"name\":\"r\\u00e9sum\\u00e9\"}"),
         CT_SUCCESS, "%s", ct_last_error());
@@ -393,7 +325,7 @@ Test(safetensors, roundtrip_every_dtype_rank_and_empty)
     cr_assert_str_eq(ct_safetensors_metadata_get(f, "name"), "r\xc3\xa9sum\xc3\xa9");
     /* header length is a multiple of 8 and the header ends in spaces, not NULs */
     size_t len;
-    unsigned char *raw = slurp(p, &len);
+    unsigned char *raw = tu_read_file(p, &len);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--)
         hl = (hl << 8) | raw[i];
@@ -404,7 +336,7 @@ Test(safetensors, roundtrip_every_dtype_rank_and_empty)
 
     /* without metadata there is no __metadata__ entry; zero tensors is a valid file */
     cr_assert_eq(ct_safetensors_write(p, 0, NULL, NULL), CT_SUCCESS);
-    raw = slurp(p, &len);
+    raw = tu_read_file(p, &len);
     cr_assert_eq(len, 16);
     cr_assert(memcmp(raw, "\x08\0\0\0\0\0\0\0{}      ", 16) == 0);
     free(raw);
@@ -420,7 +352,7 @@ Test(safetensors, writer_refuses_bad_arguments)
 {
     float x[4] = {0};
     const size_t s4[1] = {4}, s3[1] = {3};
-    const char *p = tpath("bad.safetensors");
+    const char *p = tu_tmp_path("bad.safetensors");
     ct_st_tensor dup[2] = {{"x", CT_ST_F32, 1, s4, x, 16}, {"x", CT_ST_I32, 1, s4, x, 16}};
     cr_assert_eq(ct_safetensors_write(p, 2, dup, NULL), CT_ERR_INVALID_ARG);
     cr_assert(strstr(ct_last_error(), "two tensors are named 'x'"), "%s", ct_last_error());
@@ -569,8 +501,8 @@ Test(safetensors, every_malformed_case_is_a_format_error_naming_the_file)
             b = image(c->header, c->data_len, c->len_override, &len);
         }
         snprintf(name, sizeof name, "bad%02zu.safetensors", i);
-        const char *p = tpath(name);
-        spit(p, b, len);
+        const char *p = tu_tmp_path(name);
+        tu_write_file(p, b, len);
         ct_safetensors *f = NULL;
         ct_status st = ct_safetensors_read(p, &f);
         assert_format_error(st, p, c->needle, c->what);
@@ -584,9 +516,9 @@ Test(safetensors, every_malformed_case_is_a_format_error_naming_the_file)
 
 Test(safetensors, short_files_and_edge_cases_that_are_valid)
 {
-    const char *p = tpath("short.safetensors");
+    const char *p = tu_tmp_path("short.safetensors");
     for (size_t n = 0; n < 8; n++) {
-        spit(p, "\x10\0\0\0\0\0\0", n);
+        tu_write_file(p, "\x10\0\0\0\0\0\0", n);
         ct_safetensors *f = NULL;
         assert_format_error(ct_safetensors_read(p, &f), p, "shorter than the 8-byte", "short");
     }
@@ -608,9 +540,9 @@ Test(safetensors, short_files_and_edge_cases_that_are_valid)
     ct_safetensors_free(f);
     free(b);
     /* a folder is not a file */
-    cr_assert_eq(ct_safetensors_read(tdir, &f), CT_ERR_IO);
-    cr_assert(strstr(ct_last_error(), tdir), "%s", ct_last_error());
-    cr_assert_eq(ct_safetensors_read(tpath("absent.safetensors"), &f), CT_ERR_IO);
+    cr_assert_eq(ct_safetensors_read(tu_tmpdir(), &f), CT_ERR_IO);
+    cr_assert(strstr(ct_last_error(), tu_tmpdir()), "%s", ct_last_error());
+    cr_assert_eq(ct_safetensors_read(tu_tmp_path("absent.safetensors"), &f), CT_ERR_IO);
     cr_assert(strstr(ct_last_error(), "absent.safetensors"), "%s", ct_last_error());
 }
 
@@ -675,7 +607,7 @@ Test(safetensors, fuzz_corpus_replays_cleanly)
         char p[1024];
         snprintf(p, sizeof p, "%s/%s", CORPUS_DIR, e->d_name);
         size_t len;
-        unsigned char *b = slurp(p, &len);
+        unsigned char *b = tu_read_file(p, &len);
         must_read_or_refuse(b, len, e->d_name);
         free(b);
         count++;
@@ -687,7 +619,7 @@ Test(safetensors, fuzz_corpus_replays_cleanly)
 Test(safetensors, random_byte_flips_are_read_or_refused)
 {
     size_t len;
-    unsigned char *orig = slurp(ST_DIR "/model.safetensors", &len);
+    unsigned char *orig = tu_read_file(ST_DIR "/model.safetensors", &len);
     unsigned char *b = malloc(len);
     uint64_t s = 99;
     size_t refused = 0;
@@ -729,10 +661,11 @@ static void write_version(const char *p, size_t n, unsigned char fillbyte)
     cr_assert_eq(st, CT_SUCCESS, "%s", ct_last_error());
 }
 
-/* Counts the files in tdir other than `keep`; the first one found is named in `first`. */
+/* Counts the files in the temporary folder other than `keep`; the first one found is named in
+ * `first`. */
 static size_t stray_files(const char *keep, char *first, size_t cap)
 {
-    DIR *d = opendir(tdir);
+    DIR *d = opendir(tu_tmpdir());
     struct dirent *e;
     size_t n = 0;
     while ((e = readdir(d)) != NULL) {
@@ -798,21 +731,21 @@ static bool failing_write_in_child(const char *p, int restriction, const char *e
 
 Test(safetensors, refused_write_leaves_the_old_file)
 {
-    const char *p = tpath("ckpt.safetensors");
+    const char *p = tu_tmp_path("ckpt.safetensors");
     write_version(p, 1000, 0x11);
     size_t la, lb;
-    unsigned char *before = slurp(p, &la);
+    unsigned char *before = tu_read_file(p, &la);
 
-    cr_assert_eq(chmod(tdir, 0555), 0);
+    cr_assert_eq(chmod(tu_tmpdir(), 0555), 0);
     int ran = failing_write_in_child(p, 0, strerror(EACCES));
-    cr_assert_eq(chmod(tdir, 0755), 0);
-    unsigned char *after = slurp(p, &lb);
+    cr_assert_eq(chmod(tu_tmpdir(), 0755), 0);
+    unsigned char *after = tu_read_file(p, &lb);
     cr_assert(la == lb && memcmp(before, after, la) == 0, "old file changed");
     free(after);
 
     ran += failing_write_in_child(p, 1, strerror(EFBIG));
     cr_assert(ran > 0, "neither refusal could be arranged on this machine");
-    after = slurp(p, &lb);
+    after = tu_read_file(p, &lb);
     cr_assert(la == lb && memcmp(before, after, la) == 0, "old file changed");
     char stray[256];
     cr_assert_eq(stray_files("ckpt.safetensors", stray, sizeof stray), 0,
@@ -821,7 +754,7 @@ Test(safetensors, refused_write_leaves_the_old_file)
     free(before);
 
     /* a missing folder is an I/O error naming the path */
-    const char *q = tpath("no/such/dir/x.safetensors");
+    const char *q = tu_tmp_path("no/such/dir/x.safetensors");
     size_t one[1] = {1};
     unsigned char z = 0;
     ct_st_tensor t = {"z", CT_ST_U8, 1, one, &z, 1};
@@ -834,13 +767,13 @@ Test(safetensors, writer_killed_at_random_moments_leaves_old_or_new, .timeout = 
 {
     enum { SIZE = 3 << 20, TRIALS = 50 };
     char p[512];
-    snprintf(p, sizeof p, "%s", tpath("big.safetensors"));
+    snprintf(p, sizeof p, "%s", tu_tmp_path("big.safetensors"));
     /* the two versions every surviving file must equal */
     write_version(p, SIZE, 0xA1);
     size_t la, lb;
-    unsigned char *va = slurp(p, &la);
+    unsigned char *va = tu_read_file(p, &la);
     write_version(p, SIZE, 0xB2);
-    unsigned char *vb = slurp(p, &lb);
+    unsigned char *vb = tu_read_file(p, &lb);
     cr_assert_eq(la, lb);
 
     struct timespec ts;
@@ -867,7 +800,7 @@ Test(safetensors, writer_killed_at_random_moments_leaves_old_or_new, .timeout = 
         cr_assert_eq(st, CT_SUCCESS, "trial %d: %s", trial, ct_last_error());
         ct_safetensors_free(f);
         size_t lc;
-        unsigned char *vc = slurp(p, &lc);
+        unsigned char *vc = tu_read_file(p, &lc);
         bool is_a = lc == la && memcmp(vc, va, la) == 0;
         bool is_b = lc == lb && memcmp(vc, vb, lb) == 0;
         cr_assert(is_a || is_b, "trial %d: the file is neither version", trial);
@@ -882,7 +815,7 @@ Test(safetensors, writer_killed_at_random_moments_leaves_old_or_new, .timeout = 
                           strcmp(stray + strlen(stray) - 4, ".tmp") == 0,
                       "unexpected file %s", stray);
             interrupted++;
-            unlink(tpath(stray));
+            unlink(tu_tmp_path(stray));
         }
     }
     cr_log_info("kill test: %zu old, %zu new, %zu interrupted writes", saw_a, saw_b, interrupted);
