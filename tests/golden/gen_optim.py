@@ -29,7 +29,6 @@ optim.txt
 The flat buffer is four tensors, like a two-layer model: weight (12), bias (5),
 weight (16), bias (4). Groups put weights and biases apart, as "no weight decay on biases".
 """
-import math
 import os
 
 import numpy as np
@@ -287,34 +286,6 @@ def write_optim():
 # ---- schedules --------------------------------------------------------------------------
 
 
-class DoubleWriter:
-    """The GoldenWriter record format with values as full-precision double reprs."""
-
-    def __init__(self, path, header):
-        self.f = open(path, "w", encoding="ascii")
-        for line in header.splitlines():
-            self.f.write("# " + line + "\n")
-        self.names = set()
-
-    def add(self, name, value):
-        assert name not in self.names and " " not in name, name
-        self.names.add(name)
-        a = np.asarray(value, dtype=np.float64)
-        vals = []
-        for v in a.reshape(-1).tolist():
-            if math.isnan(v):
-                vals.append("nan")
-            elif math.isinf(v):
-                vals.append("inf" if v > 0 else "-inf")
-            else:
-                vals.append(repr(float(v)))
-        dims = " ".join(str(d) for d in a.shape)
-        self.f.write(f"{name} {a.ndim}{' ' if dims else ''}{dims} : {' '.join(vals)}\n")
-
-    def close(self):
-        self.f.close()
-
-
 LRS = [0.1, 0.05]  # two groups, different initial lrs
 
 
@@ -405,13 +376,14 @@ def plateau_configs():
 
 def write_sched():
     path = os.path.join(HERE, "data", "sched.txt")
-    w = DoubleWriter(path, f"schedules: tests/golden/gen_optim.py, torch {torch.__version__}. "
+    w = GoldenWriter(path, f"schedules: tests/golden/gen_optim.py, torch {torch.__version__}. "
                            "Values are doubles.\n<name>.lr (steps+1, groups): get_last_lr() "
                            "after construction, then after each step; <name>.mom likewise for "
                            "the momentum/beta1 OneCycleLR sets. Groups start at lr 0.1, 0.05 "
                            "(SGD momentum 0.9, or Adam).\nplateau: <name>.metric (steps), "
                            "<name>.lr (steps, groups) after each step.\nchain_exp_cos: "
-                           "ExponentialLR(0.9) and CosineAnnealingLR(8, 0.01) both stepping.")
+                           "ExponentialLR(0.9) and CosineAnnealingLR(8, 0.01) both stepping.",
+                     dtype=np.float64)
     for name, kind, make, steps, record_mom in sched_configs():
         opt = sched_optimizer(kind)
         sch = make(opt)

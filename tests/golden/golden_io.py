@@ -1,7 +1,8 @@
 """Writes golden vectors in the format tests/common/golden.c reads.
 
 One record per line: NAME NDIM D0 .. : V0 V1 ...  Values are float32 numbers printed
-with Python's repr of the float32 value widened to double, which round-trips exactly.
+with Python's repr of the float32 value widened to double, which round-trips exactly
+(dtype=np.float64 writes full doubles instead, for values compared in double precision).
 """
 import math
 
@@ -9,8 +10,9 @@ import numpy as np
 
 
 class GoldenWriter:
-    def __init__(self, path, header):
+    def __init__(self, path, header, dtype=np.float32):
         self.f = open(path, "w", encoding="ascii")
+        self.dtype = dtype
         for line in header.splitlines():
             self.f.write("# " + line + "\n")
         self.names = set()
@@ -20,7 +22,7 @@ class GoldenWriter:
             raise ValueError(f"bad or duplicate golden name {name!r}")
         self.names.add(name)
         a = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value,
-                       dtype=np.float32)
+                       dtype=self.dtype)
         vals = []
         for v in a.reshape(-1).tolist():
             if math.isnan(v):
