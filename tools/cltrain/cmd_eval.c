@@ -34,31 +34,6 @@ static void help(void)
     cli_data_help(stdout, false);
 }
 
-static int peek(const char *path, cli_kv *kv, bool *found)
-{
-    char sp[4096];
-    ct_safetensors *f = NULL;
-    memset(kv, 0, sizeof *kv);
-    *found = false;
-    if (ct_checkpoint_state_path(path, sp, sizeof sp) != CT_SUCCESS)
-        return cli_usage_error(CMD, "--checkpoint: path too long");
-    FILE *probe = fopen(sp, "rb");
-    if (!probe)
-        return CLI_OK; /* a bare weights file */
-    fclose(probe);
-    ct_status st = ct_safetensors_read(sp, &f);
-    if (st != CT_SUCCESS)
-        return cli_fail("reading the checkpoint's state", st);
-    for (size_t i = 0; i < ct_safetensors_metadata_count(f); i++) {
-        const char *k = NULL, *v = NULL;
-        if (ct_safetensors_metadata_at(f, i, &k, &v) == CT_SUCCESS && strncmp(k, "hparam.", 7) == 0)
-            cli_kv_set(kv, k + 7, "%s", v);
-    }
-    ct_safetensors_free(f);
-    *found = true;
-    return CLI_OK;
-}
-
 int cli_eval(int argc, char **argv)
 {
     cli_data_opts dopt;
@@ -110,7 +85,7 @@ int cli_eval(int argc, char **argv)
         return cli_usage_error(CMD, "--checkpoint FILE is required");
 
     /* the checkpoint's own description of its task, unless overridden */
-    rc = peek(ckpt, &kv, &has_state);
+    rc = cli_kv_from_checkpoint(CMD, "--checkpoint", ckpt, &kv, &has_state);
     if (rc != CLI_OK)
         return rc;
     const char *v;

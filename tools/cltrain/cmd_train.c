@@ -262,27 +262,6 @@ static void install_sigint(void)
 
 /* ---- checkpoints ------------------------------------------------------------------- */
 
-/* The hyper-parameters a state file keeps under "hparam.<key>", read without a model (to
- * learn the seed and the task before anything is built). */
-static int peek_hparams(const char *path, cli_kv *kv)
-{
-    char sp[4096];
-    ct_safetensors *f = NULL;
-    memset(kv, 0, sizeof *kv);
-    if (ct_checkpoint_state_path(path, sp, sizeof sp) != CT_SUCCESS)
-        return cli_usage_error(CMD, "--resume: path too long");
-    ct_status st = ct_safetensors_read(sp, &f);
-    if (st != CT_SUCCESS)
-        return cli_fail("--resume needs the checkpoint's state file", st);
-    for (size_t i = 0; i < ct_safetensors_metadata_count(f); i++) {
-        const char *k = NULL, *v = NULL;
-        if (ct_safetensors_metadata_at(f, i, &k, &v) == CT_SUCCESS && strncmp(k, "hparam.", 7) == 0)
-            cli_kv_set(kv, k + 7, "%s", v);
-    }
-    ct_safetensors_free(f);
-    return CLI_OK;
-}
-
 typedef struct loop_state {
     uint64_t epoch;   /* epochs completed */
     uint64_t batch;   /* batches done in the current epoch */
@@ -523,7 +502,7 @@ int cli_train(int argc, char **argv)
     cli_set_quiet(c.quiet);
 
     if (c.resume) {
-        rc = peek_hparams(c.resume, &peek);
+        rc = cli_kv_from_checkpoint(CMD, "--resume", c.resume, &peek, NULL);
         if (rc != CLI_OK)
             return rc;
         const char *v = cli_kv_get(&peek, "dataset");

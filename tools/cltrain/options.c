@@ -1103,6 +1103,42 @@ int cli_kv_parse_json(const char *json, cli_kv *kv)
     }
 }
 
+int cli_kv_from_checkpoint(const char *cmd, const char *opt, const char *path, cli_kv *kv,
+                           bool *found)
+{
+    char sp[4096];
+    ct_safetensors *f = NULL;
+    memset(kv, 0, sizeof *kv);
+    if (found)
+        *found = false;
+    if (ct_checkpoint_state_path(path, sp, sizeof sp) != CT_SUCCESS)
+        return cli_usage_error(cmd, "%s: path too long", opt);
+    if (found) {
+        FILE *probe = fopen(sp, "rb");
+        if (!probe)
+            return CLI_OK; /* a bare weights file */
+        fclose(probe);
+    }
+    ct_status st = ct_safetensors_read(sp, &f);
+    if (st != CT_SUCCESS) {
+        char what[96];
+        if (found)
+            snprintf(what, sizeof what, "reading the checkpoint's state");
+        else
+            snprintf(what, sizeof what, "%s needs the checkpoint's state file", opt);
+        return cli_fail(what, st);
+    }
+    for (size_t i = 0; i < ct_safetensors_metadata_count(f); i++) {
+        const char *k = NULL, *v = NULL;
+        if (ct_safetensors_metadata_at(f, i, &k, &v) == CT_SUCCESS && strncmp(k, "hparam.", 7) == 0)
+            cli_kv_set(kv, k + 7, "%s", v);
+    }
+    ct_safetensors_free(f);
+    if (found)
+        *found = true;
+    return CLI_OK;
+}
+
 /* ---- small things ------------------------------------------------------------------ */
 
 double cli_now(void)

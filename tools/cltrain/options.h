@@ -228,6 +228,13 @@ const char *cli_kv_get(const cli_kv *kv, const char *key);
 char *cli_kv_json(const cli_kv *kv);
 /* Reads a flat JSON object of strings (what ct_checkpoint_load gives back); 0 or -1. */
 int cli_kv_parse_json(const char *json, cli_kv *kv);
+/* The hyper-parameters a checkpoint's state file keeps under "hparam.<key>", into kv
+ * (cleared first), read without a model: to learn the task before anything is built.
+ * With `found` NULL the state file must exist; otherwise a checkpoint without one (a
+ * bare weights file) is no error and *found says whether there was one. `opt` names the
+ * option in messages ("--resume"). Returns CLI_OK, CLI_USAGE or CLI_RUNTIME (printed). */
+int cli_kv_from_checkpoint(const char *cmd, const char *opt, const char *path, cli_kv *kv,
+                           bool *found);
 
 /* ---- small things ------------------------------------------------------------------ */
 
