@@ -29,6 +29,7 @@ typedef struct bench_opts {
     const char *device; /* NULL: the library's default choice */
     ct_optim_kind optim;
     double lr;
+    double peak_gflops; /* --peak-gflops, 0: measure */
     const char *csv;
     uint64_t seed;
     bool peak, train, layers, gemm, memory, sweep, startup, startup_child;

@@ -97,7 +97,8 @@ static int spawn_child(const bench *b, char **extra_env, double *seconds)
     while (extra_env && extra_env[next])
         next++;
     char **env = calloc(nenv + next + 1, sizeof *env);
-    int fds[2] = {-1, -1}, rc = -1, status = 0;
+    int fds[2] = {-1, -1}, rc = -1, status = 0, errfd = -1;
+    char errpath[] = "/tmp/cltrain-bench-child-XXXXXX";
     if (!env || pipe(fds) != 0)
         goto done;
     for (size_t i = 0; i < next; i++)
@@ -109,9 +110,15 @@ static int spawn_child(const bench *b, char **extra_env, double *seconds)
         if (!replaced)
             env[k++] = environ[i];
     }
+    /* the child's stderr (compiler warnings of a cold build, errors) goes to a file,
+     * shown only when the child fails */
+    errfd = mkstemp(errpath);
+    if (errfd < 0)
+        goto done;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     posix_spawn_file_actions_addclose(&fa, fds[0]);
     pid_t pid;
     double t0 = bench_now();
@@ -134,8 +141,21 @@ static int spawn_child(const bench *b, char **extra_env, double *seconds)
         sscanf(p, "first-step-done %lf", &done_at) == 1) {
         *seconds = done_at - t0;
         rc = 0;
+    } else {
+        char line[512];
+        FILE *f = fdopen(dup(errfd), "r");
+        if (f) {
+            fseek(f, 0, SEEK_SET);
+            while (fgets(line, sizeof line, f))
+                fputs(line, stderr);
+            fclose(f);
+        }
     }
 done:
+    if (errfd >= 0) {
+        close(errfd);
+        unlink(errpath);
+    }
     if (fds[0] >= 0)
         close(fds[0]);
     if (fds[1] >= 0)

@@ -97,6 +97,7 @@ static void usage(FILE *to)
             "  --threads T        sets POCL_MAX_PTHREAD_COUNT=T for PoCL's CPU device\n"
             "  --csv FILE         also write every number as section,item,batch,metric,value\n"
             "  --startup          also time a fresh process to its first step, warm and cold\n"
+            "  --peak-gflops X    percentages of X instead of the measured peak\n"
             "  --no-peak --no-layers --no-gemm --no-memory --no-train\n"
             "                     skip a section\n");
 }
@@ -184,6 +185,10 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             char *end = NULL;
             o->lr = v ? strtod(v, &end) : 0;
             ok = v && end != v && !*end && o->lr > 0 && isfinite(o->lr);
+        } else if (strcmp(a, "--peak-gflops") == 0) {
+            char *end = NULL;
+            o->peak_gflops = v ? strtod(v, &end) : 0;
+            ok = v && end != v && !*end && o->peak_gflops > 0 && isfinite(o->peak_gflops);
         } else if (strcmp(a, "--optimizer") == 0) {
             ok = false;
             for (int k = CT_OPTIM_SGD; v && k <= CT_OPTIM_ADAGRAD && !ok; k++)
@@ -357,18 +362,25 @@ int cli_bench(int argc, char **argv)
     }
     print_header(&b, ct_context_device(ctx));
 
-    if (b.o.peak) {
+    if (b.o.peak_gflops > 0) {
+        b.peak_gflops = b.o.peak_gflops;
+        printf("\nFP32 peak: %.1f GFLOP/s as given (--peak-gflops)\n", b.peak_gflops);
+    } else if (b.o.peak) {
         bench_peak_result pk;
         char err[512];
-        if (bench_peak_run(ct_context_device(ctx), 0.02, 15, &pk, err, sizeof err) != 0) {
+        if (bench_peak_run(ct_context_device(ctx), 0.005, 40, &pk, err, sizeof err) != 0) {
             fprintf(stderr, "cltrain bench: peak: %s\n", err);
             goto done;
         }
         b.peak_gflops = pk.best_gflops;
         printf("\nFP32 peak (kernels/peak.cl: %u float16 FMA chains per work-item, %zu "
-               "work-items, %zu launches of %.0f ms)\n"
-               "  best %.1f GFLOP/s, median %.1f GFLOP/s (percentages below are of the best)\n",
+               "work-items, %zu launches of %.1f ms)\n"
+               "  best %.1f GFLOP/s = %.1f per compute unit, median %.1f GFLOP/s (percentages "
+               "below are\n  of the best: the launch least disturbed by other processes)\n",
                pk.chains, pk.work_items, pk.launches, pk.launch_ms, pk.best_gflops,
+               pk.best_gflops / (ct_context_device(ctx)->compute_units
+                                     ? ct_context_device(ctx)->compute_units
+                                     : 1),
                pk.median_gflops);
         bench_csv(&b, "peak", "fma", 0, "gflops_best", pk.best_gflops);
         bench_csv(&b, "peak", "fma", 0, "gflops_median", pk.median_gflops);
