@@ -381,6 +381,23 @@ static ct_status keep_classes(const ct_dataset *ds, const size_t *keep, size_t k
     return st;
 }
 
+/* --mean/--std: one value for every channel or one per channel, into out[0..channels). */
+static int per_channel(const char *cmd, const char *what, const char *text, double lo,
+                       bool lo_open, size_t channels, float *out)
+{
+    double v[4];
+    size_t n = 0;
+    int rc = cli_parse_doubles(cmd, what, text, lo, lo_open, INFINITY, false, v, 4, &n);
+    if (rc != CLI_OK)
+        return rc;
+    if (n != 1 && n != channels)
+        return cli_usage_error(cmd, "%s expects 1 or %zu values (one per channel), got '%s'",
+                               what, channels, text);
+    for (size_t c = 0; c < channels; c++)
+        out[c] = (float)v[n == 1 ? 0 : c];
+    return CLI_OK;
+}
+
 int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_data *out)
 {
     const char *name = cli_dataset_names[d->dataset];
@@ -492,8 +509,6 @@ int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_
         out->std[c] = 1.0f;
     }
     if (out->normalize) {
-        double v[4];
-        size_t n = 0;
         for (size_t c = 0; c < shape[1] && out->train; c++) {
             out->mean[c] = (float)ct_dataset_mean(out->train, c);
             out->std[c] = (float)ct_dataset_std(out->train, c);
@@ -505,33 +520,14 @@ int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_
             }
         }
         if (d->mean) {
-            rc = cli_parse_doubles(cmd, "--mean", d->mean, -INFINITY, false, INFINITY, false, v, 4,
-                                   &n);
+            rc = per_channel(cmd, "--mean", d->mean, -INFINITY, false, shape[1], out->mean);
             if (rc != CLI_OK)
                 goto done;
-            if (n != 1 && n != shape[1]) {
-                rc = cli_usage_error(cmd,
-                                     "--mean expects 1 or %zu values (one per channel), got "
-                                     "'%s'",
-                                     shape[1], d->mean);
-                goto done;
-            }
-            for (size_t c = 0; c < shape[1]; c++)
-                out->mean[c] = (float)v[n == 1 ? 0 : c];
         }
         if (d->std) {
-            rc = cli_parse_doubles(cmd, "--std", d->std, 0, true, INFINITY, false, v, 4, &n);
+            rc = per_channel(cmd, "--std", d->std, 0, true, shape[1], out->std);
             if (rc != CLI_OK)
                 goto done;
-            if (n != 1 && n != shape[1]) {
-                rc = cli_usage_error(cmd,
-                                     "--std expects 1 or %zu values (one per channel), got "
-                                     "'%s'",
-                                     shape[1], d->std);
-                goto done;
-            }
-            for (size_t c = 0; c < shape[1]; c++)
-                out->std[c] = (float)v[n == 1 ? 0 : c];
         }
     }
 
