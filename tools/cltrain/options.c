@@ -382,8 +382,8 @@ static ct_status keep_classes(const ct_dataset *ds, const size_t *keep, size_t k
 }
 
 /* --mean/--std: one value for every channel or one per channel, into out[0..channels). */
-static int per_channel(const char *cmd, const char *what, const char *text, double lo,
-                       bool lo_open, size_t channels, float *out)
+static int per_channel(const char *cmd, const char *what, const char *text, double lo, bool lo_open,
+                       size_t channels, float *out)
 {
     double v[4];
     size_t n = 0;
@@ -391,8 +391,8 @@ static int per_channel(const char *cmd, const char *what, const char *text, doub
     if (rc != CLI_OK)
         return rc;
     if (n != 1 && n != channels)
-        return cli_usage_error(cmd, "%s expects 1 or %zu values (one per channel), got '%s'",
-                               what, channels, text);
+        return cli_usage_error(cmd, "%s expects 1 or %zu values (one per channel), got '%s'", what,
+                               channels, text);
     for (size_t c = 0; c < channels; c++)
         out[c] = (float)v[n == 1 ? 0 : c];
     return CLI_OK;
