@@ -119,6 +119,18 @@ __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_
         (idx) = select((idx), (int8)(pos), take_);                                         \
     } while (0)
 
+/* m, idx (8 lanes) = the maxima of eight 2x2 windows and their first maximum's place in
+ * scan order (0, 1: row a; 2, 3: row b), from a and b, two input rows' 16 columns. */
+#define MAX_2X2(m, idx, a, b)                                                              \
+    do {                                                                                   \
+        (m) = (float8)(-INFINITY);                                                         \
+        (idx) = (int8)(0);                                                                 \
+        MAX_STEP(m, idx, (a).even, 0);                                                     \
+        MAX_STEP(m, idx, (a).odd, 1);                                                      \
+        MAX_STEP(m, idx, (b).even, 2);                                                     \
+        MAX_STEP(m, idx, (b).odd, 3);                                                      \
+    } while (0)
+
 /* The same rule on one 2x2 window v (scan order): index of its first maximum. */
 inline uint argmax4(const float v[4])
 {
@@ -147,12 +159,9 @@ __kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, c
     uint q = 0;
     for (; q + 8 <= Q; q += 8) {
         const float16 a = vload16(0, r0 + 2 * q), b = vload16(0, r1 + 2 * q);
-        float8 m = (float8)(-INFINITY);
-        int8 idx = (int8)(0);
-        MAX_STEP(m, idx, a.even, 0);
-        MAX_STEP(m, idx, a.odd, 1);
-        MAX_STEP(m, idx, b.even, 2);
-        MAX_STEP(m, idx, b.odd, 3);
+        float8 m;
+        int8 idx;
+        MAX_2X2(m, idx, a, b);
         vstore8(m, 0, yr + q);
     }
     for (; q < Q; q++) {
@@ -183,12 +192,9 @@ __kernel void maxpool2_bwd(CT_CARG(x), CT_CARG(dy), CT_ARG(dx), const uint relu_
     uint q = 0;
     for (; q + 8 <= Q; q += 8) {
         const float16 a = vload16(0, r0 + 2 * q), b = vload16(0, r1 + 2 * q);
-        float8 m = (float8)(-INFINITY);
-        int8 idx = (int8)(0);
-        MAX_STEP(m, idx, a.even, 0);
-        MAX_STEP(m, idx, a.odd, 1);
-        MAX_STEP(m, idx, b.even, 2);
-        MAX_STEP(m, idx, b.odd, 3);
+        float8 m;
+        int8 idx;
+        MAX_2X2(m, idx, a, b);
         const float8 d = vload8(0, dyr + q);
         float16 o0 = shuffle2(select(zero, d, idx == 0), select(zero, d, idx == 1), inter);
         float16 o1 = shuffle2(select(zero, d, idx == 2), select(zero, d, idx == 3), inter);
