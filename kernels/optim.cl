@@ -84,6 +84,18 @@ static float4 nan_max4(float4 a, float4 b)
     return select(r, b, isnan(b));
 }
 
+/* The gradient of n (1..4) elements as every rule starts: negated when maximizing, plus
+ * wd * param (weight_decay's d_p.add(param, alpha=wd); wd 0: none). */
+static float4 grad4(const __global float *g, uint n, float4 pv, float wd, uint flags)
+{
+    float4 d = ld4(g, n);
+    if (flags & OPTIM_F_MAXIMIZE)
+        d = -d;
+    if (wd != 0.0f)
+        d = fma((float4)(wd), pv, d);
+    return d;
+}
+
 /* the segment holding chunk `id`: the last s with seg[s].x <= id */
 static uint4 find_segment(__global const uint4 *seg, uint nseg, uint id)
 {
@@ -134,11 +146,7 @@ __kernel void optim_sgd(OPTIM_ARGS)
     for (uint i = lo; i < hi; i += 4) {
         const uint n = min(4u, hi - i);
         const float4 pv = ld4(p + i, n);
-        float4 d = ld4(g + i, n);
-        if (flags & OPTIM_F_MAXIMIZE)
-            d = -d;
-        if (wd != 0.0f)
-            d = fma((float4)(wd), pv, d); /* d_p.add(param, alpha=wd) */
+        float4 d = grad4(g + i, n, pv, wd, flags);
         if (mom != 0.0f) {
             float4 b = first ? d : fma((float4)(omd), d, ld4(s0 + i, n) * mom);
             st4(s0 + i, n, b);
@@ -163,6 +171,8 @@ __kernel void optim_adam(OPTIM_ARGS)
         float4 d = ld4(g + i, n);
         if (flags & OPTIM_F_MAXIMIZE)
             d = -d;
+        /* not grad4: AdamW decays the parameter instead, and passing that choice
+         * through grad4 made PoCL generate a longer loop */
         if (flags & OPTIM_F_DECOUPLED)
             pv = pv * wd; /* param.mul_(1 - lr * weight_decay) */
         else if (wd != 0.0f)
@@ -191,11 +201,7 @@ __kernel void optim_rmsprop(OPTIM_ARGS)
     for (uint i = lo; i < hi; i += 4) {
         const uint n = min(4u, hi - i);
         const float4 pv = ld4(p + i, n);
-        float4 d = ld4(g + i, n);
-        if (flags & OPTIM_F_MAXIMIZE)
-            d = -d;
-        if (wd != 0.0f)
-            d = fma((float4)(wd), pv, d);
+        const float4 d = grad4(g + i, n, pv, wd, flags);
         const float4 sq = fma(oma * d, d, ld4(s0 + i, n) * alpha);
         st4(s0 + i, n, sq);
         float4 avg;
@@ -226,11 +232,7 @@ __kernel void optim_adagrad(OPTIM_ARGS)
     for (uint i = lo; i < hi; i += 4) {
         const uint n = min(4u, hi - i);
         const float4 pv = ld4(p + i, n);
-        float4 d = ld4(g + i, n);
-        if (flags & OPTIM_F_MAXIMIZE)
-            d = -d;
-        if (wd != 0.0f)
-            d = fma((float4)(wd), pv, d);
+        const float4 d = grad4(g + i, n, pv, wd, flags);
         const float4 sum = fma(d, d, ld4(s0 + i, n));
         st4(s0 + i, n, sum);
         const float4 std = sqrt(sum) + eps;
