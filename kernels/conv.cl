@@ -390,6 +390,28 @@ __kernel void conv_kv(__global const float *xp, __global const float *wt,
         }                                                                                  \
     }
 
+/* The two backward-weight kernels' register tile acc (CONV_BW_KT output channels k0.. of
+ * group g, CONV_BW_ST taps j0..): cleared, and at the end reduced lane-wise and stored
+ * into dst (the chunk's partial slice), or added to it with `accumulate`; rows past KG and
+ * columns past CRS are not stored. */
+#define CONV_BWW_ZERO(acc)                                                                 \
+    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++)                                 \
+        _Pragma("unroll") for (int j = 0; j < CONV_BW_ST; j++) (acc)[i][j] = (VT)(0.0f)
+
+#define CONV_BWW_STORE(acc)                                                                \
+    do {                                                                                   \
+        __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);            \
+        _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) {                           \
+            _Pragma("unroll") for (int j = 0; j < CONV_BW_ST; j++) {                       \
+                if (k0 + i < KG && j0 + j < CRS) {                                         \
+                    const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;            \
+                    const float sum = vsum((acc)[i][j]);                                   \
+                    o[at] = accumulate ? o[at] + sum : sum;                                \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
 /* dy: (N, G*KG, P, Q); xp: (N, G*CG, HP, WP) padded x, zero beyond each row's data as
  * far as the last pixel run reaches, so tail lanes (where dy is 0) read finite values.
  * Chunk `ch` = get_global_id(2) reduces images [ch*NPC, min(N, (ch+1)*NPC)). With
@@ -427,11 +449,7 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
         dyo[i] = min(k0 + i, KG - 1) * P * Q;
 
     VT acc[CONV_BW_KT][CONV_BW_ST];
-#pragma unroll
-    for (int i = 0; i < CONV_BW_KT; i++)
-#pragma unroll
-        for (int j = 0; j < CONV_BW_ST; j++)
-            acc[i][j] = (VT)(0.0f);
+    CONV_BWW_ZERO(acc);
 
     if (SW == 1) {
         CONV_BWW_LOOP(LOAD_S1)
@@ -441,18 +459,7 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
         CONV_BWW_LOOP(LOAD_SG)
     }
 
-    __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);
-#pragma unroll
-    for (int i = 0; i < CONV_BW_KT; i++) {
-#pragma unroll
-        for (int j = 0; j < CONV_BW_ST; j++) {
-            if (k0 + i < KG && j0 + j < CRS) {
-                const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
-                const float sum = vsum(acc[i][j]);
-                o[at] = accumulate ? o[at] + sum : sum;
-            }
-        }
-    }
+    CONV_BWW_STORE(acc);
 }
 
 /* Backward-weight at stride 1, as 1-D correlations. With x padded to row pitch WP and dy
@@ -492,11 +499,7 @@ __kernel void conv_bwd_w_flat(__global const float *xp, __global const float *dy
         dyo[i] = min(k0 + i, KG - 1) * DPL;
 
     VT acc[CONV_BW_KT][CONV_BW_ST];
-#pragma unroll
-    for (int i = 0; i < CONV_BW_KT; i++)
-#pragma unroll
-        for (int j = 0; j < CONV_BW_ST; j++)
-            acc[i][j] = (VT)(0.0f);
+    CONV_BWW_ZERO(acc);
 
     for (uint n = n0; n < n1; n++) {
         __global const float *xn = xp + (size_t)(n * G + g) * CG * XPL;
@@ -516,18 +519,7 @@ __kernel void conv_bwd_w_flat(__global const float *xp, __global const float *dy
         }
     }
 
-    __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);
-#pragma unroll
-    for (int i = 0; i < CONV_BW_KT; i++) {
-#pragma unroll
-        for (int j = 0; j < CONV_BW_ST; j++) {
-            if (k0 + i < KG && j0 + j < CRS) {
-                const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;
-                const float sum = vsum(acc[i][j]);
-                o[at] = accumulate ? o[at] + sum : sum;
-            }
-        }
-    }
+    CONV_BWW_STORE(acc);
 }
 
 /* dw[i] += sum over chunks ch = 0, 1, ... of part[ch*M + i], in that order.
