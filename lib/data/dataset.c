@@ -69,6 +69,22 @@ cleanup:
     return st;
 }
 
+/* What ct_dataset_adopt and ct_dataset_create check first; *out = NULL once out is known
+ * to be valid. `who` begins the messages. */
+static ct_status check_args(const char *who, size_t n, size_t c, size_t h, size_t w,
+                            const uint8_t *images, const uint8_t *labels, ct_dataset **out)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(out != NULL, CT_ERR_INVALID_ARG, "%s: out is NULL", who);
+    *out = NULL;
+    CT_REQUIRE(images != NULL && labels != NULL, CT_ERR_INVALID_ARG, "%s: images or labels is NULL",
+               who);
+    CT_REQUIRE(n > 0 && c > 0 && h > 0 && w > 0, CT_ERR_INVALID_ARG,
+               "%s: shape (%zu, %zu, %zu, %zu) has a zero dimension", who, n, c, h, w);
+cleanup:
+    return st;
+}
+
 ct_status ct_dataset_adopt(const char *name, size_t n, size_t c, size_t h, size_t w,
                            size_t num_classes, uint8_t *images, uint8_t *labels,
                            const char *const *class_names, ct_dataset **out)
@@ -79,12 +95,7 @@ ct_status ct_dataset_adopt(const char *name, size_t n, size_t c, size_t h, size_
     const char *generated[256];
     size_t text = 0;
 
-    CT_REQUIRE(out != NULL, CT_ERR_INVALID_ARG, "dataset: out is NULL");
-    *out = NULL;
-    CT_REQUIRE(images != NULL && labels != NULL, CT_ERR_INVALID_ARG,
-               "dataset: images or labels is NULL");
-    CT_REQUIRE(n > 0 && c > 0 && h > 0 && w > 0, CT_ERR_INVALID_ARG,
-               "dataset: shape (%zu, %zu, %zu, %zu) has a zero dimension", n, c, h, w);
+    CT_TRY(check_args("dataset", n, c, h, w, images, labels, out));
     CT_REQUIRE(num_classes >= 1 && num_classes <= 256, CT_ERR_INVALID_ARG,
                "dataset: %zu classes, expected 1 to 256", num_classes);
     for (size_t i = 0; i < n; i++)
@@ -149,12 +160,7 @@ ct_status ct_dataset_create(const char *name, size_t n, size_t c, size_t h, size
     uint8_t *im = NULL, *lb = NULL;
     size_t per = 0;
 
-    CT_REQUIRE(out != NULL, CT_ERR_INVALID_ARG, "ct_dataset_create: out is NULL");
-    *out = NULL;
-    CT_REQUIRE(images != NULL && labels != NULL, CT_ERR_INVALID_ARG,
-               "ct_dataset_create: images or labels is NULL");
-    CT_REQUIRE(n > 0 && c > 0 && h > 0 && w > 0, CT_ERR_INVALID_ARG,
-               "ct_dataset_create: shape (%zu, %zu, %zu, %zu) has a zero dimension", n, c, h, w);
+    CT_TRY(check_args("ct_dataset_create", n, c, h, w, images, labels, out));
     CT_REQUIRE(c <= SIZE_MAX / h && c * h <= SIZE_MAX / w && c * h * w <= SIZE_MAX / n,
                CT_ERR_INVALID_ARG, "ct_dataset_create: shape (%zu, %zu, %zu, %zu) overflows size_t",
                n, c, h, w);
