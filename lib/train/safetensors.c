@@ -63,16 +63,6 @@ static int dtype_from_name(const char *s)
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-uint64_t ct_st_fnv1a(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static uint64_t le64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -482,7 +472,7 @@ static ct_status st_open(unsigned char *bytes, size_t len, const char *label, ct
     f->len = len;
     f->path = strdup(label);
     CT_REQUIRE(f->path != NULL, CT_ERR_OUT_OF_MEMORY, "%s: out of memory", label);
-    f->hash = ct_st_fnv1a(CT_ST_FNV_INIT, bytes, len);
+    f->hash = ct_hash64(CT_HASH64_INIT, bytes, len);
     CT_TRY(parse_all(f));
     *out = f;
     f = NULL;

@@ -246,9 +246,9 @@ ct_status ct_st_write_hashed(const char *path, size_t n, const ct_st_tensor *ten
     for (size_t k = 0; k < n; k++)
         pieces[k + 2] = (st_piece){order[k]->data, order[k]->nbytes};
     if (hash) {
-        uint64_t h = CT_ST_FNV_INIT;
+        uint64_t h = CT_HASH64_INIT;
         for (size_t k = 0; k < n + 2; k++)
-            h = pieces[k].len ? ct_st_fnv1a(h, pieces[k].p, pieces[k].len) : h;
+            h = pieces[k].len ? ct_hash64(h, pieces[k].p, pieces[k].len) : h;
         *hash = h;
     }
     CT_TRY(write_atomic(path, pieces, n + 2));

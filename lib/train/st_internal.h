@@ -1,7 +1,7 @@
 /* lib/train/st_internal.h — what the safetensors reader (safetensors.c), writer
  * (safetensors_write.c) and checkpoints (checkpoint.c) share beyond the public API: the
- * format's limits, the hash that ties a checkpoint's two files together, and helpers for
- * validation and messages. */
+ * format's limits and helpers for validation and messages. The hash that ties a
+ * checkpoint's two files together is core's 64-bit FNV-1a, ct_hash64 from CT_HASH64_INIT. */
 #ifndef CLTRAIN_TRAIN_ST_INTERNAL_H
 #define CLTRAIN_TRAIN_ST_INTERNAL_H
 
@@ -14,10 +14,6 @@
 #define CT_ST_MAX_HEADER 100000000u
 /* One read() or write() call moves at most this much (Linux caps a call below 2 GiB). */
 #define CT_ST_IO_CHUNK ((size_t)1 << 30)
-
-/* 64-bit FNV-1a, continued from h; start from CT_ST_FNV_INIT. */
-#define CT_ST_FNV_INIT 0xcbf29ce484222325ULL
-uint64_t ct_st_fnv1a(uint64_t h, const void *data, size_t len);
 
 /* Offset of the first byte that is not part of valid UTF-8 (RFC 3629: no overlong forms,
  * no surrogates, nothing above U+10FFFF), or len when all of it is valid. */

@@ -290,3 +290,15 @@ Test(profile, events_are_collected_per_label)
     ct_tensor_free(t);
     ct_context_free(ctx);
 }
+
+/* ct_hash64 keys the program cache and is also the hash a checkpoint's state file keeps
+ * of its weights file (weights.fnv1a64), so it must stay 64-bit FNV-1a: the published
+ * test vectors (offset basis 0xcbf29ce484222325, prime 0x100000001b3). */
+Test(hash, ct_hash64_is_fnv1a_64)
+{
+    cr_assert_eq(ct_hash64(CT_HASH64_INIT, "", 0), 0xcbf29ce484222325ULL);
+    cr_assert_eq(ct_hash64(CT_HASH64_INIT, "a", 1), 0xaf63dc4c8601ec8cULL);
+    cr_assert_eq(ct_hash64(CT_HASH64_INIT, "foobar", 6), 0x85944171f73967e8ULL);
+    /* continued in pieces, as the safetensors writer does */
+    cr_assert_eq(ct_hash64(ct_hash64(CT_HASH64_INIT, "foo", 3), "bar", 3), 0x85944171f73967e8ULL);
+}
