@@ -151,6 +151,15 @@ typedef struct ct_eval_result {
 ct_status ct_trainer_evaluate(ct_trainer *tr, ct_loader *loader, ct_eval_result *out);
 void ct_eval_result_free(ct_eval_result *r);
 
+/* Parameter groups of the common recipe "no weight decay on biases and norm parameters"
+ * (in PyTorch: two param_groups, the second with weight_decay=0): one range per
+ * parameter of the model, group 0 for those with two or more dimensions (conv and linear
+ * weights), group 1 for one-dimensional ones (biases, batch-norm weight and bias). Give
+ * the ranges to ct_optim_options with two groups, the second with weight_decay 0.
+ * `cap` must be at least ct_model_param_count(m); *count receives that number. */
+ct_status ct_model_decay_ranges(const ct_model *m, ct_optim_range *ranges, size_t cap,
+                                size_t *count);
+
 #ifdef __cplusplus
 }
 #endif
