@@ -9,6 +9,7 @@
  * time, so the recurrence can be neither folded nor overflow; the store keeps it alive.
  * Layout: out, one float per work-item. The host runs a few work-groups of one
  * work-item per compute unit (PoCL hands each work-group to one thread).
+ * Keep this file under 4095 characters: cltrain bench embeds it as one C string.
  */
 #ifndef PEAK_ACC
 #define PEAK_ACC 8
