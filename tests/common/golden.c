@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
+
 #ifndef CT_GOLDEN_DIR
 #error "CT_GOLDEN_DIR must name tests/golden/data"
 #endif
@@ -112,4 +114,43 @@ float *tu_gold_floats(const tu_gold_tensor *t)
     for (size_t i = 0; i < t->numel; i++)
         f[i] = (float)t->v[i];
     return f;
+}
+
+void tu_golden_check_param(const tu_golden *g, const char *prefix, const char *key, const float *v,
+                           size_t ndim, const size_t *shape, size_t stride, double atol,
+                           double sum_atol, double rtol)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s%s", prefix, key);
+    const tu_gold_tensor *t = tu_golden_find(g, name);
+    if (t) {
+        tu_assert_close(name, v, t->v, t->numel, atol, rtol);
+        return;
+    }
+    cr_assert_eq(ndim, 2, "%s: no golden record", name);
+    size_t rows = shape[0], cols = shape[1];
+    snprintf(name, sizeof name, "%ssub.%s", prefix, key);
+    t = tu_golden_get(g, name);
+    cr_assert_eq(t->numel, (rows * cols + stride - 1) / stride);
+    float *sub = malloc(t->numel * sizeof *sub);
+    float *rs = malloc(rows * sizeof *rs), *cs = malloc(cols * sizeof *cs);
+    double *rsd = calloc(rows, sizeof *rsd), *csd = calloc(cols, sizeof *csd);
+    cr_assert(sub && rs && cs && rsd && csd);
+    for (size_t j = 0; j < t->numel; j++)
+        sub[j] = v[j * stride];
+    tu_assert_close(name, sub, t->v, t->numel, atol, rtol);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            rsd[r] += v[r * cols + c];
+            csd[c] += v[r * cols + c];
+        }
+    for (size_t r = 0; r < rows; r++)
+        rs[r] = (float)rsd[r];
+    for (size_t c = 0; c < cols; c++)
+        cs[c] = (float)csd[c];
+    snprintf(name, sizeof name, "%srowsum.%s", prefix, key);
+    tu_assert_close(name, rs, tu_golden_get(g, name)->v, rows, sum_atol, rtol);
+    snprintf(name, sizeof name, "%scolsum.%s", prefix, key);
+    tu_assert_close(name, cs, tu_golden_get(g, name)->v, cols, sum_atol, rtol);
+    free(sub), free(rs), free(cs), free(rsd), free(csd);
 }

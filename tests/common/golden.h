@@ -32,4 +32,14 @@ const tu_gold_tensor *tu_golden_find(const tu_golden *g, const char *name);
 /* Copy of a record's values as float32 (malloc'd). */
 float *tu_gold_floats(const tu_gold_tensor *t);
 
+/* A parameter-shaped array v (ndim, shape) against its record "<prefix><key>", or, when
+ * there is none, a 2-D one against the three records gen_minicnn.py's write_big_or_full
+ * keeps for a big tensor: "<prefix>sub.<key>" (every `stride`-th element of the flat
+ * tensor), "<prefix>rowsum.<key>" and "<prefix>colsum.<key>" (sums taken here in double,
+ * compared as float). Elements pass within atol + rtol*|ref|, sums within
+ * sum_atol + rtol*|ref|. */
+void tu_golden_check_param(const tu_golden *g, const char *prefix, const char *key, const float *v,
+                           size_t ndim, const size_t *shape, size_t stride, double atol,
+                           double sum_atol, double rtol);
+
 #endif

@@ -136,38 +136,9 @@ static void check_grads(const tu_golden *g, ct_model *m)
         TU_OK(ct_model_param_info(m, i, &name, &ndim, shape, &off));
         char key[96];
         snprintf(key, sizeof key, "grad.%s", name);
-        const tu_gold_tensor *t = tu_golden_find(g, key);
-        if (t) {
-            tu_assert_close(key, gr + off, t->v, t->numel, GRAD_ATOL, GRAD_RTOL);
-            continue;
-        }
-        /* the big 2-D gradient: a strided subset plus its row and column sums */
-        cr_assert_eq(ndim, 2, "%s: no golden record", key);
-        size_t rows = shape[0], cols = shape[1], n = rows * cols;
-        snprintf(key, sizeof key, "sub.grad.%s", name);
-        t = tu_golden_get(g, key);
-        cr_assert_eq(t->numel, (n + SUB_STRIDE - 1) / SUB_STRIDE);
-        float *sub = malloc(t->numel * sizeof *sub);
-        float *rs = calloc(rows, sizeof *rs), *cs = calloc(cols, sizeof *cs);
-        double *rsd = calloc(rows, sizeof *rsd), *csd = calloc(cols, sizeof *csd);
-        cr_assert(sub && rs && cs && rsd && csd);
-        for (size_t j = 0; j < t->numel; j++)
-            sub[j] = gr[off + j * SUB_STRIDE];
-        tu_assert_close(key, sub, t->v, t->numel, GRAD_ATOL, GRAD_RTOL);
-        for (size_t r = 0; r < rows; r++)
-            for (size_t c = 0; c < cols; c++) {
-                rsd[r] += gr[off + r * cols + c];
-                csd[c] += gr[off + r * cols + c];
-            }
-        for (size_t r = 0; r < rows; r++)
-            rs[r] = (float)rsd[r];
-        for (size_t c = 0; c < cols; c++)
-            cs[c] = (float)csd[c];
-        snprintf(key, sizeof key, "rowsum.grad.%s", name);
-        tu_assert_close(key, rs, tu_golden_get(g, key)->v, rows, GRADSUM_ATOL, GRAD_RTOL);
-        snprintf(key, sizeof key, "colsum.grad.%s", name);
-        tu_assert_close(key, cs, tu_golden_get(g, key)->v, cols, GRADSUM_ATOL, GRAD_RTOL);
-        free(sub), free(rs), free(cs), free(rsd), free(csd);
+        /* grad.<name>, or for the big 2-D gradient a strided subset and its row/column sums */
+        tu_golden_check_param(g, "", key, gr + off, ndim, shape, SUB_STRIDE, GRAD_ATOL,
+                              GRADSUM_ATOL, GRAD_RTOL);
     }
     free(gr);
 }

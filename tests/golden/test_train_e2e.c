@@ -63,39 +63,11 @@ static void check_weights(const tu_golden *g, const char *opt, ct_model *m, doub
         const char *name;
         size_t ndim, shape[CT_MAX_DIMS], off;
         TU_OK(ct_model_param_info(m, i, &name, &ndim, shape, &off));
-        char key[96];
-        snprintf(key, sizeof key, "%s.final.%s", opt, name);
-        const tu_gold_tensor *t = tu_golden_find(g, key);
-        if (t) {
-            tu_assert_close(key, w + off, t->v, t->numel, w_atol, W_RTOL);
-            continue;
-        }
-        cr_assert_eq(ndim, 2, "%s: no golden record", key);
-        size_t rows = shape[0], cols = shape[1];
-        snprintf(key, sizeof key, "%s.sub.final.%s", opt, name);
-        t = tu_golden_get(g, key);
-        cr_assert_eq(t->numel, (rows * cols + SUB_STRIDE - 1) / SUB_STRIDE);
-        float *sub = malloc(t->numel * sizeof *sub);
-        float *rs = malloc(rows * sizeof *rs), *cs = malloc(cols * sizeof *cs);
-        double *rsd = calloc(rows, sizeof *rsd), *csd = calloc(cols, sizeof *csd);
-        cr_assert(sub && rs && cs && rsd && csd);
-        for (size_t j = 0; j < t->numel; j++)
-            sub[j] = w[off + j * SUB_STRIDE];
-        tu_assert_close(key, sub, t->v, t->numel, w_atol, W_RTOL);
-        for (size_t r = 0; r < rows; r++)
-            for (size_t c = 0; c < cols; c++) {
-                rsd[r] += w[off + r * cols + c];
-                csd[c] += w[off + r * cols + c];
-            }
-        for (size_t r = 0; r < rows; r++)
-            rs[r] = (float)rsd[r];
-        for (size_t c = 0; c < cols; c++)
-            cs[c] = (float)csd[c];
-        snprintf(key, sizeof key, "%s.rowsum.final.%s", opt, name);
-        tu_assert_close(key, rs, tu_golden_get(g, key)->v, rows, WSUM_ATOL, W_RTOL);
-        snprintf(key, sizeof key, "%s.colsum.final.%s", opt, name);
-        tu_assert_close(key, cs, tu_golden_get(g, key)->v, cols, WSUM_ATOL, W_RTOL);
-        free(sub), free(rs), free(cs), free(rsd), free(csd);
+        char prefix[32], key[96];
+        snprintf(prefix, sizeof prefix, "%s.", opt);
+        snprintf(key, sizeof key, "final.%s", name);
+        tu_golden_check_param(g, prefix, key, w + off, ndim, shape, SUB_STRIDE, w_atol, WSUM_ATOL,
+                              W_RTOL);
     }
     free(w);
 }
