@@ -129,17 +129,20 @@ double *tu_zeros(size_t n)
     return d;
 }
 
-static void assert_close(const char *what, const float *got, const float *ref_f,
-                         const double *ref_d, size_t n, double atol, double rtol)
+/* got: got_f or got_d; ref: ref_f or ref_d (the other NULL). */
+static void assert_close(const char *what, const float *got_f, const double *got_d,
+                         const float *ref_f, const double *ref_d, size_t n, double atol,
+                         double rtol)
 {
     size_t bad = 0, worst = 0;
     double worst_excess = 0.0;
     for (size_t i = 0; i < n; i++) {
+        double got = got_d ? got_d[i] : (double)got_f[i];
         double ref = ref_d ? ref_d[i] : (double)ref_f[i];
-        double err = fabs((double)got[i] - ref);
+        double err = fabs(got - ref);
         double tol = atol + rtol * fabs(ref);
         /* NaN on either side counts as a mismatch unless both are NaN */
-        int ok = err <= tol || (isnan(got[i]) && isnan(ref));
+        int ok = err <= tol || (isnan(got) && isnan(ref));
         if (!ok) {
             double excess = isnan(err) ? INFINITY : err - tol;
             if (bad == 0 || excess > worst_excess) {
@@ -150,24 +153,31 @@ static void assert_close(const char *what, const float *got, const float *ref_f,
         }
     }
     if (bad) {
+        double got = got_d ? got_d[worst] : (double)got_f[worst];
         double ref = ref_d ? ref_d[worst] : (double)ref_f[worst];
-        cr_assert_fail("%s: %zu of %zu elements outside atol=%g rtol=%g; worst [%zu]: got %.9g, "
-                       "expected %.9g (|diff| %.3g)",
-                       what, bad, n, atol, rtol, worst, (double)got[worst], ref,
-                       fabs((double)got[worst] - ref));
+        int prec = got_d ? 12 : 9; /* a double result: its digits beyond float's */
+        cr_assert_fail("%s: %zu of %zu elements outside atol=%g rtol=%g; worst [%zu]: got %.*g, "
+                       "expected %.*g (|diff| %.3g)",
+                       what, bad, n, atol, rtol, worst, prec, got, prec, ref, fabs(got - ref));
     }
 }
 
 void tu_assert_close(const char *what, const float *got, const double *ref, size_t n,
                      double atol, double rtol)
 {
-    assert_close(what, got, NULL, ref, n, atol, rtol);
+    assert_close(what, got, NULL, NULL, ref, n, atol, rtol);
 }
 
 void tu_assert_close_f(const char *what, const float *got, const float *ref, size_t n,
                        double atol, double rtol)
 {
-    assert_close(what, got, ref, NULL, n, atol, rtol);
+    assert_close(what, got, NULL, ref, NULL, n, atol, rtol);
+}
+
+void tu_assert_close_d(const char *what, const double *got, const double *ref, size_t n,
+                       double atol, double rtol)
+{
+    assert_close(what, NULL, got, NULL, ref, n, atol, rtol);
 }
 
 static char tmpdir[256];

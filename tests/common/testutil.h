@@ -71,6 +71,10 @@ void tu_assert_close(const char *what, const float *got, const double *ref, size
                      double atol, double rtol);
 void tu_assert_close_f(const char *what, const float *got, const float *ref, size_t n,
                        double atol, double rtol);
+/* The same for a double-precision result (a reference's gradient against finite
+ * differences). */
+void tu_assert_close_d(const char *what, const double *got, const double *ref, size_t n,
+                       double atol, double rtol);
 
 /* ---- files -------------------------------------------------------------------------- */
 

@@ -82,14 +82,6 @@ static void ref_fd(const ct_ref_conv *g, double *x, double *w, double *b, bool r
     }
 }
 
-static void assert_close_d(const char *what, const double *got, const double *want, size_t n,
-                           double atol, double rtol)
-{
-    for (size_t i = 0; i < n; i++)
-        cr_assert(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]),
-                  "%s [%zu]: analytic %.12g, finite differences %.12g", what, i, got[i], want[i]);
-}
-
 static void ref_case(const gcase *c, size_t idx, bool relu)
 {
     ct_ref_conv g = ref_geom(c);
@@ -112,11 +104,11 @@ static void ref_case(const gcase *c, size_t idx, bool relu)
     ref_fd(&g, x, w, b, relu, gy, y, z.ny, b, c->k, fdb);
     char what[96];
     snprintf(what, sizeof what, "ref conv case %zu%s dx", idx, relu ? " relu" : "");
-    assert_close_d(what, dx, fdx, z.nx, 1e-7, 1e-7);
+    tu_assert_close_d(what, dx, fdx, z.nx, 1e-7, 1e-7);
     snprintf(what, sizeof what, "ref conv case %zu%s dw", idx, relu ? " relu" : "");
-    assert_close_d(what, dw, fdw, z.nw, 1e-7, 1e-7);
+    tu_assert_close_d(what, dw, fdw, z.nw, 1e-7, 1e-7);
     snprintf(what, sizeof what, "ref conv case %zu%s db", idx, relu ? " relu" : "");
-    assert_close_d(what, db, fdb, c->k, 1e-7, 1e-7);
+    tu_assert_close_d(what, db, fdb, c->k, 1e-7, 1e-7);
 
     free(fx), free(fw), free(fb), free(fg), free(x), free(w), free(b), free(gy), free(y);
     free(dy), free(dx), free(dw), free(db), free(fdx), free(fdw), free(fdb);

@@ -56,14 +56,6 @@ static void ref_forward(int op, const ct_ref_pool *g, const double *z, double *x
     ct_ref_maxpool2d_forward(g, xbuf, y);
 }
 
-static void assert_close_d(const char *what, const double *got, const double *want, size_t n,
-                           double atol, double rtol)
-{
-    for (size_t i = 0; i < n; i++)
-        cr_assert(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]),
-                  "%s [%zu]: analytic %.12g, finite differences %.12g", what, i, got[i], want[i]);
-}
-
 static void ref_case(const pcase *c, size_t idx, int op)
 {
     ct_ref_pool g = ref_geom(c);
@@ -97,7 +89,7 @@ static void ref_case(const pcase *c, size_t idx, int op)
     }
     char what[96];
     snprintf(what, sizeof what, "ref %s case %zu dx", op_name[op], idx);
-    assert_close_d(what, dx, fd, nx, 1e-6, 1e-6);
+    tu_assert_close_d(what, dx, fd, nx, 1e-6, 1e-6);
     free(fz), free(fg), free(z), free(gy), free(xbuf), free(y), free(dx), free(fd);
 }
 
@@ -125,7 +117,7 @@ Test(pool_grad, reference_vs_finite_differences)
         x[i] = keep;
         fd[i] = (lp - lm) / 2e-7;
     }
-    assert_close_d("ref global average pool dx", dx, fd, nx, 1e-6, 1e-6);
+    tu_assert_close_d("ref global average pool dx", dx, fd, nx, 1e-6, 1e-6);
     free(fx), free(fg), free(x), free(gy), free(y), free(dx), free(fd);
 }
 
