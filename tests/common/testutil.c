@@ -63,6 +63,26 @@ float *tu_download(const ct_tensor *t)
     return h;
 }
 
+float *tu_model_params(ct_model *m)
+{
+    size_t n = ct_model_param_numel(m);
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    cr_assert(p != NULL);
+    if (n)
+        TU_OK(ct_model_get_params(m, p, n));
+    return p;
+}
+
+float *tu_model_buffers(ct_model *m)
+{
+    size_t n = ct_model_buffer_numel(m);
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    cr_assert(p != NULL);
+    if (n)
+        TU_OK(ct_model_get_buffers(m, p, n));
+    return p;
+}
+
 tu_view tu_view_new(ct_context *ctx, size_t off, size_t ndim, const size_t *shape,
                     const float *host)
 {

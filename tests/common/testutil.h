@@ -38,6 +38,11 @@ ct_tensor *tu_tensor(ct_context *ctx, size_t ndim, const size_t *shape, const fl
 /* Downloads a tensor into a new malloc'd array. */
 float *tu_download(const ct_tensor *t);
 
+/* A model's parameters or buffers (ct_model_get_params / _buffers) in a new malloc'd
+ * array (never NULL, even when the model has none). */
+float *tu_model_params(ct_model *m);
+float *tu_model_buffers(ct_model *m);
+
 /* A device tensor `t` that is a view of `shape` at element `off` of a larger buffer
  * `base` whose other elements (`off` before the view, TU_VIEW_PAD after it) hold
  * TU_CANARY, so a kernel that ignores the offset, misaligns a vector access or writes

@@ -46,19 +46,10 @@ static ct_model *make_model(ct_context *ctx, size_t c, size_t h, size_t w, uint6
     return m;
 }
 
-static float *get_params(ct_model *m)
-{
-    size_t n = ct_model_param_numel(m);
-    float *p = malloc(n * sizeof *p);
-    cr_assert(p != NULL);
-    TU_OK(ct_model_get_params(m, p, n));
-    return p;
-}
-
 /* The model's parameters are exactly the ones gen_minicnn.py generated. */
 static void check_init(const tu_golden *g, const char *prefix, ct_model *m)
 {
-    float *p = get_params(m);
+    float *p = tu_model_params(m);
     cr_assert_eq(ct_model_param_count(m), 8);
     for (size_t i = 0; i < ct_model_param_count(m); i++) {
         const char *name;

@@ -55,10 +55,7 @@ static ct_tensor *gold_tensor(ct_context *ctx, const tu_gold_tensor *t)
  * records of a big tensor). */
 static void check_weights(const tu_golden *g, const char *opt, ct_model *m, double w_atol)
 {
-    size_t np = ct_model_param_numel(m);
-    float *w = malloc(np * sizeof *w);
-    cr_assert(w);
-    TU_OK(ct_model_get_params(m, w, np));
+    float *w = tu_model_params(m);
     for (size_t i = 0; i < ct_model_param_count(m); i++) {
         const char *name;
         size_t ndim, shape[CT_MAX_DIMS], off;

@@ -84,15 +84,6 @@ static ct_optim *make_optim(ct_context *ctx, ct_model *m, ct_optim_kind kind, do
     return opt;
 }
 
-static float *params_of(ct_model *m)
-{
-    size_t n = ct_model_param_numel(m);
-    float *p = malloc(n * sizeof *p);
-    cr_assert(p);
-    TU_OK(ct_model_get_params(m, p, n));
-    return p;
-}
-
 /* ---- the step equals the manual sequence ------------------------------------------ */
 
 static void manual_equals_trainer(ct_loss_kind kind, const char *spec, size_t classes,
@@ -161,7 +152,7 @@ static void manual_equals_trainer(ct_loss_kind kind, const char *spec, size_t cl
             ct_tensor_free(dl);
             ct_tensor_free(t);
 
-            float *pa = params_of(ma), *pb = params_of(mb);
+            float *pa = tu_model_params(ma), *pb = tu_model_params(mb);
             cr_assert(memcmp(pa, pb, ct_model_param_numel(ma) * sizeof *pa) == 0,
                       "parameters differ after step %zu", steps);
             free(pa);
@@ -423,12 +414,12 @@ Test(trainer, skip_mode_skips_a_nan_batch)
 
     TU_OK(ct_trainer_step(tr, x, y, &info));
     cr_assert(info.read && !info.skipped && isfinite(info.loss) && isfinite(info.grad_norm));
-    float *before = params_of(m);
+    float *before = tu_model_params(m);
     TU_OK(ct_trainer_step(tr, xbad, y, &info));
     cr_assert(info.read && info.skipped, "the NaN batch was not skipped");
     cr_assert_eq(info.nonfinite, 1);
     cr_assert_eq(info.first_nonfinite, 2);
-    float *after = params_of(m);
+    float *after = tu_model_params(m);
     cr_assert(memcmp(before, after, ct_model_param_numel(m) * sizeof *before) == 0,
               "a skipped step changed the parameters");
     cr_assert_eq(ct_optim_get_step(o), 1);
@@ -521,7 +512,7 @@ static void save(run *r, saved *sv)
 {
     memset(sv, 0, sizeof *sv);
     sv->np = ct_model_param_numel(r->m);
-    sv->params = params_of(r->m);
+    sv->params = tu_model_params(r->m);
     ct_model_get_rng(r->m, &sv->rng_seed, &sv->rng_counter);
     sv->step = ct_trainer_get_step(r->tr);
     TU_OK(ct_trainer_get_epoch_sum(r->tr, &sv->sum, &sv->comp, &sv->count));
@@ -560,7 +551,7 @@ Test(trainer, resume_is_bitwise)
     run_steps(&a, 0, K, per);
     float la[32];
     TU_OK(ct_trainer_history(a.tr, la, K));
-    float *pa = params_of(a.m);
+    float *pa = tu_model_params(a.m);
     ct_step_info ia;
     TU_OK(ct_trainer_read(a.tr, &ia));
 
@@ -576,7 +567,7 @@ Test(trainer, resume_is_bitwise)
     run_steps(&c, k, K, per);
     float lc[32];
     TU_OK(ct_trainer_history(c.tr, lc, K - k));
-    float *pc = params_of(c.m);
+    float *pc = tu_model_params(c.m);
     ct_step_info ic;
     TU_OK(ct_trainer_read(c.tr, &ic));
 
@@ -620,7 +611,7 @@ Test(trainer, resume_through_checkpoint_is_bitwise)
     run_steps(&a, 0, K, per);
     float la[32];
     TU_OK(ct_trainer_history(a.tr, la, K));
-    float *pa = params_of(a.m);
+    float *pa = tu_model_params(a.m);
 
     run b = run_create(ctx, ds, 31);
     run_steps(&b, 0, k, per);
@@ -649,7 +640,7 @@ Test(trainer, resume_through_checkpoint_is_bitwise)
     run_steps(&c, k, K, per);
     float lc[32];
     TU_OK(ct_trainer_history(c.tr, lc, K - k));
-    float *pc = params_of(c.m);
+    float *pc = tu_model_params(c.m);
     cr_assert(memcmp(la + k, lc, (K - k) * sizeof *la) == 0,
               "losses after a checkpoint round trip differ from the uninterrupted run");
     cr_assert(memcmp(pa, pc, ct_model_param_numel(a.m) * sizeof *pa) == 0,

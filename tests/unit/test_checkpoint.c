@@ -38,23 +38,6 @@ static ct_model *make_model(ct_context *ctx, const char *spec, uint64_t seed)
     return m;
 }
 
-static float *params_of(ct_model *m)
-{
-    size_t n = ct_model_param_numel(m);
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    TU_OK(ct_model_get_params(m, p, n));
-    return p;
-}
-
-static float *buffers_of(ct_model *m)
-{
-    size_t n = ct_model_buffer_numel(m);
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (n)
-        TU_OK(ct_model_get_buffers(m, p, n));
-    return p;
-}
-
 static void assert_bits(const char *what, const void *a, const void *b, size_t bytes)
 {
     const unsigned char *x = a, *y = b;
@@ -160,7 +143,7 @@ Test(checkpoint, loads_a_state_dict_saved_by_pytorch)
     ct_model *m = make_model(ctx, SPEC, 5);
     tu_golden *g = tu_golden_load("safetensors.txt");
     TU_OK(ct_checkpoint_load(ST_DIR "/model.safetensors", m, NULL, NULL));
-    float *p = params_of(m), *b = buffers_of(m);
+    float *p = tu_model_params(m), *b = tu_model_buffers(m);
     for (size_t i = 0; i < ct_model_param_count(m) + ct_model_buffer_count(m); i++) {
         const char *name;
         size_t nd, shape[4], off;
@@ -198,7 +181,7 @@ static void resume_is_exact(ct_optim_options o)
         step_with(a, oa, k);
     /* non-trivial buffers and RNG */
     size_t nb = ct_model_buffer_numel(a);
-    float *bufs = buffers_of(a);
+    float *bufs = tu_model_buffers(a);
     for (size_t i = 0; i < nb; i++)
         if (bufs[i] == 0.0f || bufs[i] == 1.0f)
             bufs[i] += 0.125f * (float)(i % 5);
@@ -224,12 +207,12 @@ static void resume_is_exact(ct_optim_options o)
         .spec = SPEC,
         .hparams_json = "{\"lr\":\"0.01\",\"batch\":\"64\"}"};
     TU_OK(ct_checkpoint_save(p, a, oa, &s));
-    float *pa = params_of(a);
+    float *pa = tu_model_params(a);
     size_t ola;
     unsigned char *osa = optim_bytes(oa, &ola);
     for (int k = 3; k < 6; k++)
         step_with(a, oa, k);
-    float *after_a = params_of(a);
+    float *after_a = tu_model_params(a);
 
     ct_model *b = make_model(ctx, SPEC, 99);
     ct_optim *ob = NULL;
@@ -238,7 +221,7 @@ static void resume_is_exact(ct_optim_options o)
     memset(&r, 0, sizeof r);
     TU_OK(ct_checkpoint_load(p, b, ob, &r));
     size_t n = ct_model_param_numel(a);
-    float *pb = params_of(b), *bb = buffers_of(b);
+    float *pb = tu_model_params(b), *bb = tu_model_buffers(b);
     assert_bits("params", pa, pb, n * 4);
     assert_bits("buffers", bufs, bb, nb * 4);
     size_t olb;
@@ -258,7 +241,7 @@ static void resume_is_exact(ct_optim_options o)
 
     for (int k = 3; k < 6; k++)
         step_with(b, ob, k);
-    float *after_b = params_of(b);
+    float *after_b = tu_model_params(b);
     assert_bits("params after resumed steps", after_a, after_b, n * 4);
 
     free(pa);
@@ -302,7 +285,7 @@ Test(checkpoint, other_model_is_refused_by_name)
     const char *p = tu_tmp_path("a.safetensors");
     ct_train_state s = {0};
     TU_OK(ct_checkpoint_save(p, a, NULL, &s));
-    float *before = params_of(b);
+    float *before = tu_model_params(b);
 
     ct_train_state r = {0};
     ct_status st = ct_checkpoint_load(p, b, NULL, &r);
@@ -319,7 +302,7 @@ Test(checkpoint, other_model_is_refused_by_name)
                  "[3, 64]");
     /* and asking for the state now fails on the missing file */
     assert_error(ct_checkpoint_load(p, a, NULL, &r), CT_ERR_IO, sp, NULL);
-    float *after = params_of(b);
+    float *after = tu_model_params(b);
     assert_bits("untouched params", before, after, ct_model_param_numel(b) * 4);
     free(before);
     free(after);
@@ -339,10 +322,10 @@ Test(checkpoint, other_optimizer_is_refused_and_nothing_changes)
     TU_OK(ct_optim_create(ctx, &sgd, ct_model_params(b), ct_model_grads(b), &ob));
     const char *p = tu_tmp_path("o.safetensors");
     TU_OK(ct_checkpoint_save(p, a, oa, NULL));
-    float *before = params_of(b);
+    float *before = tu_model_params(b);
     assert_error(ct_checkpoint_load(p, b, ob, NULL), CT_ERR_INVALID_ARG,
                  "holds adam optimizer state, this optimizer is sgd", p);
-    float *after = params_of(b);
+    float *after = tu_model_params(b);
     assert_bits("untouched params", before, after, ct_model_param_numel(b) * 4);
     /* an Adam with amsgrad keeps max_exp_avg_sq, which this save lacks */
     adam.amsgrad = true;
@@ -372,7 +355,7 @@ Test(checkpoint, missing_unexpected_and_wrong_tensors_are_named)
     for (size_t i = 0; i < n; i++)
         t[i] = *ct_safetensors_at(torch, i);
     const char *p = tu_tmp_path("edit.safetensors");
-    float *before = params_of(m);
+    float *before = tu_model_params(m);
 
     /* drop 5.bias */
     size_t k = 0;
@@ -412,7 +395,7 @@ Test(checkpoint, missing_unexpected_and_wrong_tensors_are_named)
     assert_error(ct_checkpoint_load(p, m, NULL, NULL), CT_ERR_SHAPE,
                  "tensor '1.num_batches_tracked' has shape [1]", "[]");
 
-    float *after = params_of(m);
+    float *after = tu_model_params(m);
     assert_bits("untouched params", before, after, ct_model_param_numel(m) * 4);
     free(before);
     free(after);
@@ -438,7 +421,7 @@ Test(checkpoint, interrupted_save_pair_is_detected)
                  "was written with other weights", p);
     /* the weights alone still load, and are b's */
     TU_OK(ct_checkpoint_load(p, a, NULL, NULL));
-    float *pa = params_of(a), *pb = params_of(b);
+    float *pa = tu_model_params(a), *pb = tu_model_params(b);
     assert_bits("weights", pa, pb, ct_model_param_numel(a) * 4);
     free(pa);
     free(pb);
