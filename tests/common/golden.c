@@ -116,6 +116,16 @@ float *tu_gold_floats(const tu_gold_tensor *t)
     return f;
 }
 
+ct_tensor *tu_gold_upload(ct_context *ctx, const tu_gold_tensor *t)
+{
+    cr_assert(t->ndim <= CT_MAX_DIMS, "%s: %zu dims, a tensor has at most %d", t->name, t->ndim,
+              CT_MAX_DIMS);
+    float *h = tu_gold_floats(t);
+    ct_tensor *d = tu_tensor(ctx, t->ndim ? t->ndim : 1, t->ndim ? t->shape : (size_t[]){1}, h);
+    free(h);
+    return d;
+}
+
 void tu_golden_check_param(const tu_golden *g, const char *prefix, const char *key, const float *v,
                            size_t ndim, const size_t *shape, size_t stride, double atol,
                            double sum_atol, double rtol)

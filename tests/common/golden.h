@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "cltrain/cltrain.h"
+
 typedef struct tu_gold_tensor {
     char *name;
     size_t ndim;
@@ -31,6 +33,9 @@ const tu_gold_tensor *tu_golden_get(const tu_golden *g, const char *name);
 const tu_gold_tensor *tu_golden_find(const tu_golden *g, const char *name);
 /* Copy of a record's values as float32 (malloc'd). */
 float *tu_gold_floats(const tu_gold_tensor *t);
+/* A new device tensor of the record's shape (a scalar as shape (1)) holding its values
+ * as float32. */
+ct_tensor *tu_gold_upload(ct_context *ctx, const tu_gold_tensor *t);
 
 /* A parameter-shaped array v (ndim, shape) against its record "<prefix><key>", or, when
  * there is none, a 2-D one against the three records gen_minicnn.py's write_big_or_full

@@ -10,15 +10,6 @@
 #include "nn/ops.h"
 #include "testutil.h"
 
-static ct_tensor *gold_tensor(ct_context *ctx, const tu_golden *g, const char *name)
-{
-    const tu_gold_tensor *r = tu_golden_get(g, name);
-    float *f = tu_gold_floats(r);
-    ct_tensor *t = tu_tensor(ctx, r->ndim ? r->ndim : 1, r->ndim ? r->shape : (size_t[]){1}, f);
-    free(f);
-    return t;
-}
-
 static void expect_gold(const tu_golden *g, const char *name, const ct_tensor *t, double atol,
                         double rtol)
 {
@@ -35,8 +26,10 @@ Test(elem_golden, linear)
 {
     ct_context *ctx = tu_context();
     tu_golden *g = tu_golden_load("elem.txt");
-    ct_tensor *x = gold_tensor(ctx, g, "lin.x"), *w = gold_tensor(ctx, g, "lin.w");
-    ct_tensor *b = gold_tensor(ctx, g, "lin.b"), *dy = gold_tensor(ctx, g, "lin.dy");
+    ct_tensor *x = tu_gold_upload(ctx, tu_golden_get(g, "lin.x")),
+              *w = tu_gold_upload(ctx, tu_golden_get(g, "lin.w"));
+    ct_tensor *b = tu_gold_upload(ctx, tu_golden_get(g, "lin.b")),
+              *dy = tu_gold_upload(ctx, tu_golden_get(g, "lin.dy"));
     ct_tensor *y = tu_tensor(ctx, TU_SHAPE(5, 7), NULL);
     ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(5, 13), NULL);
     ct_tensor *dw = NULL, *db = NULL;
@@ -75,7 +68,8 @@ Test(elem_golden, activations)
         {"sigmoid", CT_ACT_SIGMOID, 0.0f, 1e-6, 1e-6, 4e-6},
         {"tanh", CT_ACT_TANH, 0.0f, 1e-6, 1e-6, 4e-6},
     };
-    ct_tensor *x = gold_tensor(ctx, g, "act.x"), *dy = gold_tensor(ctx, g, "act.dy");
+    ct_tensor *x = tu_gold_upload(ctx, tu_golden_get(g, "act.x")),
+              *dy = tu_gold_upload(ctx, tu_golden_get(g, "act.dy"));
     size_t n = ct_tensor_numel(x);
     ct_tensor *y = tu_tensor(ctx, TU_SHAPE(n), NULL), *dx = tu_tensor(ctx, TU_SHAPE(n), NULL);
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
@@ -97,7 +91,7 @@ Test(elem_golden, softmax)
 {
     ct_context *ctx = tu_context();
     tu_golden *g = tu_golden_load("elem.txt");
-    ct_tensor *x = gold_tensor(ctx, g, "sm.x");
+    ct_tensor *x = tu_gold_upload(ctx, tu_golden_get(g, "sm.x"));
     ct_tensor *y = tu_tensor(ctx, TU_SHAPE(5, 11), NULL);
     TU_OK(ct_softmax_forward(ctx, x, false, y));
     expect_gold(g, "sm.y", y, 1e-7, 4e-6);
@@ -118,7 +112,8 @@ static void bn_golden(const char *p, float eps, float momentum)
     tu_golden *g = tu_golden_load("elem.txt");
     char name[64];
 #define GN(suffix) (snprintf(name, sizeof name, "%s.%s", p, suffix), name)
-    ct_tensor *w = gold_tensor(ctx, g, GN("w")), *b = gold_tensor(ctx, g, GN("b"));
+    ct_tensor *w = tu_gold_upload(ctx, tu_golden_get(g, GN("w"))),
+              *b = tu_gold_upload(ctx, tu_golden_get(g, GN("b")));
     size_t c = ct_tensor_numel(w);
     const tu_gold_tensor *xr = tu_golden_get(g, GN("x0"));
     ct_tensor *y = tu_tensor(ctx, xr->ndim, xr->shape, NULL);
@@ -137,19 +132,19 @@ static void bn_golden(const char *p, float eps, float momentum)
         char xn[8];
         snprintf(xn, sizeof xn, "x%d", step);
         ct_tensor_free(x);
-        x = gold_tensor(ctx, g, GN(xn));
+        x = tu_gold_upload(ctx, tu_golden_get(g, GN(xn)));
         TU_OK(ct_batchnorm_forward(ctx, x, w, b, rm, rv, &prm, sm, si, y));
     }
     expect_gold(g, GN("y2"), y, 2e-5, 1e-5);
     expect_gold(g, GN("rm"), rm, 1e-6, 1e-5);
     expect_gold(g, GN("rv"), rv, 1e-6, 1e-5);
-    ct_tensor *dy = gold_tensor(ctx, g, GN("dy"));
+    ct_tensor *dy = tu_gold_upload(ctx, tu_golden_get(g, GN("dy")));
     TU_OK(ct_batchnorm_backward(ctx, x, w, sm, si, dy, dx, dw, db));
     expect_gold(g, GN("dx"), dx, 5e-5, 1e-4);
     expect_gold(g, GN("dw"), dw, 2e-4, 1e-5);
     expect_gold(g, GN("db"), db, 2e-4, 1e-5);
     prm.training = false;
-    ct_tensor *xe = gold_tensor(ctx, g, GN("xe"));
+    ct_tensor *xe = tu_gold_upload(ctx, tu_golden_get(g, GN("xe")));
     TU_OK(ct_batchnorm_forward(ctx, xe, w, b, rm, rv, &prm, NULL, NULL, y));
     expect_gold(g, GN("ye"), y, 2e-5, 1e-5);
 #undef GN

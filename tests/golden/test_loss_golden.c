@@ -29,19 +29,6 @@
 
 static const char *red_names[3] = {"mean", "sum", "none"};
 
-static ct_tensor *gold_tensor(ct_context *ctx, const tu_gold_tensor *r)
-{
-    float *h = tu_gold_floats(r);
-    size_t shape[CT_MAX_DIMS] = {1};
-    size_t nd = r->ndim ? r->ndim : 1;
-    cr_assert(r->ndim <= CT_MAX_DIMS, "%s: too many dims", r->name);
-    for (size_t i = 0; i < r->ndim; i++)
-        shape[i] = r->shape[i];
-    ct_tensor *t = tu_tensor(ctx, nd, shape, h);
-    free(h);
-    return t;
-}
-
 static void check(const char *what, const ct_tensor *got, const tu_gold_tensor *ref,
                   double atol, double rtol)
 {
@@ -81,8 +68,8 @@ static void run_case(ct_context *ctx, const tu_golden *g, const char *name)
         for (size_t i = 0; i < r->ndim; i++)
             o.pos_weight_shape[i] = r->shape[i];
     }
-    ct_tensor *x = gold_tensor(ctx, REC("x"));
-    ct_tensor *t = gold_tensor(ctx, REC("t"));
+    ct_tensor *x = tu_gold_upload(ctx, REC("x"));
+    ct_tensor *t = tu_gold_upload(ctx, REC("t"));
     ct_tensor *grad = NULL;
     size_t xshape[CT_MAX_DIMS];
     for (size_t i = 0; i < ct_tensor_ndim(x); i++)
@@ -95,10 +82,10 @@ static void run_case(ct_context *ctx, const tu_golden *g, const char *name)
         ct_loss *loss = NULL;
         TU_OK(ct_loss_create(ctx, &o, &loss));
         snprintf(sub, sizeof sub, "%s.out", red_names[red]);
-        ct_tensor *out = gold_tensor(ctx, REC(sub)); /* right shape; overwritten */
+        ct_tensor *out = tu_gold_upload(ctx, REC(sub)); /* right shape; overwritten */
         const tu_gold_tensor *ref_out = tu_golden_get(g, key);
         snprintf(sub, sizeof sub, "%s.go", red_names[red]);
-        ct_tensor *go = gold_tensor(ctx, REC(sub));
+        ct_tensor *go = tu_gold_upload(ctx, REC(sub));
 
         TU_OK(ct_tensor_fill(out, 12345.0f));
         TU_OK(ct_loss_forward(loss, x, t, out));

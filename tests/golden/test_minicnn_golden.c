@@ -74,14 +74,6 @@ static void check_init(const tu_golden *g, const char *prefix, ct_model *m)
     free(p);
 }
 
-static ct_tensor *gold_tensor(ct_context *ctx, const tu_gold_tensor *t)
-{
-    float *h = tu_gold_floats(t);
-    ct_tensor *d = tu_tensor(ctx, t->ndim, t->shape, h);
-    free(h);
-    return d;
-}
-
 Test(minicnn_golden, names_shapes_and_init)
 {
     ct_context *ctx = tu_context();
@@ -139,7 +131,7 @@ Test(minicnn_golden, forward_cross_entropy_backward)
     ct_context *ctx = tu_context();
     tu_golden *g = tu_golden_load("minicnn.txt");
     ct_model *m = make_model(ctx, 1, 28, 28, SEED_MNIST);
-    ct_tensor *x = gold_tensor(ctx, tu_golden_get(g, "x"));
+    ct_tensor *x = tu_gold_upload(ctx, tu_golden_get(g, "x"));
     const tu_gold_tensor *tgt = tu_golden_get(g, "target");
     const tu_gold_tensor *gl = tu_golden_get(g, "logits");
     const size_t n = 8, k = 10;
@@ -174,7 +166,7 @@ Test(minicnn_golden, forward_cross_entropy_backward)
     tu_assert_close("dlogits", dlf, tu_golden_get(g, "dlogits")->v, n * k, LOGIT_ATOL, LOGIT_RTOL);
 
     /* Backward from PyTorch's float32 dlogits, so the gradients test backward alone. */
-    ct_tensor *dy = gold_tensor(ctx, tu_golden_get(g, "dlogits"));
+    ct_tensor *dy = tu_gold_upload(ctx, tu_golden_get(g, "dlogits"));
     TU_OK(ct_model_backward(m, dy));
     check_grads(g, m);
 
@@ -199,7 +191,7 @@ Test(minicnn_golden, cifar_shaped_forward)
     TU_OK(ct_model_param_info(m, 4, &name, &ndim, shape, NULL));
     cr_assert(ndim == 2 && shape[0] == 128 && shape[1] == 4096, "7.weight is not (128, 4096)");
 
-    ct_tensor *x = gold_tensor(ctx, tu_golden_get(g, "c.x"));
+    ct_tensor *x = tu_gold_upload(ctx, tu_golden_get(g, "c.x"));
     const tu_gold_tensor *gl = tu_golden_get(g, "c.logits");
     ct_tensor *y = NULL;
     for (int mode = 0; mode < 2; mode++) {

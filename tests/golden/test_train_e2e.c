@@ -43,14 +43,6 @@
 #define W_RTOL      1e-5
 #define WSUM_ATOL   5e-5
 
-static ct_tensor *gold_tensor(ct_context *ctx, const tu_gold_tensor *t)
-{
-    float *h = tu_gold_floats(t);
-    ct_tensor *d = tu_tensor(ctx, t->ndim, t->shape, h);
-    free(h);
-    return d;
-}
-
 /* Compares the model's weights with <opt>.final.<name> (or the sub./rowsum./colsum.
  * records of a big tensor). */
 static void check_weights(const tu_golden *g, const char *opt, ct_model *m, double w_atol)
@@ -82,8 +74,8 @@ static void train_and_check(const char *opt_name, const ct_optim_options *oo, do
     TU_OK(ct_loss_create(ctx, &lo, &loss));
     TU_OK(ct_optim_create(ctx, oo, ct_model_params(m), ct_model_grads(m), &opt));
 
-    ct_tensor *x = gold_tensor(ctx, tu_golden_get(data, "x"));
-    ct_tensor *target = gold_tensor(ctx, tu_golden_get(data, "target"));
+    ct_tensor *x = tu_gold_upload(ctx, tu_golden_get(data, "x"));
+    ct_tensor *target = tu_gold_upload(ctx, tu_golden_get(data, "target"));
     ct_tensor *dlogits = NULL, *losses = NULL, *lv[STEPS] = {NULL};
     TU_OK(ct_tensor_create(ctx, 2, (size_t[]){8, 10}, &dlogits));
     TU_OK(ct_tensor_create(ctx, 1, (size_t[]){STEPS}, &losses));
