@@ -126,6 +126,16 @@ ct_tensor *tu_gold_upload(ct_context *ctx, const tu_gold_tensor *t)
     return d;
 }
 
+void tu_gold_expect(const char *what, const ct_tensor *t, const tu_gold_tensor *ref, double atol,
+                    double rtol)
+{
+    cr_assert_eq(ct_tensor_numel(t), ref->numel, "%s: %zu elements, torch has %zu", what,
+                 ct_tensor_numel(t), ref->numel);
+    float *h = tu_download(t);
+    tu_assert_close(what, h, ref->v, ref->numel, atol, rtol);
+    free(h);
+}
+
 void tu_golden_check_param(const tu_golden *g, const char *prefix, const char *key, const float *v,
                            size_t ndim, const size_t *shape, size_t stride, double atol,
                            double sum_atol, double rtol)

@@ -36,6 +36,10 @@ float *tu_gold_floats(const tu_gold_tensor *t);
 /* A new device tensor of the record's shape (a scalar as shape (1)) holding its values
  * as float32. */
 ct_tensor *tu_gold_upload(ct_context *ctx, const tu_gold_tensor *t);
+/* Asserts that device tensor t has the record's element count and values within
+ * atol + rtol*|ref| (tu_assert_close, reported as `what`). */
+void tu_gold_expect(const char *what, const ct_tensor *t, const tu_gold_tensor *ref, double atol,
+                    double rtol);
 
 /* A parameter-shaped array v (ndim, shape) against its record "<prefix><key>", or, when
  * there is none, a 2-D one against the three records gen_minicnn.py's write_big_or_full

@@ -13,12 +13,7 @@
 static void expect_gold(const tu_golden *g, const char *name, const ct_tensor *t, double atol,
                         double rtol)
 {
-    const tu_gold_tensor *r = tu_golden_get(g, name);
-    cr_assert_eq(r->numel, ct_tensor_numel(t), "%s: %zu golden values, tensor has %zu", name,
-                 r->numel, ct_tensor_numel(t));
-    float *got = tu_download(t);
-    tu_assert_close(name, got, r->v, r->numel, atol, rtol);
-    free(got);
+    tu_gold_expect(name, t, tu_golden_get(g, name), atol, rtol);
 }
 
 /* Linear: float GEMMs of length <= 13 on values in [-1, 1]: atol 1e-5. */
