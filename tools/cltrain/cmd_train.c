@@ -271,6 +271,16 @@ typedef struct loop_state {
     uint64_t bad_epochs;
 } loop_state;
 
+/* "v0,v1,..." with every float exact (%.9g) into buf; returns buf. */
+static const char *join_floats(char *buf, size_t cap, const float *v, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%.9g", i ? "," : "", (double)v[i]);
+    return buf;
+}
+
 static void fill_hparams(const train_cfg *c, const cli_data *data, size_t outputs, cli_kv *kv)
 {
     char buf[256];
@@ -286,16 +296,8 @@ static void fill_hparams(const train_cfg *c, const cli_data *data, size_t output
     cli_kv_set(kv, "outputs", "%zu", outputs);
     cli_kv_set(kv, "model", "%s", c->model);
     cli_kv_set(kv, "normalize", "%d", data->normalize ? 1 : 0);
-    len = 0;
-    for (size_t i = 0; i < data->channels; i++)
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%.9g", i ? "," : "",
-                                (double)data->mean[i]);
-    cli_kv_set(kv, "mean", "%s", buf);
-    len = 0;
-    for (size_t i = 0; i < data->channels; i++)
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%.9g", i ? "," : "",
-                                (double)data->std[i]);
-    cli_kv_set(kv, "std", "%s", buf);
+    cli_kv_set(kv, "mean", "%s", join_floats(buf, sizeof buf, data->mean, data->channels));
+    cli_kv_set(kv, "std", "%s", join_floats(buf, sizeof buf, data->std, data->channels));
     cli_kv_set(kv, "seed", "%llu", (unsigned long long)c->data.seed);
     cli_kv_set(kv, "val", "%zu", c->data.val);
     cli_kv_set(kv, "batch_size", "%zu", c->data.batch_size);
