@@ -133,6 +133,15 @@ float *tu_rand(size_t n, uint64_t seed, double lo, double hi)
     return x;
 }
 
+float *tu_nans(size_t n)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    cr_assert(x != NULL);
+    for (size_t i = 0; i < n; i++)
+        x[i] = NAN;
+    return x;
+}
+
 double *tu_widen(const float *x, size_t n)
 {
     double *d = malloc((n ? n : 1) * sizeof *d);

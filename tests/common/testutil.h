@@ -64,9 +64,11 @@ tu_view tu_view_new(ct_context *ctx, size_t off, size_t ndim, const size_t *shap
 float *tu_view_get(const char *what, const tu_view *v);
 void tu_view_free(tu_view *v);
 
-/* malloc'd arrays (never NULL, even for n == 0): uniform random floats in [lo, hi), a
- * float array widened to double, and zeros. */
+/* malloc'd arrays (never NULL, even for n == 0): uniform random floats in [lo, hi), NaNs
+ * (the start value of an output that must be overwritten), a float array widened to
+ * double, and zeros. */
 float *tu_rand(size_t n, uint64_t seed, double lo, double hi);
+float *tu_nans(size_t n);
 double *tu_widen(const float *x, size_t n);
 double *tu_zeros(size_t n);
 

@@ -27,15 +27,6 @@ static double gemm_atol(size_t k)
     return 1e-5 * (double)((k + 15) / 16);
 }
 
-static float *nan_filled(size_t n)
-{
-    float *v = malloc(n * sizeof *v);
-    cr_assert(v != NULL);
-    for (size_t i = 0; i < n; i++)
-        v[i] = NAN;
-    return v;
-}
-
 Test(linear, forward_matches_ref)
 {
     ct_context *ctx = tu_context();
@@ -45,7 +36,7 @@ Test(linear, forward_matches_ref)
         float *w = tu_rand(s.out * s.in, 20 + si, -1.0, 1.0);
         float *b = tu_rand(s.out, 30 + si, -1.0, 1.0);
         /* y starts as NaN: the GEMM (beta = 0) must overwrite, not scale, it */
-        float *yinit = nan_filled(s.n * s.out);
+        float *yinit = tu_nans(s.n * s.out);
         for (int variant = 0; variant < 4; variant++) {
             bool has_b = variant & 1, relu = variant & 2;
             double *ref = tu_zeros(s.n * s.out);
@@ -104,7 +95,7 @@ Test(linear, backward_matches_ref_and_accumulates)
         float *dy = tu_rand(s.n * s.out, 60 + si, -1.0, 1.0);
         float *dw0 = tu_rand(s.out * s.in, 70 + si, -0.5, 0.5);
         float *db0 = tu_rand(s.out, 80 + si, -0.5, 0.5);
-        float *dxinit = nan_filled(s.n * s.in);
+        float *dxinit = tu_nans(s.n * s.in);
         double *rdx = tu_zeros(s.n * s.in), *rdw = tu_zeros(s.out * s.in), *rdb = tu_zeros(s.out);
         for (size_t i = 0; i < s.out * s.in; i++)
             rdw[i] = dw0[i];

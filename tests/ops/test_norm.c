@@ -206,10 +206,7 @@ Test(batchnorm, backward_matches_ref_and_accumulates)
         float *dy = tu_rand(numel, 700 + ci, -2.0, 2.0);
         float *g = tu_rand(ch, 800 + ci, 0.5, 1.5);
         float *dg0 = tu_rand(ch, 900 + ci, -1.0, 1.0), *db0 = tu_rand(ch, 950 + ci, -1.0, 1.0);
-        float *nanv = malloc(numel * sizeof *nanv);
-        cr_assert(nanv != NULL);
-        for (size_t i = 0; i < numel; i++)
-            nanv[i] = NAN;
+        float *nanv = tu_nans(numel);
         for (int affine = 0; affine < 2; affine++) {
             char sh[48];
             case_str(c, sh, sizeof sh);
