@@ -108,28 +108,40 @@ __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_
 }
 
 /* ---- 2x2 windows at stride 2 without padding: the common case, vectorised ------------
- * Same rules as above; one work-item per output row, 8 outputs per step (two input rows
- * loaded as float16, split into even and odd columns), the last Q % 8 one by one. */
+ * Same rules as above; one work-item per output row. The row is covered by runs of 8
+ * outputs (two input rows loaded as float16, split into even and odd columns), the last
+ * run moved back to end at Q: it overlaps the run before and rewrites the same values,
+ * so there is no scalar tail. Rows of 4 to 7 outputs take runs of 4 the same way; only
+ * rows of fewer than 4 outputs go one by one. */
 
-/* Scan step of the max rule on 8 lanes: take v where v > m or v is NaN. */
-#define MAX_STEP(m, idx, v, pos)                                                           \
+/* Scan step of the max rule on N lanes: take v where v > m or v is NaN. N is 4 or 8. */
+#define MAX_STEP(N, m, idx, v, pos)                                                        \
     do {                                                                                   \
-        const int8 take_ = isgreater((v), (m)) | isnan(v);                                 \
+        const int##N take_ = isgreater((v), (m)) | isnan(v);                               \
         (m) = select((m), (v), take_);                                                     \
-        (idx) = select((idx), (int8)(pos), take_);                                         \
+        (idx) = select((idx), (int##N)(pos), take_);                                       \
     } while (0)
 
-/* m, idx (8 lanes) = the maxima of eight 2x2 windows and their first maximum's place in
- * scan order (0, 1: row a; 2, 3: row b), from a and b, two input rows' 16 columns. */
-#define MAX_2X2(m, idx, a, b)                                                              \
+/* m, idx (N lanes) = the maxima of N 2x2 windows and their first maximum's place in scan
+ * order (0, 1: row a; 2, 3: row b), from a and b, two input rows' 2N columns. */
+#define MAX_2X2(N, m, idx, a, b)                                                           \
     do {                                                                                   \
-        (m) = (float8)(-INFINITY);                                                         \
-        (idx) = (int8)(0);                                                                 \
-        MAX_STEP(m, idx, (a).even, 0);                                                     \
-        MAX_STEP(m, idx, (a).odd, 1);                                                      \
-        MAX_STEP(m, idx, (b).even, 2);                                                     \
-        MAX_STEP(m, idx, (b).odd, 3);                                                      \
+        (m) = (float##N)(-INFINITY);                                                       \
+        (idx) = (int##N)(0);                                                               \
+        MAX_STEP(N, m, idx, (a).even, 0);                                                  \
+        MAX_STEP(N, m, idx, (a).odd, 1);                                                   \
+        MAX_STEP(N, m, idx, (b).even, 2);                                                  \
+        MAX_STEP(N, m, idx, (b).odd, 3);                                                   \
     } while (0)
+
+/* Runs of N outputs (N2 = 2N input columns) over the row, the last one ending at Q. */
+#define RUNS_BEGIN(N)                                                                      \
+    for (uint q = 0;; q += N) {                                                            \
+        q = min(q, Q - N);
+#define RUNS_END(N)                                                                        \
+        if (q + N >= Q)                                                                    \
+            break;                                                                         \
+    }
 
 /* The same rule on one 2x2 window v (scan order): index of its first maximum. */
 inline uint argmax4(const float v[4])
@@ -144,6 +156,15 @@ inline uint argmax4(const float v[4])
     return best;
 }
 
+#define POOL2_FWD_RUNS(N, N2)                                                              \
+    RUNS_BEGIN(N)                                                                          \
+        const float##N2 a = vload##N2(0, r0 + 2 * q), b = vload##N2(0, r1 + 2 * q);        \
+        float##N m;                                                                        \
+        int##N idx;                                                                        \
+        MAX_2X2(N, m, idx, a, b);                                                          \
+        vstore##N(m, 0, yr + q);                                                           \
+    RUNS_END(N)
+
 __kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, const uint W,
                            const uint P, const uint Q)
 {
@@ -156,19 +177,36 @@ __kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, c
     __global const float *plane = x + (size_t)nc * H * W;
     __global const float *r0 = plane + (size_t)(2 * p) * W, *r1 = r0 + W;
     __global float *yr = y + (size_t)row * Q;
-    uint q = 0;
-    for (; q + 8 <= Q; q += 8) {
-        const float16 a = vload16(0, r0 + 2 * q), b = vload16(0, r1 + 2 * q);
-        float8 m;
-        int8 idx;
-        MAX_2X2(m, idx, a, b);
-        vstore8(m, 0, yr + q);
-    }
-    for (; q < Q; q++) {
-        const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
-        yr[q] = v[argmax4(v)];
+    if (Q >= 8) {
+        POOL2_FWD_RUNS(8, 16)
+    } else if (Q >= 4) {
+        POOL2_FWD_RUNS(4, 8)
+    } else {
+        for (uint q = 0; q < Q; q++) {
+            const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
+            yr[q] = v[argmax4(v)];
+        }
     }
 }
+
+/* The dx of N windows' 2N columns in rows a and b: each window's dy (d) at its first
+ * maximum, 0 elsewhere; times (x > 0) when relu_in. INTER interleaves two N-lane vectors. */
+#define POOL2_BWD_RUNS(N, N2, INTER)                                                       \
+    RUNS_BEGIN(N)                                                                          \
+        const float##N2 a = vload##N2(0, r0 + 2 * q), b = vload##N2(0, r1 + 2 * q);        \
+        float##N m;                                                                        \
+        int##N idx;                                                                        \
+        MAX_2X2(N, m, idx, a, b);                                                          \
+        const float##N d = vload##N(0, dyr + q), z = (float##N)(0.0f);                     \
+        float##N2 o0 = shuffle2(select(z, d, idx == 0), select(z, d, idx == 1), INTER);    \
+        float##N2 o1 = shuffle2(select(z, d, idx == 2), select(z, d, idx == 3), INTER);    \
+        if (relu_in) {                                                                     \
+            o0 = select((float##N2)(0.0f), o0, isgreater(a, (float##N2)(0.0f)));           \
+            o1 = select((float##N2)(0.0f), o1, isgreater(b, (float##N2)(0.0f)));           \
+        }                                                                                  \
+        vstore##N2(o0, 0, d0 + 2 * q);                                                     \
+        vstore##N2(o1, 0, d1 + 2 * q);                                                     \
+    RUNS_END(N)
 
 /* dx rows 2p and 2p+1 (and, for the last p, any rows below the last window) overwritten:
  * each window's dy at its first maximum, 0 elsewhere; times (x > 0) when relu_in. */
@@ -187,34 +225,22 @@ __kernel void maxpool2_bwd(CT_CARG(x), CT_CARG(dy), CT_ARG(dx), const uint relu_
     __global const float *r0 = plane + (size_t)(2 * p) * W, *r1 = r0 + W;
     __global float *d0 = dx + (size_t)nc * H * W + (size_t)(2 * p) * W, *d1 = d0 + W;
     __global const float *dyr = dy + (size_t)row * Q;
-    const uint16 inter = (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-    const float8 zero = (float8)(0.0f);
-    uint q = 0;
-    for (; q + 8 <= Q; q += 8) {
-        const float16 a = vload16(0, r0 + 2 * q), b = vload16(0, r1 + 2 * q);
-        float8 m;
-        int8 idx;
-        MAX_2X2(m, idx, a, b);
-        const float8 d = vload8(0, dyr + q);
-        float16 o0 = shuffle2(select(zero, d, idx == 0), select(zero, d, idx == 1), inter);
-        float16 o1 = shuffle2(select(zero, d, idx == 2), select(zero, d, idx == 3), inter);
-        if (relu_in) {
-            o0 = select((float16)(0.0f), o0, isgreater(a, (float16)(0.0f)));
-            o1 = select((float16)(0.0f), o1, isgreater(b, (float16)(0.0f)));
+    if (Q >= 8) {
+        POOL2_BWD_RUNS(8, 16, ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)))
+    } else if (Q >= 4) {
+        POOL2_BWD_RUNS(4, 8, ((uint8)(0, 4, 1, 5, 2, 6, 3, 7)))
+    } else {
+        for (uint q = 0; q < Q; q++) {
+            const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
+            const uint i = argmax4(v);
+            float o[4];
+            for (uint t = 0; t < 4; t++)
+                o[t] = t == i && !(relu_in && !(v[t] > 0.0f)) ? dyr[q] : 0.0f;
+            d0[2 * q] = o[0];
+            d0[2 * q + 1] = o[1];
+            d1[2 * q] = o[2];
+            d1[2 * q + 1] = o[3];
         }
-        vstore16(o0, 0, d0 + 2 * q);
-        vstore16(o1, 0, d1 + 2 * q);
-    }
-    for (; q < Q; q++) {
-        const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
-        const uint i = argmax4(v);
-        float o[4];
-        for (uint t = 0; t < 4; t++)
-            o[t] = t == i && !(relu_in && !(v[t] > 0.0f)) ? dyr[q] : 0.0f;
-        d0[2 * q] = o[0];
-        d0[2 * q + 1] = o[1];
-        d1[2 * q] = o[2];
-        d1[2 * q + 1] = o[3];
     }
     /* columns and rows no window covers (odd W or H) */
     for (uint v = 2 * Q; v < W; v++)
