@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,24 +64,24 @@ float *tu_download(const ct_tensor *t)
     return h;
 }
 
-float *tu_model_params(ct_model *m)
+static float *model_array(ct_model *m, bool buffers)
 {
-    size_t n = ct_model_param_numel(m);
+    size_t n = buffers ? ct_model_buffer_numel(m) : ct_model_param_numel(m);
     float *p = malloc((n ? n : 1) * sizeof *p);
     cr_assert(p != NULL);
     if (n)
-        TU_OK(ct_model_get_params(m, p, n));
+        TU_OK(buffers ? ct_model_get_buffers(m, p, n) : ct_model_get_params(m, p, n));
     return p;
+}
+
+float *tu_model_params(ct_model *m)
+{
+    return model_array(m, false);
 }
 
 float *tu_model_buffers(ct_model *m)
 {
-    size_t n = ct_model_buffer_numel(m);
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    cr_assert(p != NULL);
-    if (n)
-        TU_OK(ct_model_get_buffers(m, p, n));
-    return p;
+    return model_array(m, true);
 }
 
 tu_view tu_view_new(ct_context *ctx, size_t off, size_t ndim, const size_t *shape,
