@@ -18,6 +18,12 @@
  * have vectorised kernels (maxpool2_*) that do both max-pool passes in one.
  */
 
+/* The geometry every generic pooling kernel takes last, in the order lib/nn/pool.c's
+ * POOL_GEOM_ARGS passes it: planes, input and output size, window, stride, padding. */
+#define POOL_GEOM                                                                          \
+    const uint NC, const uint H, const uint W, const uint P, const uint Q, const uint KH,  \
+        const uint KW, const uint SH, const uint SW, const uint PH, const uint PW
+
 /* Index within the plane of window (p, q)'s maximum, scanning as described above. */
 inline uint window_argmax(__global const float *plane, const uint H, const uint W, const int hs,
                           const int ws, const uint KH, const uint KW)
@@ -41,9 +47,7 @@ inline uint window_argmax(__global const float *plane, const uint H, const uint 
 /* y (NC, P, Q) = the window maxima (when bit 0 of `what`); idx (NC, P, Q) = the index of
  * each within its plane (when bit 1). One work-item per output row (nc, p). */
 __kernel void maxpool_fwd(CT_CARG(x), CT_ARG(y), __global uint *idx, const uint what,
-                          const uint NC, const uint H, const uint W, const uint P, const uint Q,
-                          const uint KH, const uint KW, const uint SH, const uint SW,
-                          const uint PH, const uint PW)
+                          POOL_GEOM)
 {
     const uint row = get_global_id(0);
     if (row >= NC * P)
@@ -78,9 +82,7 @@ inline void windows_of(const int i, const uint K, const uint S, const uint PAD, 
 /* dx (NC, H, W), overwritten: the dy of every window whose maximum (idx) is this element,
  * summed in window order; times (x > 0) when relu_in. One work-item per input row. */
 __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_ARG(dx),
-                          const uint relu_in, const uint NC, const uint H, const uint W,
-                          const uint P, const uint Q, const uint KH, const uint KW,
-                          const uint SH, const uint SW, const uint PH, const uint PW)
+                          const uint relu_in, POOL_GEOM)
 {
     const uint row = get_global_id(0);
     if (row >= NC * H)
@@ -265,10 +267,7 @@ inline float avg_divisor(const int hs, const int ws, const uint H, const uint W,
 }
 
 /* y = mean of each window, by PyTorch's divisor. One work-item per output row. */
-__kernel void avgpool_fwd(CT_CARG(x), CT_ARG(y), const uint include_pad, const uint NC,
-                          const uint H, const uint W, const uint P, const uint Q, const uint KH,
-                          const uint KW, const uint SH, const uint SW, const uint PH,
-                          const uint PW)
+__kernel void avgpool_fwd(CT_CARG(x), CT_ARG(y), const uint include_pad, POOL_GEOM)
 {
     const uint row = get_global_id(0);
     if (row >= NC * P)
@@ -292,10 +291,7 @@ __kernel void avgpool_fwd(CT_CARG(x), CT_ARG(y), const uint include_pad, const u
 
 /* dx (overwritten) = sum over the windows containing the element of dy / divisor.
  * One work-item per input row. */
-__kernel void avgpool_bwd(CT_CARG(dy), CT_ARG(dx), const uint include_pad, const uint NC,
-                          const uint H, const uint W, const uint P, const uint Q, const uint KH,
-                          const uint KW, const uint SH, const uint SW, const uint PH,
-                          const uint PW)
+__kernel void avgpool_bwd(CT_CARG(dy), CT_ARG(dx), const uint include_pad, POOL_GEOM)
 {
     const uint row = get_global_id(0);
     if (row >= NC * H)

@@ -73,7 +73,8 @@ cleanup:
     return st;
 }
 
-/* Every pooling kernel ends with the same geometry arguments. */
+/* Every generic pooling kernel ends with the same geometry arguments (POOL_GEOM in
+ * kernels/pool.cl). */
 #define POOL_GEOM_ARGS(g, p)                                                                       \
     CT_U32((g).nc), CT_U32((g).h), CT_U32((g).w), CT_U32((g).p), CT_U32((g).q),                    \
         CT_U32((p)->kernel_h), CT_U32((p)->kernel_w), CT_U32((p)->stride_h),                       \
