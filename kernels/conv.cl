@@ -108,10 +108,43 @@ inline float vsum(VT v)
 
 /* ---- layout transforms ------------------------------------------------------------ */
 
+/* d[0, n) = s[0, n): runs of 8, the last one moved back to end at n (PoCL leaves a plain
+ * loop scalar), short rows one by one. */
+inline void copy_run(__global float *d, __global const float *s, const int n)
+{
+    if (n < 8) {
+        for (int v = 0; v < n; v++)
+            d[v] = s[v];
+        return;
+    }
+    for (int v = 0;; v += 8) {
+        v = min(v, n - 8);
+        vstore8(vload8(0, s + v), 0, d + v);
+        if (v + 8 >= n)
+            break;
+    }
+}
+
+/* d[0, n) = 0, the same way. */
+inline void zero_run(__global float *d, const int n)
+{
+    if (n < 8) {
+        for (int v = 0; v < n; v++)
+            d[v] = 0.0f;
+        return;
+    }
+    for (int v = 0;; v += 8) {
+        v = min(v, n - 8);
+        vstore8((float8)(0.0f), 0, d + v);
+        if (v + 8 >= n)
+            break;
+    }
+}
+
 /* dst: (NC, HP, WP) raw. Row t of plane i holds src row u = (t - off_h) / ups_h when
  * t >= off_h, the division is exact and u < HS, else zeros; likewise columns. Forward:
  * off = pad, ups = 1. Backward-data: off = (R-1)*dil - pad (may be < 0), ups = stride.
- * One work-item per destination plane; rows are plain loops the compiler vectorises. */
+ * One work-item per destination plane, rows copied in vectors of 8. */
 __kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const uint HS,
                        const uint WS, const uint HP, const uint WP, const int off_h,
                        const int off_w, const uint ups_h, const uint ups_w)
@@ -127,24 +160,20 @@ __kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const u
         __global float *d = dst + ((size_t)plane * HP + t) * WP;
         const int u = (int)t - off_h;
         if (u < 0 || (uint)u % ups_h != 0 || (uint)u / ups_h >= HS) {
-            for (uint v = 0; v < WP; v++)
-                d[v] = 0.0f;
+            zero_run(d, (int)WP);
             continue;
         }
         __global const float *s = src + (size_t)((uint)u / ups_h) * WS;
-        for (int v = 0; v < lo; v++)
-            d[v] = 0.0f;
+        zero_run(d, lo);
         if (ups_w == 1) {
-            for (int v = lo; v < hi; v++)
-                d[v] = s[v - off_w];
+            copy_run(d + lo, s + (lo - off_w), hi - lo);
         } else {
             for (int v = lo; v < hi; v++) {
                 const uint z = (uint)(v - off_w);
                 d[v] = z % ups_w == 0 ? s[z / ups_w] : 0.0f;
             }
         }
-        for (int v = hi; v < (int)WP; v++)
-            d[v] = 0.0f;
+        zero_run(d + hi, (int)WP - hi);
     }
 }
 
