@@ -82,7 +82,7 @@ expect_usage "--augment and --no-augment" train --augment --no-augment
 for cmd in train compare eval devices gemm; do
   if "$cltrain" $cmd --help >"$tmp/help" 2>&1 && grep -q "usage: cltrain $cmd" "$tmp/help"; then ok; else bad "cltrain $cmd --help"; fi
 done
-for opt in --model --loss --optimizer --lr --momentum --nesterov --weight-decay --betas --eps \
+for opt in --model --loss --optimizer --lr --momentum --nesterov --weight-decay --no-decay-bias --betas --eps \
   --alpha --centered --amsgrad --schedule --warmup --clip-norm --label-smoothing --epochs \
   --batch-size --seed --device --no-shuffle --max-steps --log --log-every --plot \
   --tensorboard --quiet --verbose --save --resume --early-stop --skip-nonfinite --val \

@@ -45,6 +45,8 @@ static void help(void)
            "  --momentum X          sgd, rmsprop: momentum >= 0 (default 0)\n"
            "  --nesterov            sgd: Nesterov momentum (needs --momentum > 0)\n"
            "  --weight-decay X      L2 penalty >= 0 (default 0; adamw: decoupled, 1e-2)\n"
+           "  --no-decay-bias       no weight decay on biases and batch-norm parameters\n"
+           "                        (two parameter groups, as PyTorch recipes write them)\n"
            "  --betas B1,B2         adam, adamw: each in [0, 1) (default 0.9,0.999)\n"
            "  --eps X               adam, adamw, rmsprop, adagrad: >= 0 (default 1e-8; adagrad\n"
            "                        1e-10)\n"
@@ -159,6 +161,7 @@ static int parse(int argc, char **argv, train_cfg *c)
     D(.name = "--momentum", .kind = OPT_DOUBLE, .dst = &c->optim.momentum, .lo = 0, .hi = INFINITY,
       .given = &c->optim.momentum_given);
     D(.name = "--nesterov", .kind = OPT_FLAG, .dst = &c->optim.nesterov);
+    D(.name = "--no-decay-bias", .kind = OPT_FLAG, .dst = &c->optim.no_decay_1d);
     D(.name = "--weight-decay", .kind = OPT_DOUBLE, .dst = &c->optim.weight_decay, .lo = 0,
       .hi = INFINITY, .given = &c->optim.wd_given);
     D(.name = "--betas", .kind = OPT_STRING, .dst = &c->optim.betas);

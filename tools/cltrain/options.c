@@ -735,13 +735,15 @@ int cli_optim_parse_config(const char *cmd, const char *text, cli_optim_opts *o)
             o->alpha_given = true;
         } else if (strcmp(key, "nesterov") == 0) {
             rc = config_bool(cmd, key, v, &o->nesterov);
+        } else if (strcmp(key, "nodecay") == 0) {
+            rc = config_bool(cmd, key, v, &o->no_decay_1d);
         } else if (strcmp(key, "centered") == 0) {
             rc = config_bool(cmd, key, v, &o->centered);
         } else if (strcmp(key, "amsgrad") == 0) {
             rc = config_bool(cmd, key, v, &o->amsgrad);
         } else {
             rc = cli_usage_error(cmd,
-                                 "--config '%s': unknown key '%s' (lr, momentum, nesterov, "
+                                 "--config '%s': unknown key '%s' (lr, momentum, nesterov, nodecay, "
                                  "wd, beta1, beta2, eps, alpha, centered, amsgrad)",
                                  text, key);
         }
@@ -765,6 +767,8 @@ void cli_optim_describe(const cli_optim_opts *o, char *buf, size_t cap)
         ADD(" momentum=%g", o->momentum);
     if (o->nesterov)
         ADD(" nesterov");
+    if (o->no_decay_1d)
+        ADD(" nodecay");
     if (o->weight_decay > 0)
         ADD(" wd=%g", o->weight_decay);
     if (o->betas || o->beta1_given || o->beta2_given)
@@ -908,8 +912,31 @@ int cli_run_create(const char *cmd, ct_context *ctx, const ct_layer_desc *layers
         rc = cli_fail("creating the model", st);
         goto fail;
     }
+    /* --no-decay-bias: PyTorch's two param_groups, biases and norm parameters without
+     * weight decay (ct_model_decay_ranges) */
+    ct_optim_range *ranges = NULL;
+    ct_optim_group groups[2] = {{opt.lr, opt.weight_decay}, {opt.lr, 0.0}};
+    if (oo->no_decay_1d) {
+        size_t np = ct_model_param_count(out->model), nr = 0;
+        ranges = calloc(np ? np : 1, sizeof *ranges);
+        if (!ranges) {
+            rc = cli_fail("setting up parameter groups", CT_ERR_OUT_OF_MEMORY);
+            goto fail;
+        }
+        st = ct_model_decay_ranges(out->model, ranges, np, &nr);
+        if (st != CT_SUCCESS) {
+            free(ranges);
+            rc = cli_fail("setting up parameter groups", st);
+            goto fail;
+        }
+        opt.groups = groups;
+        opt.n_groups = 2;
+        opt.ranges = ranges;
+        opt.n_ranges = nr;
+    }
     st = ct_optim_create(ctx, &opt, ct_model_params(out->model), ct_model_grads(out->model),
                          &out->optim);
+    free(ranges); /* the optimizer keeps its own copy */
     if (st != CT_SUCCESS) {
         rc = cli_usage_error(cmd, "optimizer: %s", ct_last_error());
         goto fail;

@@ -152,6 +152,7 @@ typedef struct cli_optim_opts {
     int kind; /* index into cli_optim_names */
     double lr, momentum, weight_decay, beta1, beta2, eps, alpha;
     bool nesterov, centered, amsgrad;
+    bool no_decay_1d; /* --no-decay-bias: weight decay only on conv/linear weights */
     bool lr_given, wd_given, eps_given, alpha_given, momentum_given, beta1_given, beta2_given;
     const char *betas; /* "0.9,0.999" as given */
 } cli_optim_opts;
@@ -161,7 +162,8 @@ void cli_optim_defaults(cli_optim_opts *o);
  * (nesterov needs momentum, betas in [0, 1)...), and fills *out. */
 int cli_optim_resolve(const char *cmd, cli_optim_opts *o, ct_optim_options *out);
 /* "adam,lr=1e-3,wd=5e-4" (--config of compare): kind first, then key=value with keys
- * lr, momentum, nesterov, wd (weight_decay), beta1, beta2, eps, alpha, centered, amsgrad. */
+ * lr, momentum, nesterov, nodecay, wd (weight_decay), beta1, beta2, eps, alpha, centered,
+ * amsgrad. */
 int cli_optim_parse_config(const char *cmd, const char *text, cli_optim_opts *o);
 /* A short description: "adam lr=0.001" + the options that differ from the defaults. */
 void cli_optim_describe(const cli_optim_opts *o, char *buf, size_t cap);
