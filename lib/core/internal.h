@@ -209,7 +209,8 @@ extern const size_t ct_kernel_source_count;
  * *out is malloc'd and NUL-terminated. */
 ct_status ct_kernel_source_load(const char *file, char **out, size_t *len);
 
-/* 64-bit FNV-1a, for cache keys. */
+/* 64-bit FNV-1a, for program-cache keys and the checkpoints' weights hash: checkpoints
+ * store its value, so it must stay FNV-1a (test_core pins it to the reference vectors). */
 uint64_t ct_hash64(uint64_t h, const void *data, size_t len);
 #define CT_HASH64_INIT 0xcbf29ce484222325ULL
 
