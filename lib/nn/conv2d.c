@@ -7,7 +7,8 @@
  *                  direct(dyp, wt2) at stride 1 -> dx
  *   backward-wt    conv_pad(x) -> xp, conv_bwd_w(xp, dy) -> dw (+=), through a partial
  *                  buffer and conv_reduce when the batch is split into chunks; at stride
- *                  1 dy is padded to x's row pitch too and conv_bwd_w_flat runs instead
+ *                  1 with >= 32 taps per output channel dy is padded to x's row pitch too
+ *                  and conv_bwd_w_flat runs instead
  *   backward-bias  conv_bwd_b(dy) -> db (+=)
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
  * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
