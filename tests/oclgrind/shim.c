@@ -15,7 +15,8 @@
  * (blocking; the event, when asked for, is the write's). What is lost: bytes of such a
  * buffer that nothing ever initialized count as initialized from then on. Scratch,
  * outputs and padding lanes that kernels read before writing are still caught: the host
- * does not write those buffers. Whole-buffer writes and copies pass through. */
+ * does not write those buffers. Whole-buffer writes and copies pass through; rectangular
+ * transfers and maps, which neither cltrain nor CLBlast's GEMM uses, are left alone. */
 #define _GNU_SOURCE
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
