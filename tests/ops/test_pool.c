@@ -44,6 +44,10 @@ static const pool_case cases[] = {
     {2, 3, 9, 35, 2, 2, 2, 2, 0, 0, false, true},  /* 2x2/2 kernels: 2 vector steps + tail,
                                                       odd H and W left uncovered */
     {1, 2, 16, 32, 2, 2, 2, 2, 0, 0, true, false}, /* 2x2/2, ceil mode changes nothing */
+    {2, 3, 14, 14, 2, 2, 2, 2, 0, 0, false, true}, /* 2x2/2 rows of 7 outputs: runs of 4, the
+                                                      last one shifted back (MiniCNN's pool 2) */
+    {1, 2, 6, 6, 2, 2, 2, 2, 0, 0, false, true},   /* rows of 3 outputs: the scalar path */
+    {1, 2, 8, 42, 2, 2, 2, 2, 0, 0, false, true},  /* rows of 21: runs of 8, last shifted */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
