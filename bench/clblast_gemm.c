@@ -37,11 +37,13 @@ typedef struct pset {
 
 /* lib/core/tune.c's CPU values at the time of writing */
 static pset base[3] = {
-    {"Xgemm", 16,
+    {"Xgemm",
+     16,
      {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC", "NWG", "SA", "SB",
       "STRM", "STRN", "VWM", "VWN"},
      {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 4, 4}},
-    {"XgemmDirect", 10,
+    {"XgemmDirect",
+     10,
      {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD", "VWND", "WGD"},
      {2, 8, 8, 8, 8, 0, 0, 4, 4, 32}},
     {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}, {128}},
@@ -49,8 +51,8 @@ static pset base[3] = {
 
 /* Candidates: one line each, "Kernel:NAME=v,NAME=v;Kernel:..." applied on top of base. */
 static const char *const candidates[] = {
-    "",                                                         /* cltrain's current set */
-    "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=4096",                 /* direct kernel for all three */
+    "",                                         /* cltrain's current set */
+    "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=4096", /* direct kernel for all three */
     "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=4096;XgemmDirect:WGD=32,MDIMCD=4,NDIMCD=4,MDIMAD=4,"
     "NDIMBD=4,VWMD=8,VWND=8",
     "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=4096;XgemmDirect:WGD=64,MDIMCD=8,NDIMCD=8,MDIMAD=8,"
@@ -138,7 +140,8 @@ int main(int argc, char **argv)
     cl_platform_id plat;
     cl_device_id dev;
     cl_int e;
-    if (clGetPlatformIDs(1, &plat, NULL) || clGetDeviceIDs(plat, CL_DEVICE_TYPE_ALL, 1, &dev, NULL)) {
+    if (clGetPlatformIDs(1, &plat, NULL) ||
+        clGetDeviceIDs(plat, CL_DEVICE_TYPE_ALL, 1, &dev, NULL)) {
         fprintf(stderr, "no OpenCL device\n");
         return 1;
     }
@@ -146,7 +149,8 @@ int main(int argc, char **argv)
     cl_command_queue q = clCreateCommandQueue(ctx, dev, 0, &e);
     size_t big = 0;
     for (int s = 0; s < 3; s++) {
-        size_t need = shapes[s].m * shapes[s].k + shapes[s].k * shapes[s].n + shapes[s].m * shapes[s].n;
+        size_t need =
+            shapes[s].m * shapes[s].k + shapes[s].k * shapes[s].n + shapes[s].m * shapes[s].n;
         big = need > big ? need : big;
     }
     cl_mem A = clCreateBuffer(ctx, CL_MEM_READ_WRITE, big * 4, NULL, &e);
@@ -161,7 +165,8 @@ int main(int argc, char **argv)
     clEnqueueWriteBuffer(q, B, CL_TRUE, 0, big * 4, hb, 0, NULL, NULL);
 
     size_t nc = argc > 1 ? (size_t)(argc - 1) : sizeof candidates / sizeof candidates[0];
-    printf("%-4s %10s %10s %10s %8s %8s  set\n", "", "forward", "grad in", "grad w", "sum ms", "best");
+    printf("%-4s %10s %10s %10s %8s %8s  set\n", "", "forward", "grad in", "grad w", "sum ms",
+           "best");
     for (size_t c = 0; c < nc; c++) {
         const char *spec = argc > 1 ? argv[c + 1] : candidates[c];
         pset ps[3];
@@ -173,7 +178,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < 3; i++)
             if (CLBlastOverrideParameters(dev, ps[i].kernel, CLBlastPrecisionSingle, ps[i].n,
                                           ps[i].names, ps[i].values) != CLBlastSuccess) {
-                fprintf(stderr, "set '%s': CLBlast rejects the %s parameters\n", spec, ps[i].kernel);
+                fprintf(stderr, "set '%s': CLBlast rejects the %s parameters\n", spec,
+                        ps[i].kernel);
                 goto next;
             }
         double ms[3], gf[3], sum = 0, best = 0;
@@ -186,8 +192,8 @@ int main(int argc, char **argv)
                 for (int rep = 0; rep < 5; rep++) {
                     CLBlastStatusCode st = CLBlastSgemm(
                         CLBlastLayoutRowMajor, g->ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-                        g->tb ? CLBlastTransposeYes : CLBlastTransposeNo, g->m, g->n, g->k, 1.0f,
-                        A, 0, lda, B, 0, ldb, g->beta, C, 0, g->n, &q, NULL);
+                        g->tb ? CLBlastTransposeYes : CLBlastTransposeNo, g->m, g->n, g->k, 1.0f, A,
+                        0, lda, B, 0, ldb, g->beta, C, 0, g->n, &q, NULL);
                     if (st != CLBlastSuccess) {
                         fprintf(stderr, "set '%s': CLBlastSgemm %s: status %d\n", spec, g->pass,
                                 (int)st);
@@ -223,11 +229,12 @@ int main(int argc, char **argv)
                 goto next;
             }
         }
-        printf("%-4zu %5.2f/%-4.0f %5.2f/%-4.0f %5.2f/%-4.0f %8.3f %8.3f  %s\n", c, ms[0], gf[0], ms[1],
-               gf[1], ms[2], gf[2], sum, best, *spec ? spec : "(cltrain's current CPU set)");
+        printf("%-4zu %5.2f/%-4.0f %5.2f/%-4.0f %5.2f/%-4.0f %8.3f %8.3f  %s\n", c, ms[0], gf[0],
+               ms[1], gf[1], ms[2], gf[2], sum, best, *spec ? spec : "(cltrain's current CPU set)");
         fflush(stdout);
     next:;
     }
-    printf("columns: ms/GFLOP/s, median of 7 runs of 5 calls; sum of the medians; sum of the fastest runs\n");
+    printf("columns: ms/GFLOP/s, median of 7 runs of 5 calls; sum of the medians; sum of the "
+           "fastest runs\n");
     return 0;
 }

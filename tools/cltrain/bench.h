@@ -52,7 +52,7 @@ typedef struct bench {
 
 /* ---- helpers (bench_common.c) ----------------------------------------------------- */
 
-double bench_now(void); /* CLOCK_MONOTONIC seconds */
+double bench_now(void);                   /* CLOCK_MONOTONIC seconds */
 double bench_median(double *v, size_t n); /* sorts v */
 double bench_min(const double *v, size_t n);
 size_t bench_prod(size_t n, const size_t *v);
@@ -74,8 +74,7 @@ typedef struct bench_data {
     size_t n;
 } bench_data;
 
-ct_status bench_data_make(ct_context *ctx, const bench *b, size_t n, uint64_t seed,
-                          bench_data *d);
+ct_status bench_data_make(ct_context *ctx, const bench *b, size_t n, uint64_t seed, bench_data *d);
 void bench_data_free(bench_data *d);
 
 /* A model, its optimizer and a trainer (cross-entropy) that reads nothing back during
@@ -103,10 +102,10 @@ void bench_layer_name(const bench *b, size_t i, char *buf, size_t cap);
 
 /* ---- sections ------------------------------------------------------------------------- */
 
-int bench_section_layers(bench *b);                                /* bench_profile.c */
-int bench_section_gemm(bench *b, ct_context *ctx);                 /* bench_gemm.c */
+int bench_section_layers(bench *b);                /* bench_profile.c */
+int bench_section_gemm(bench *b, ct_context *ctx); /* bench_gemm.c */
 void bench_section_memory(bench *b, ct_context *ctx, bench_rig *r, const bench_data *d);
-int bench_section_startup(bench *b);                               /* bench_startup.c */
+int bench_section_startup(bench *b); /* bench_startup.c */
 int bench_startup_child(bench *b);
 
 #endif

@@ -90,8 +90,10 @@ int bench_section_gemm(bench *b, ct_context *ctx)
             char shape[40], item[80];
             snprintf(shape, sizeof shape, "%zux%zux%zu", g[j].m, g[j].n, g[j].k);
             printf("  %-5zu %-9s %-16s %-6s %9.3f %9.1f %7s\n", i, g[j].pass, shape,
-                   g[j].ta ? "A^T B" : g[j].tb ? "A B^T" : "A B", sec * 1e3, gf,
-                   bench_fmt_pct(pb, sizeof pb, bench_pct(b, gf)));
+                   g[j].ta   ? "A^T B"
+                   : g[j].tb ? "A B^T"
+                             : "A B",
+                   sec * 1e3, gf, bench_fmt_pct(pb, sizeof pb, bench_pct(b, gf)));
             snprintf(item, sizeof item, "%zu %s %s", i, g[j].pass, shape);
             bench_csv(b, "gemm", item, n, "gflops", gf);
         }

@@ -56,12 +56,12 @@ static int launch(cl_command_queue q, cl_kernel k, size_t global, double *second
     size_t local = 1;
     cl_event ev = NULL;
     cl_ulong t0 = 0, t1 = 0;
-    int ok = clEnqueueNDRangeKernel(q, k, 1, NULL, &global, &local, 0, NULL, &ev) == CL_SUCCESS &&
-             clWaitForEvents(1, &ev) == CL_SUCCESS &&
-             clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
-                 CL_SUCCESS &&
-             clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
-                 CL_SUCCESS;
+    int ok =
+        clEnqueueNDRangeKernel(q, k, 1, NULL, &global, &local, 0, NULL, &ev) == CL_SUCCESS &&
+        clWaitForEvents(1, &ev) == CL_SUCCESS &&
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
+            CL_SUCCESS &&
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS;
     if (ev)
         clReleaseEvent(ev);
     *seconds = (double)(t1 - t0) * 1e-9;
@@ -122,7 +122,8 @@ int bench_peak_run(const ct_device_info *dev, double launch_s, size_t launches,
         cl_uint off = 0, iters = 4096;
         cl_float m = 0.9999999f, c = 1e-6f;
         if (e == CL_SUCCESS)
-            e = clSetKernelArg(kern, 0, sizeof buf, &buf) | clSetKernelArg(kern, 1, sizeof off, &off) |
+            e = clSetKernelArg(kern, 0, sizeof buf, &buf) |
+                clSetKernelArg(kern, 1, sizeof off, &off) |
                 clSetKernelArg(kern, 2, sizeof iters, &iters) |
                 clSetKernelArg(kern, 3, sizeof m, &m) | clSetKernelArg(kern, 4, sizeof c, &c);
         if (e != CL_SUCCESS) {

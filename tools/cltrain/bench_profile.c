@@ -98,16 +98,16 @@ static ct_status prefix_make(ct_context *ctx, const bench *b, size_t count, bool
     for (size_t ph = 0; ph < PH_COUNT; ph++)
         for (size_t l = 0; l < MAX_LABELS; l++)
             p->best.ms[ph][l] = -1;
-    if ((st = ct_model_create(ctx, b->layers, count, b->o.in_ndim, b->o.in_shape, b->o.seed,
-                              &p->m)))
+    if ((st =
+             ct_model_create(ctx, b->layers, count, b->o.in_ndim, b->o.in_shape, b->o.seed, &p->m)))
         goto done;
     ct_model_output_shape(p->m, &ond, oshape + 1);
     if (full) {
         ct_optim_options oo = ct_optim_defaults(b->o.optim);
         oo.lr = b->o.lr;
         ct_loss_options lo = ct_loss_options_default(CT_LOSS_CROSS_ENTROPY);
-        if ((st = ct_optim_create(ctx, &oo, ct_model_params(p->m), ct_model_grads(p->m),
-                                  &p->opt)) ||
+        if ((st =
+                 ct_optim_create(ctx, &oo, ct_model_params(p->m), ct_model_grads(p->m), &p->opt)) ||
             (st = ct_loss_create(ctx, &lo, &p->loss)) ||
             (st = ct_tensor_create(ctx, 1, (size_t[]){1}, &p->lv)))
             goto done;

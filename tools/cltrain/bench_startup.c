@@ -84,8 +84,16 @@ static int spawn_child(const bench *b, char **extra_env, double *seconds)
                  b->o.in_shape[2]);
     else
         snprintf(shape, sizeof shape, "%zu", b->o.in_shape[0]);
-    char *argv[16] = {self,      "bench", "--startup-child", "--model", (char *)b->o.model,
-                      "--input", shape,   "--batch",         bs,        "--optimizer",
+    char *argv[16] = {self,
+                      "bench",
+                      "--startup-child",
+                      "--model",
+                      (char *)b->o.model,
+                      "--input",
+                      shape,
+                      "--batch",
+                      bs,
+                      "--optimizer",
                       (char *)ct_optim_kind_name(b->o.optim)};
     if (b->o.device) {
         argv[11] = "--device";

@@ -28,8 +28,8 @@
 
 /* Times `runs` runs of `steps` training steps after `warmup` steps; t[run] = seconds per
  * step. */
-static ct_status time_train(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup, size_t runs,
-                            size_t steps, double *t)
+static ct_status time_train(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup,
+                            size_t runs, size_t steps, double *t)
 {
     ct_status st = CT_SUCCESS;
     for (size_t i = 0; i < warmup && !st; i++)
@@ -48,8 +48,8 @@ static ct_status time_train(ct_context *ctx, bench_rig *r, const bench_data *d, 
 }
 
 /* Same for eval-mode forward passes. */
-static ct_status time_infer(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup, size_t runs,
-                            size_t steps, double *t)
+static ct_status time_infer(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup,
+                            size_t runs, size_t steps, double *t)
 {
     ct_status st = CT_SUCCESS;
     ct_tensor *y = NULL;
@@ -74,32 +74,31 @@ static ct_status time_infer(ct_context *ctx, bench_rig *r, const bench_data *d, 
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: cltrain bench [options]\n"
-            "\n"
-            "Training-step and inference throughput of a model on synthetic data resident on\n"
-            "the device, per-layer and per-kernel device times, GEMM at the model's shapes,\n"
-            "memory, and the device's FP32 peak (see tools/cltrain/cmd_bench.c).\n"
-            "\n"
-            "  --model SPEC       layer spec or builtin name (default minicnn)\n"
-            "  --input C,H,W      per-sample input shape, or F for features (default 1,28,28)\n"
-            "  --batch N          batch of the main measurements (default 64)\n"
-            "  --batches LIST     batch sweep, comma-separated (default 16,32,64,128,256,512;\n"
-            "                     0 turns the sweep off)\n"
-            "  --steps N          timed steps per run at --batch (default 10; the sweep keeps\n"
-            "                     the images per run about the same)\n"
-            "  --runs N           timed runs; medians are over these (default 5)\n"
-            "  --warmup N         untimed steps first (default 3)\n"
-            "  --optimizer NAME   sgd, adam, adamw, rmsprop, adagrad (default adam)\n"
-            "  --lr X             learning rate (default 1e-3)\n"
-            "  --seed N           data and initialisation seed (default 1)\n"
-            "  --device D         device index or name substring\n"
-            "  --threads T        sets POCL_MAX_PTHREAD_COUNT=T for PoCL's CPU device\n"
-            "  --csv FILE         also write every number as section,item,batch,metric,value\n"
-            "  --startup          also time a fresh process to its first step, warm and cold\n"
-            "  --peak-gflops X    percentages of X instead of the measured peak\n"
-            "  --no-peak --no-layers --no-gemm --no-memory --no-train\n"
-            "                     skip a section\n");
+    fprintf(to, "usage: cltrain bench [options]\n"
+                "\n"
+                "Training-step and inference throughput of a model on synthetic data resident on\n"
+                "the device, per-layer and per-kernel device times, GEMM at the model's shapes,\n"
+                "memory, and the device's FP32 peak (see tools/cltrain/cmd_bench.c).\n"
+                "\n"
+                "  --model SPEC       layer spec or builtin name (default minicnn)\n"
+                "  --input C,H,W      per-sample input shape, or F for features (default 1,28,28)\n"
+                "  --batch N          batch of the main measurements (default 64)\n"
+                "  --batches LIST     batch sweep, comma-separated (default 16,32,64,128,256,512;\n"
+                "                     0 turns the sweep off)\n"
+                "  --steps N          timed steps per run at --batch (default 10; the sweep keeps\n"
+                "                     the images per run about the same)\n"
+                "  --runs N           timed runs; medians are over these (default 5)\n"
+                "  --warmup N         untimed steps first (default 3)\n"
+                "  --optimizer NAME   sgd, adam, adamw, rmsprop, adagrad (default adam)\n"
+                "  --lr X             learning rate (default 1e-3)\n"
+                "  --seed N           data and initialisation seed (default 1)\n"
+                "  --device D         device index or name substring\n"
+                "  --threads T        sets POCL_MAX_PTHREAD_COUNT=T for PoCL's CPU device\n"
+                "  --csv FILE         also write every number as section,item,batch,metric,value\n"
+                "  --startup          also time a fresh process to its first step, warm and cold\n"
+                "  --peak-gflops X    percentages of X instead of the measured peak\n"
+                "  --no-peak --no-layers --no-gemm --no-memory --no-train\n"
+                "                     skip a section\n");
 }
 
 static bool parse_uint(const char *v, size_t lo, size_t hi, size_t *out)
@@ -221,7 +220,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             else if (strcmp(a, "--no-train") == 0)
                 o->train = false;
             else {
-                fprintf(stderr, "cltrain bench: unknown option '%s' (see cltrain bench --help)\n", a);
+                fprintf(stderr, "cltrain bench: unknown option '%s' (see cltrain bench --help)\n",
+                        a);
                 return 2;
             }
         }
@@ -264,8 +264,7 @@ static void print_header(bench *b, const ct_device_info *dev)
     if (threads)
         printf("  POCL_MAX_PTHREAD_COUNT=%s\n", threads);
     if (load >= 0)
-        printf("  load average at start: %.2f (other processes share the device's cores)\n",
-               load);
+        printf("  load average at start: %.2f (other processes share the device's cores)\n", load);
 }
 
 static int section_sweep(bench *b, ct_context *ctx, bench_rig *r)
@@ -273,8 +272,8 @@ static int section_sweep(bench *b, ct_context *ctx, bench_rig *r)
     char pb[16];
     printf("\nbatch sweep (median of %zu runs; per-image cost should stay flat or fall)\n",
            b->o.runs);
-    printf("  %6s %12s %11s %8s %7s %12s %11s %8s\n", "batch", "train ms", "train img/s",
-           "us/img", "%peak", "infer ms", "infer img/s", "us/img");
+    printf("  %6s %12s %11s %8s %7s %12s %11s %8s\n", "batch", "train ms", "train img/s", "us/img",
+           "%peak", "infer ms", "infer img/s", "us/img");
     double *t = calloc(b->o.runs, sizeof *t);
     if (!t)
         return 1;
@@ -299,7 +298,8 @@ static int section_sweep(bench *b, ct_context *ctx, bench_rig *r)
         }
         double g = (b->flops_fwd + b->flops_bwd) * (double)n / tr * 1e-9;
         printf("  %6zu %12.3f %11.0f %8.1f %7s %12.3f %11.0f %8.1f\n", n, tr * 1e3, n / tr,
-               tr / n * 1e6, bench_fmt_pct(pb, sizeof pb, bench_pct(b, g)), inf * 1e3, n / inf, inf / n * 1e6);
+               tr / n * 1e6, bench_fmt_pct(pb, sizeof pb, bench_pct(b, g)), inf * 1e3, n / inf,
+               inf / n * 1e6);
         bench_csv(b, "sweep", "train", n, "images_per_s", n / tr);
         bench_csv(b, "sweep", "infer", n, "images_per_s", n / inf);
     }
@@ -324,7 +324,8 @@ int cli_bench(int argc, char **argv)
     size_t ond = 0, oshape[3] = {0, 0, 0};
 
     if (ct_spec_parse(b.o.model, &b.layers, &b.nlayers) != CT_SUCCESS ||
-        ct_layers_check(b.layers, b.nlayers, b.o.in_ndim, shape, &ond, oshape, NULL) != CT_SUCCESS) {
+        ct_layers_check(b.layers, b.nlayers, b.o.in_ndim, shape, &ond, oshape, NULL) !=
+            CT_SUCCESS) {
         rc = bench_fail("model");
         goto done;
     }
@@ -386,7 +387,8 @@ int cli_bench(int argc, char **argv)
         bench_csv(&b, "peak", "fma", 0, "gflops_median", pk.median_gflops);
     }
 
-    if (bench_rig_make(ctx, &b, &r) != CT_SUCCESS || bench_data_make(ctx, &b, b.o.batch, b.o.seed, &d)) {
+    if (bench_rig_make(ctx, &b, &r) != CT_SUCCESS ||
+        bench_data_make(ctx, &b, b.o.batch, b.o.seed, &d)) {
         rc = bench_fail("building the model");
         goto done;
     }
