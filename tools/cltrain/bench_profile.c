@@ -186,12 +186,14 @@ static void prefix_finish(const bench *b, prefix *p, labtab *t)
 }
 
 /* Labels whose work is the FLOPs counted for conv and linear layers: lib/nn/conv2d.c's
- * direct convolution (forward and input gradient) and weight-gradient kernels, and
- * CLBlast's GEMMs. The rest is padding, weight re-layout, bias, pooling, element-wise. */
+ * convolution kernels (conv_kv, conv_direct: forward and input gradient; conv_bwd_w*:
+ * weight gradient) and CLBlast's GEMMs. The rest is padding, weight re-layout, bias,
+ * pooling, element-wise. Follow conv2d.c's launch labels when they change; the kernel
+ * table names the labels that matched. */
 static bool main_kernel(const char *label)
 {
-    return strncmp(label, "conv_direct", 11) == 0 || strncmp(label, "conv_bwd_w", 10) == 0 ||
-           strcmp(label, "gemm") == 0;
+    return strcmp(label, "conv_kv") == 0 || strcmp(label, "conv_direct") == 0 ||
+           strncmp(label, "conv_bwd_w", 10) == 0 || strcmp(label, "gemm") == 0;
 }
 
 static double sum_phase(const profile *p, size_t phase, const labtab *t, bool main_only)
@@ -309,7 +311,11 @@ static void kernel_table(bench *b, const profile *full, const labtab *t)
     double dev_g = all > 0 ? fl / all * 1e-6 : 0;
     double main_ms = sum_phase(full, PH_FWD, t, true) + sum_phase(full, PH_BWD, t, true);
     double main_g = main_ms > 0 ? fl / main_ms * 1e-6 : 0;
-    printf("  device busy %.3f ms per step", all);
+    printf("  conv/GEMM kernels:");
+    for (size_t l = 0; l < t->n; l++)
+        if (main_kernel(t->name[l]))
+            printf(" %s", t->name[l]);
+    printf("\n  device busy %.3f ms per step", all);
     if (b->step_ms > 0)
         printf(" (median wall-clock step: %.3f ms)", b->step_ms);
     printf("\n  GFLOP/s over the device time %.1f (%s of peak); over the conv/GEMM kernels' "
