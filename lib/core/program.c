@@ -36,16 +36,6 @@ struct ct_program_entry {
     size_t nkernels;
 };
 
-uint64_t ct_hash64(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static double now_seconds(void)
 {
     struct timespec ts;

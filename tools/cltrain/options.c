@@ -462,6 +462,10 @@ int cli_data_load(const char *cmd, const cli_data_opts *d, bool need_train, cli_
             ct_dataset_free(full_train);
             full_train = sel;
             sel = NULL;
+            /* the names were borrowed from the dataset just freed: take the new copies */
+            if (full_train)
+                for (size_t i = 0; i < nkeep; i++)
+                    out->class_name[i] = ct_dataset_class_name(full_train, i);
             st = keep_classes(full_test, keep, nkeep, out->class_name, &sel);
         }
         if (st != CT_SUCCESS) {
