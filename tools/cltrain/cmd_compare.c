@@ -293,9 +293,15 @@ int cli_compare(int argc, char **argv)
         analyse(o, threshold);
     }
 
-    /* the table */
-    printf("%-36s %10s %9s %10s %11s %8s\n", "setting", "train loss", "test acc", "steps<thr",
-           "oscillation", "time s");
+    /* the table: the first column as wide as the longest setting's name */
+    int width = 7; /* "setting" */
+    for (size_t ci = 0; ci < nconf; ci++) {
+        size_t len = strlen(out[ci].name);
+        if (len > (size_t)width)
+            width = len > 200 ? 200 : (int)len;
+    }
+    printf("%-*s %10s %9s %10s %11s %8s\n", width, "setting", "train loss", "test acc",
+           "steps<thr", "oscillation", "time s");
     for (size_t ci = 0; ci < nconf; ci++) {
         const outcome *o = &out[ci];
         char steps[32];
@@ -303,7 +309,7 @@ int cli_compare(int argc, char **argv)
             snprintf(steps, sizeof steps, "never");
         else
             snprintf(steps, sizeof steps, "%lld", o->to_threshold);
-        printf("%-36s %10.4f %8.2f%% %10s %11.4f %8.1f\n", o->name, o->train_loss,
+        printf("%-*s %10.4f %8.2f%% %10s %11.4f %8.1f\n", width, o->name, o->train_loss,
                100.0 * o->test_acc, steps, o->oscillation, o->seconds);
     }
     printf("(train loss: mean over the last epoch; steps<thr: first step where the mean of the "
