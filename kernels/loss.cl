@@ -122,6 +122,25 @@ inline float loss_value(float total, float wtotal, uint flags, float count)
     return wtotal == 0.0f ? NAN : total / wtotal;
 }
 
+/* The end of a reducing kernel: sums (*a, *b) over the work-group (every work-item gets
+ * the totals). In a multi-group launch each group stores its pair in part and 0 is
+ * returned; the single group of a final launch writes the loss (LF_OUT) and returns 1. */
+inline int loss_reduce_store(__local float *la, __local float *lb, float *a, float *b,
+                             __global float *part, __global float *out, uint flags, float count)
+{
+    loss_group_sum(la, lb, a, b);
+    if (!(flags & LF_FINAL)) {
+        if (get_local_id(0) == 0) {
+            part[2 * get_group_id(0)] = *a;
+            part[2 * get_group_id(0) + 1] = *b;
+        }
+        return 0;
+    }
+    if (get_local_id(0) == 0 && (flags & LF_OUT))
+        out[0] = loss_value(*a, *b, flags, count);
+    return 1;
+}
+
 /* The factor a gradient entry of output element i gets when the host knows the
  * denominator: grad_output, divided by the count for MEAN. */
 inline float loss_gscale(__global const float *go, uint i, uint flags, float count)
@@ -306,16 +325,8 @@ __kernel void ce_rows(CT_CARG(x), CT_CARG(t), CT_ARG(out), CT_ARG(g), CT_CARG(go
 
     if (flags & LF_NONE)
         return; /* uniform across the launch: no work-item reaches the barriers */
-    loss_group_sum(la, lb, &acc, &accw);
-    if (!(flags & LF_FINAL)) {
-        if (get_local_id(0) == 0) {
-            part[2 * get_group_id(0)] = acc;
-            part[2 * get_group_id(0) + 1] = accw;
-        }
+    if (!loss_reduce_store(la, lb, &acc, &accw, part, out, flags, count))
         return;
-    }
-    if (get_local_id(0) == 0 && (flags & LF_OUT))
-        out[0] = loss_value(acc, accw, flags, count);
     if (later && grad) {
         const float fac = ((flags & LF_GO_ONE) ? go[0] : 1.0f) / accw;
         /* the same rows this work-item wrote above: its own writes, no barrier needed */
@@ -418,16 +429,7 @@ __kernel void bce_elems(CT_CARG(x), CT_CARG(y), CT_ARG(out), CT_ARG(g), CT_CARG(
     }
     if (flags & LF_NONE)
         return;
-    loss_group_sum(la, lb, &acc, &unused);
-    if (!(flags & LF_FINAL)) {
-        if (get_local_id(0) == 0) {
-            part[2 * get_group_id(0)] = acc;
-            part[2 * get_group_id(0) + 1] = 0.0f;
-        }
-        return;
-    }
-    if (get_local_id(0) == 0 && (flags & LF_OUT))
-        out[0] = loss_value(acc, 0.0f, flags, count);
+    loss_reduce_store(la, lb, &acc, &unused, part, out, flags, count);
 }
 
 /* ---- MSE, L1, SmoothL1, Huber ---------------------------------------------------- */
@@ -521,14 +523,5 @@ __kernel void reg_elems(CT_CARG(x), CT_CARG(y), CT_ARG(out), CT_ARG(g), CT_CARG(
     if (flags & LF_NONE)
         return;
     float acc = (acc4.s0 + acc4.s1) + (acc4.s2 + acc4.s3), unused = 0.0f;
-    loss_group_sum(la, lb, &acc, &unused);
-    if (!(flags & LF_FINAL)) {
-        if (get_local_id(0) == 0) {
-            part[2 * get_group_id(0)] = acc;
-            part[2 * get_group_id(0) + 1] = 0.0f;
-        }
-        return;
-    }
-    if (get_local_id(0) == 0 && (flags & LF_OUT))
-        out[0] = loss_value(acc, 0.0f, flags, count);
+    loss_reduce_store(la, lb, &acc, &unused, part, out, flags, count);
 }
