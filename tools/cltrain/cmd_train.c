@@ -610,9 +610,10 @@ int cli_train(int argc, char **argv)
                      data.test ? ct_dataset_count(data.test) : 0);
         progress_note(pr,
                       "training %s (%zu parameters) on %s (%s images), %s, batch %zu, %zu "
-                      "epochs on %s",
+                      "epoch%s on %s",
                       c.model, ct_model_param_numel(r.model), cli_dataset_names[c.data.dataset],
-                      counts, desc, c.data.batch_size, c.epochs, ct_context_device(ctx)->name);
+                      counts, desc, c.data.batch_size, c.epochs, c.epochs == 1 ? "" : "s",
+                      ct_context_device(ctx)->name);
     }
     if (c.verbose) {
         char line[256];
