@@ -16,3 +16,13 @@
 
 #define CT_ARG(name) __global float *name, const uint name##_off
 #define CT_CARG(name) __global const float *name, const uint name##_off
+
+/* Scan step of max pooling's rule on N lanes (kernels/pool.cl, and conv.cl's fused
+ * pooling): take v where v > m or v is NaN, so ties keep the first maximum and NaN wins;
+ * idx records the winner's position `pos`. */
+#define MAX_STEP(N, m, idx, v, pos)                                                        \
+    do {                                                                                   \
+        const int##N take_ = isgreater((v), (m)) | isnan(v);                               \
+        (m) = select((m), (v), take_);                                                     \
+        (idx) = select((idx), (int##N)(pos), take_);                                       \
+    } while (0)

@@ -32,9 +32,15 @@
  *     vector accumulators are summed last, in a fixed tree). Chunks land in a partial
  *     buffer reduced by conv_reduce, in order: no atomics, the same bits on every run.
  *   conv_bwd_b:  one work-item per output channel.
+ * A conv followed by (its ReLU and) a 2x2 max pool at stride 2 can run fused: conv_kv_pool
+ * (conv_kv over a 2-row tile, pooled in registers; stores the pooled output and one
+ * argmax byte per window), then in backward conv_unpool (the conv output gradient, in
+ * conv_pad's padded layout, straight from the pooled one) or conv_bwd_w_pool (dw with the
+ * gradient unpooled in registers, for a first layer that needs no dx).
  * Tunables (-D, defaults below): CONV_KV, CONV_PX, CONV_KT, CONV_PT, CONV_QV (8 or 16),
- * CONV_BW_KT, CONV_BW_ST. The host reads the same names from the tuning table and passes
- * them all explicitly, so both sides agree.
+ * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST. The host reads the same
+ * names from the tuning table (or CLTRAIN_TUNE) and passes them all explicitly, so both
+ * sides agree.
  */
 
 #ifndef CONV_KT
@@ -58,6 +64,15 @@
 #ifndef CONV_BW_ST
 #define CONV_BW_ST 6
 #endif
+#ifndef CONV_PP
+#define CONV_PP 2
+#endif
+#ifndef CONV_BWP_KT
+#define CONV_BWP_KT 2
+#endif
+#ifndef CONV_BWP_ST
+#define CONV_BWP_ST 9
+#endif
 
 #if CONV_QV == 16
 #define VT float16
@@ -65,11 +80,24 @@
 #define VSTORE(v, p) vstore16((v), 0, (p))
 /* two loads of 16, the even lanes of each: 16 pixels at stride 2 */
 #define VLOAD_S2(p) ((float16)(vload16(0, (p)).even, vload16(1, (p)).even))
+/* half a vector: the pooled pixels under CONV_QV conv pixels */
+#define HV float8
+#define HI int8
+#define HVLOAD(p) vload8(0, (p))
+#define HILOAD(p) convert_int8(vload8(0, (p)))
+#define HVLOAD_I(p) vload8(0, (p))
+#define INTERLEAVE ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
 #elif CONV_QV == 8
 #define VT float8
 #define VLOAD(p) vload8(0, (p))
 #define VSTORE(v, p) vstore8((v), 0, (p))
 #define VLOAD_S2(p) (vload16(0, (p)).even)
+#define HV float4
+#define HI int4
+#define HVLOAD(p) vload4(0, (p))
+#define HILOAD(p) convert_int4(vload4(0, (p)))
+#define HVLOAD_I(p) vload4(0, (p))
+#define INTERLEAVE ((uint8)(0, 4, 1, 5, 2, 6, 3, 7))
 #else
 #error "CONV_QV must be 8 or 16"
 #endif
@@ -104,6 +132,39 @@ inline float vsum(VT v)
     float4 b = a.lo + a.hi;
     float2 c = b.lo + b.hi;
     return c.lo + c.hi;
+}
+
+/* CONV_QV conv-output gradients of one row (row parity `odd`), rebuilt from the n
+ * (<= CONV_QV/2) pooled gradients g of a 2x2 max pool at stride 2 above it: lane 2u+e
+ * gets g[u] when window u's first maximum (ia[u]: 0..3 in scan order) sits at (odd, e),
+ * else 0; with `relu` also 0 where the pooled output yv[u] is not > 0 (the ReLU before
+ * the pool cut it). Lanes of windows u >= n are 0; nothing past them is read. */
+inline VT unpool_run(__global const float *g, __global const float *yv,
+                     __global const uchar *ia, const uint n, const uint odd, const uint relu)
+{
+    HV gv, y;
+    HI a;
+    if (n >= CONV_QV / 2) {
+        gv = HVLOAD(g);
+        y = HVLOAD(yv);
+        a = HILOAD(ia);
+    } else {
+        float tg[CONV_QV / 2], ty[CONV_QV / 2];
+        int ta[CONV_QV / 2];
+        for (uint u = 0; u < CONV_QV / 2; u++) {
+            tg[u] = u < n ? g[u] : 0.0f;
+            ty[u] = u < n ? yv[u] : 0.0f;
+            ta[u] = u < n ? (int)ia[u] : 4;
+        }
+        gv = HVLOAD((const float *)tg);
+        y = HVLOAD((const float *)ty);
+        a = HVLOAD_I((const int *)ta);
+    }
+    if (relu)
+        gv = select((HV)(0.0f), gv, isgreater(y, (HV)(0.0f)));
+    const HI r = (HI)(2 * (int)odd);
+    return shuffle2(select((HV)(0.0f), gv, a == r), select((HV)(0.0f), gv, a == r + 1),
+                    INTERLEAVE);
 }
 
 /* ---- layout transforms ------------------------------------------------------------ */
@@ -145,7 +206,7 @@ inline void zero_run(__global float *d, const int n)
  * t >= off_h, the division is exact and u < HS, else zeros; likewise columns. Forward:
  * off = pad, ups = 1. Backward-data: off = (R-1)*dil - pad (may be < 0), ups = stride.
  * One work-item per destination plane, rows copied in vectors of 8. */
-__kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const uint HS,
+__kernel void conv_pad(CT_ARG(dst), CT_CARG(src), const uint NC, const uint HS,
                        const uint WS, const uint HP, const uint WP, const int off_h,
                        const int off_w, const uint ups_h, const uint ups_w)
 {
@@ -153,6 +214,7 @@ __kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const u
     if (plane >= NC)
         return;
     src += src_off + (size_t)plane * HS * WS;
+    dst += dst_off;
     /* destination columns [lo, hi) hold source columns (v - off_w) / ups_w */
     const int lo = clamp(off_w, 0, (int)WP);
     const int hi = clamp(off_w + (int)((WS - 1) * ups_w + 1), 0, (int)WP);
@@ -174,6 +236,57 @@ __kernel void conv_pad(__global float *dst, CT_CARG(src), const uint NC, const u
             }
         }
         zero_run(d + hi, (int)WP - hi);
+    }
+}
+
+/* dst: (NC, HP, WP) raw, overwritten: the gradient of a conv output that went through
+ * its ReLU (`relu`) and a 2x2 max pool at stride 2 (conv_kv_pool), rebuilt from the
+ * pooled gradient gp, pooled output yv and argmax bytes idx ((NC, PH, PW) each) as
+ * unpool_run does, at rows off_h + [0, 2*PH) and columns off_w + [0, 2*PW); zeros
+ * everywhere else. That is conv_pad's layout of the conv output gradient, written
+ * without the dense gradient ever existing. One work-item per plane. */
+__kernel void conv_unpool(CT_ARG(dst), CT_CARG(gp), CT_CARG(yv), __global const uchar *idx,
+                          const uint idx_off, const uint NC, const uint PH, const uint PW,
+                          const uint HP, const uint WP, const uint off_h, const uint off_w,
+                          const uint relu)
+{
+    const uint plane = get_global_id(0);
+    if (plane >= NC)
+        return;
+    const size_t src = (size_t)plane * PH * PW;
+    gp += gp_off + src;
+    yv += yv_off + src;
+    idx += idx_off + src;
+    __global float *d = dst + dst_off + (size_t)plane * HP * WP;
+    for (uint t = 0; t < HP; t++, d += WP) {
+        if (t < off_h || t >= off_h + 2 * PH) {
+            zero_run(d, (int)WP);
+            continue;
+        }
+        /* rows t (even in the pool) and t + 1 */
+        const uint ph = (t - off_h) / 2;
+        zero_run(d, (int)off_w);
+        zero_run(d + WP, (int)off_w);
+        for (uint u0 = 0; u0 < PW; u0 += CONV_QV / 2) {
+            const uint nu = min((uint)CONV_QV / 2, PW - u0);
+            const uint at = ph * PW + u0;
+            for (uint e = 0; e < 2; e++) {
+                const VT v = unpool_run(gp + at, yv + at, idx + at, nu, e, relu);
+                __global float *o = d + e * WP + off_w + 2 * u0;
+                if (nu == CONV_QV / 2) {
+                    VSTORE(v, o);
+                } else {
+                    float tmp[CONV_QV];
+                    VSTORE(v, tmp);
+                    for (uint j = 0; j < 2 * nu; j++)
+                        o[j] = tmp[j];
+                }
+            }
+        }
+        zero_run(d + off_w + 2 * PW, (int)(WP - off_w - 2 * PW));
+        zero_run(d + WP + off_w + 2 * PW, (int)(WP - off_w - 2 * PW));
+        t++;
+        d += WP;
     }
 }
 
@@ -234,7 +347,7 @@ __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const ui
 /* flags: bit 0 add the bias b (G*KO), bit 1 apply ReLU. Without a bias, b may be any
  * buffer; it is not read. NQR = pixel runs per output row = ceil(Q / CONV_QV); NPT =
  * groups of CONV_PT rows = ceil(P / CONV_PT) (xp has rows for all of them). */
-__kernel void conv_direct(__global const float *xp, __global const float *wt, CT_CARG(b),
+__kernel void conv_direct(CT_CARG(xp), __global const float *wt, CT_CARG(b),
                           CT_ARG(y), const uint CI, const uint KO, const uint KOP, const uint G,
                           const uint HP, const uint WP, const uint R, const uint S,
                           const uint SH, const uint SW, const uint DH, const uint DW,
@@ -246,6 +359,7 @@ __kernel void conv_direct(__global const float *xp, __global const float *wt, CT
     const uint NPT = (P + CONV_PT - 1) / CONV_PT;
     if (pq >= NPT * NQR)
         return;
+    xp += xp_off;
     b += b_off;
     y += y_off;
     const uint nkt = KOP / CONV_KT;
@@ -319,7 +433,7 @@ __kernel void conv_taps(__global uint *xo, const uint CI, const uint R, const ui
  * vector loads and CONV_PX broadcasts for CONV_KV*CONV_PX FMAs, and rows need not be
  * multiples of a vector width. Requires KOP % (16*CONV_KV) == 0.
  * global (P*NQR, G*KOP/(16*CONV_KV), N) with NQR = ceil(Q / CONV_PX). */
-__kernel void conv_kv(__global const float *xp, __global const float *wt,
+__kernel void conv_kv(CT_CARG(xp), __global const float *wt,
                       __global const uint *xo, CT_CARG(b), CT_ARG(y), const uint CI,
                       const uint KO, const uint KOP, const uint G, const uint HP, const uint WP,
                       const uint CRS, const uint SH, const uint SW, const uint P, const uint Q,
@@ -330,6 +444,7 @@ __kernel void conv_kv(__global const float *xp, __global const float *wt,
     const uint n = get_global_id(2);
     if (pq >= P * NQR)
         return;
+    xp += xp_off;
     b += b_off;
     y += y_off;
     const uint nkv = KOP / (16 * CONV_KV);
@@ -392,46 +507,147 @@ __kernel void conv_kv(__global const float *xp, __global const float *wt,
             yo[x] = t[x][l];
 }
 
+/* conv_kv, its ReLU (flags bit 1) and a 2x2 max pool at stride 2 in one pass: a
+ * work-item computes 16*CONV_KV output channels of a 2 x 2*CONV_PP block of conv outputs
+ * (rows 2*ph and 2*ph+1), pools it in registers by pool.cl's rule (MAX_STEP: first
+ * maximum in scan order, NaN wins) and stores CONV_PP pooled pixels of row ph; with
+ * flags bit 2 also each window's first maximum (0..3 in scan order) as one byte of idx,
+ * for the backward pass. The conv output itself is never written.
+ * y: (N, G*KO, PH, PW) tensor; idx: (N, G*KO, PH, PW) bytes at byte offset idx_off.
+ * global (PH*NQR, G*KOP/(16*CONV_KV), N) with NQR = ceil(PW / CONV_PP). */
+__kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
+                           __global const uint *xo, CT_CARG(b), CT_ARG(y), __global uchar *idx,
+                           const uint idx_off, const uint CI, const uint KO, const uint KOP,
+                           const uint G, const uint HP, const uint WP, const uint CRS,
+                           const uint SH, const uint SW, const uint PH, const uint PW,
+                           const uint NQR, const uint flags)
+{
+    const uint pq = get_global_id(0);
+    const uint gk = get_global_id(1);
+    const uint n = get_global_id(2);
+    if (pq >= PH * NQR)
+        return;
+    b += b_off;
+    y += y_off;
+    idx += idx_off;
+    const uint nkv = KOP / (16 * CONV_KV);
+    const uint g = gk / nkv, k0 = (gk % nkv) * 16 * CONV_KV;
+    const uint ph = pq / NQR, u0 = (pq % NQR) * CONV_PP;
+
+    __global const float *xb =
+        xp + ((size_t)(n * G + g) * CI * HP + 2 * ph * SH) * WP + 2 * u0 * SW;
+    __global const float *wb = wt + (size_t)g * CRS * KOP + k0;
+
+    float16 acc[CONV_KV][2][2 * CONV_PP];
+#pragma unroll
+    for (int v = 0; v < CONV_KV; v++) {
+        float t[16];
+        for (int l = 0; l < 16; l++) {
+            const uint k = k0 + 16 * v + l;
+            t[l] = (flags & 1u) && k < KO ? b[g * KO + k] : 0.0f;
+        }
+        const float16 bias = vload16(0, (const float *)t);
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int x = 0; x < 2 * CONV_PP; x++)
+                acc[v][r][x] = bias;
+    }
+
+    const uint rstep = SH * WP;
+    for (uint j = 0; j < CRS; j++) {
+        __global const float *xj = xb + xo[j];
+        float16 w[CONV_KV];
+#pragma unroll
+        for (int v = 0; v < CONV_KV; v++)
+            w[v] = vload16(v, wb + (size_t)j * KOP);
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int x = 0; x < 2 * CONV_PP; x++) {
+                const float16 xs = (float16)(xj[r * rstep + x * SW]);
+#pragma unroll
+                for (int v = 0; v < CONV_KV; v++)
+                    acc[v][r][x] = fma(w[v], xs, acc[v][r][x]);
+            }
+    }
+
+    /* pool, then transpose through private memory as conv_kv does */
+    float t[CONV_PP][16 * CONV_KV];
+    uchar ti[CONV_PP][16 * CONV_KV];
+#pragma unroll
+    for (int v = 0; v < CONV_KV; v++)
+#pragma unroll
+        for (int u = 0; u < CONV_PP; u++) {
+            float16 c[4] = {acc[v][0][2 * u], acc[v][0][2 * u + 1], acc[v][1][2 * u],
+                            acc[v][1][2 * u + 1]};
+            float16 m = (float16)(-INFINITY);
+            int16 a = (int16)(0);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                if (flags & 2u)
+                    c[e] = c[e] > (float16)(0.0f) ? c[e] : (float16)(0.0f);
+                MAX_STEP(16, m, a, c[e], e);
+            }
+            vstore16(m, v, t[u]);
+            vstore16(convert_uchar16(a), v, ti[u]);
+        }
+    const uint nq = min((uint)CONV_PP, PW - u0);
+    const uint nk = min((uint)(16 * CONV_KV), KO - min(k0, KO));
+    const size_t first = ((((size_t)n * G + g) * KO + k0) * PH + ph) * PW + u0;
+    const size_t plane = (size_t)PH * PW;
+    for (uint l = 0; l < nk; l++)
+        for (uint x = 0; x < nq; x++)
+            y[first + l * plane + x] = t[x][l];
+    if (flags & 4u)
+        for (uint l = 0; l < nk; l++)
+            for (uint x = 0; x < nq; x++)
+                idx[first + l * plane + x] = ti[x][l];
+}
+
 /* ---- backward-weight ---------------------------------------------------------------- */
 
-#define CONV_BWW_LOOP(LOAD)                                                                \
+/* The backward-weight macros work on a register tile of BWW_KT output channels x BWW_ST
+ * taps, defined before each kernel (CONV_BW_KT/ST, or CONV_BWP_KT/ST for
+ * conv_bwd_w_pool, whose unpooling costs per channel and favours fewer channels x more
+ * taps). */
+#define BWW_KT CONV_BW_KT
+#define BWW_ST CONV_BW_ST
+
+/* The row-by-row reduction of conv_bwd_w and conv_bwd_w_pool over images n0..n1, output
+ * rows p < P and runs of CONV_QV pixels; DLOAD(d) fills d[i], the output gradient of
+ * channel k0+i at (n, p, q0..), from whatever the kernel holds (dy itself, or the
+ * pooled gradient above it). */
+#define CONV_BWW_LOOP(LOAD, DLOAD)                                                         \
     for (uint n = n0; n < n1; n++) {                                                       \
         __global const float *xn = xp + (size_t)(n * G + g) * CG * HP * WP;                \
-        __global const float *dn = dy + ((size_t)n * G * KG + g * KG) * P * Q;             \
         for (uint p = 0; p < P; p++) {                                                     \
             for (uint q0 = 0; q0 < Q; q0 += CONV_QV) {                                     \
                 __global const float *xq = xn + (size_t)p * SH * WP + q0 * SW;             \
-                const uint pq = p * Q + q0;                                                \
-                VT d[CONV_BW_KT];                                                          \
-                if (q0 + CONV_QV <= Q) {                                                   \
-                    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) d[i] =          \
-                        VLOAD(dn + dyo[i] + pq);                                           \
-                } else {                                                                   \
-                    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) d[i] =          \
-                        vload_tail(dn + dyo[i] + pq, Q - q0);                              \
-                }                                                                          \
-                _Pragma("unroll") for (int j = 0; j < CONV_BW_ST; j++) {                   \
+                VT d[BWW_KT];                                                          \
+                DLOAD(d);                                                                  \
+                _Pragma("unroll") for (int j = 0; j < BWW_ST; j++) {                   \
                     const VT xv = LOAD(xq + xo[j]);                                        \
-                    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) acc[i][j] =     \
+                    _Pragma("unroll") for (int i = 0; i < BWW_KT; i++) acc[i][j] =     \
                         fma(d[i], xv, acc[i][j]);                                          \
                 }                                                                          \
             }                                                                              \
         }                                                                                  \
     }
 
-/* The two backward-weight kernels' register tile acc (CONV_BW_KT output channels k0.. of
- * group g, CONV_BW_ST taps j0..): cleared, and at the end reduced lane-wise and stored
+/* The two backward-weight kernels' register tile acc (BWW_KT output channels k0.. of
+ * group g, BWW_ST taps j0..): cleared, and at the end reduced lane-wise and stored
  * into dst (the chunk's partial slice), or added to it with `accumulate`; rows past KG and
  * columns past CRS are not stored. */
 #define CONV_BWW_ZERO(acc)                                                                 \
-    _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++)                                 \
-        _Pragma("unroll") for (int j = 0; j < CONV_BW_ST; j++) (acc)[i][j] = (VT)(0.0f)
+    _Pragma("unroll") for (int i = 0; i < BWW_KT; i++)                                 \
+        _Pragma("unroll") for (int j = 0; j < BWW_ST; j++) (acc)[i][j] = (VT)(0.0f)
 
 #define CONV_BWW_STORE(acc)                                                                \
     do {                                                                                   \
         __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);            \
-        _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) {                           \
-            _Pragma("unroll") for (int j = 0; j < CONV_BW_ST; j++) {                       \
+        _Pragma("unroll") for (int i = 0; i < BWW_KT; i++) {                           \
+            _Pragma("unroll") for (int j = 0; j < BWW_ST; j++) {                       \
                 if (k0 + i < KG && j0 + j < CRS) {                                         \
                     const size_t at = (size_t)(g * KG + k0 + i) * CRS + j0 + j;            \
                     const float sum = vsum((acc)[i][j]);                                   \
@@ -480,16 +696,100 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
     VT acc[CONV_BW_KT][CONV_BW_ST];
     CONV_BWW_ZERO(acc);
 
+#define DLOAD_DENSE(d)                                                                     \
+    do {                                                                                   \
+        __global const float *dq = dy + ((size_t)n * G * KG + g * KG) * P * Q + p * Q + q0; \
+        if (q0 + CONV_QV <= Q) {                                                           \
+            _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) d[i] =                  \
+                VLOAD(dq + dyo[i]);                                                        \
+        } else {                                                                           \
+            _Pragma("unroll") for (int i = 0; i < CONV_BW_KT; i++) d[i] =                  \
+                vload_tail(dq + dyo[i], Q - q0);                                           \
+        }                                                                                  \
+    } while (0)
     if (SW == 1) {
-        CONV_BWW_LOOP(LOAD_S1)
+        CONV_BWW_LOOP(LOAD_S1, DLOAD_DENSE)
     } else if (SW == 2) {
-        CONV_BWW_LOOP(VLOAD_S2)
+        CONV_BWW_LOOP(VLOAD_S2, DLOAD_DENSE)
     } else {
-        CONV_BWW_LOOP(LOAD_SG)
+        CONV_BWW_LOOP(LOAD_SG, DLOAD_DENSE)
     }
+#undef DLOAD_DENSE
 
     CONV_BWW_STORE(acc);
 }
+
+/* conv_bwd_w for a conv whose output went through its ReLU (`relu`) and a 2x2 max pool
+ * at stride 2 fused into conv_kv_pool: the output gradient is rebuilt in registers
+ * (unpool_run) from the pooled gradient gp, the pooled output yv and the argmax bytes
+ * idx, all (N, G*KG, PH, PW), and never exists in memory. Only the conv outputs under a
+ * window (rows < 2*PH, columns < 2*PW) have a gradient; the loops stop there. Work
+ * split, chunks and dst as conv_bwd_w. */
+#undef BWW_KT
+#undef BWW_ST
+#define BWW_KT CONV_BWP_KT
+#define BWW_ST CONV_BWP_ST
+__kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv),
+                              __global const uchar *idx, const uint idx_off, CT_ARG(dst),
+                              const uint CG, const uint KG, const uint G, const uint HP,
+                              const uint WP, const uint R, const uint S, const uint SH,
+                              const uint SW, const uint DH, const uint DW, const uint PH,
+                              const uint PW, const uint N, const uint NPC, const uint relu,
+                              const uint accumulate)
+{
+    const uint CRS = CG * R * S;
+    const uint j0 = get_global_id(0) * CONV_BWP_ST;
+    const uint gk = get_global_id(1);
+    const uint ch = get_global_id(2);
+    if (j0 >= CRS)
+        return;
+    gp += gp_off;
+    yv += yv_off;
+    idx += idx_off;
+    dst += dst_off;
+    const uint nkt = (KG + CONV_BWP_KT - 1) / CONV_BWP_KT;
+    const uint g = gk / nkt, k0 = (gk % nkt) * CONV_BWP_KT;
+    const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);
+    const uint P = 2 * PH, Q = 2 * PW;
+
+    uint xo[CONV_BWP_ST], dyo[CONV_BWP_KT];
+#pragma unroll
+    for (int j = 0; j < CONV_BWP_ST; j++) {
+        const uint crs = min(j0 + j, CRS - 1);
+        const uint c = crs / (R * S), r = (crs / S) % R, s = crs % S;
+        xo[j] = (c * HP + r * DH) * WP + s * DW;
+    }
+#pragma unroll
+    for (int i = 0; i < CONV_BWP_KT; i++)
+        dyo[i] = min(k0 + i, KG - 1) * PH * PW;
+
+    VT acc[CONV_BWP_KT][CONV_BWP_ST];
+    CONV_BWW_ZERO(acc);
+
+#define DLOAD_POOL(d)                                                                      \
+    do {                                                                                   \
+        const size_t at = ((size_t)n * G * KG + g * KG) * PH * PW + (p / 2) * PW + q0 / 2; \
+        const uint nu = min((uint)CONV_QV / 2, PW - q0 / 2);                                \
+        _Pragma("unroll") for (int i = 0; i < CONV_BWP_KT; i++) d[i] =                      \
+            unpool_run(gp + at + dyo[i], yv + at + dyo[i], idx + at + dyo[i], nu, p & 1u,  \
+                       relu);                                                              \
+    } while (0)
+    if (SW == 1) {
+        CONV_BWW_LOOP(LOAD_S1, DLOAD_POOL)
+    } else if (SW == 2) {
+        CONV_BWW_LOOP(VLOAD_S2, DLOAD_POOL)
+    } else {
+        CONV_BWW_LOOP(LOAD_SG, DLOAD_POOL)
+    }
+#undef DLOAD_POOL
+
+    CONV_BWW_STORE(acc);
+}
+
+#undef BWW_KT
+#undef BWW_ST
+#define BWW_KT CONV_BW_KT
+#define BWW_ST CONV_BW_ST
 
 /* Backward-weight at stride 1, as 1-D correlations. With x padded to row pitch WP and dy
  * copied to the same pitch (zeros in columns Q.. and after the last row), output pixel
@@ -499,7 +799,7 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
  * every plane of xp has enough zero rows below the image that i + offset stays inside it.
  * xp: (N, G*CG, XPL) raw, dyp: (N, G*KG, DPL) raw (XPL, DPL: plane sizes). Work split,
  * chunks and dst as conv_bwd_w. */
-__kernel void conv_bwd_w_flat(__global const float *xp, __global const float *dyp, CT_ARG(dst),
+__kernel void conv_bwd_w_flat(__global const float *xp, CT_CARG(dyp), CT_ARG(dst),
                               const uint CG, const uint KG, const uint G, const uint XPL,
                               const uint DPL, const uint LP, const uint WP, const uint R,
                               const uint S, const uint DH, const uint DW, const uint N,
@@ -511,6 +811,7 @@ __kernel void conv_bwd_w_flat(__global const float *xp, __global const float *dy
     const uint ch = get_global_id(2);
     if (j0 >= CRS)
         return;
+    dyp += dyp_off;
     dst += dst_off;
     const uint nkt = (KG + CONV_BW_KT - 1) / CONV_BW_KT;
     const uint g = gk / nkt, k0 = (gk % nkt) * CONV_BW_KT;
@@ -567,23 +868,36 @@ __kernel void conv_reduce(__global const float *part, CT_ARG(dw), const uint M,
 }
 
 /* db[k] += sum over n, then the P*Q plane of dy[n, k] (dy: (N, K, PQ)): vector lanes over
- * the plane, summed in a fixed order at the end. One work-item per channel k. */
-__kernel void conv_bwd_b(CT_CARG(dy), CT_ARG(db), const uint N, const uint K, const uint PQ)
+ * the plane, summed in a fixed order at the end. With `masked`, only the elements where
+ * mask (like dy) is > 0 count: dy is then a pooled gradient and mask the pooled output
+ * after a ReLU (the sum of the unpooled gradient is the sum of the pooled one).
+ * One work-item per channel k. */
+__kernel void conv_bwd_b(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K,
+                         const uint PQ, const uint masked)
 {
     const uint k = get_global_id(0);
     if (k >= K)
         return;
     dy += dy_off;
+    mask += mask_off;
     db += db_off;
     VT acc = (VT)(0.0f);
     float tail = 0.0f;
     const uint full = PQ / CONV_QV * CONV_QV;
     for (uint n = 0; n < N; n++) {
         __global const float *d = dy + ((size_t)n * K + k) * PQ;
-        for (uint i = 0; i < full; i += CONV_QV)
-            acc += VLOAD(d + i);
-        for (uint i = full; i < PQ; i++)
-            tail += d[i];
+        __global const float *mk = mask + ((size_t)n * K + k) * PQ;
+        if (masked) {
+            for (uint i = 0; i < full; i += CONV_QV)
+                acc += select((VT)(0.0f), VLOAD(d + i), isgreater(VLOAD(mk + i), (VT)(0.0f)));
+            for (uint i = full; i < PQ; i++)
+                tail += mk[i] > 0.0f ? d[i] : 0.0f;
+        } else {
+            for (uint i = 0; i < full; i += CONV_QV)
+                acc += VLOAD(d + i);
+            for (uint i = full; i < PQ; i++)
+                tail += d[i];
+        }
     }
     db[k] += vsum(acc) + tail;
 }

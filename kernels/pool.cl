@@ -116,14 +116,6 @@ __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_
  * so there is no scalar tail. Rows of 4 to 7 outputs take runs of 4 the same way; only
  * rows of fewer than 4 outputs go one by one. */
 
-/* Scan step of the max rule on N lanes: take v where v > m or v is NaN. N is 4 or 8. */
-#define MAX_STEP(N, m, idx, v, pos)                                                        \
-    do {                                                                                   \
-        const int##N take_ = isgreater((v), (m)) | isnan(v);                               \
-        (m) = select((m), (v), take_);                                                     \
-        (idx) = select((idx), (int##N)(pos), take_);                                       \
-    } while (0)
-
 /* m, idx (N lanes) = the maxima of N 2x2 windows and their first maximum's place in scan
  * order (0, 1: row a; 2, 3: row b), from a and b, two input rows' 2N columns. */
 #define MAX_2X2(N, m, idx, a, b)                                                           \

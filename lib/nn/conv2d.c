@@ -34,7 +34,11 @@ typedef struct conv_tune {
     unsigned px;    /* CONV_PX: output pixels per work-item of conv_kv */
     unsigned bw_kt; /* CONV_BW_KT: output channels per work-item of conv_bwd_w */
     unsigned bw_st; /* CONV_BW_ST: (c, r, s) taps per work-item of conv_bwd_w */
+    unsigned pp;    /* CONV_PP: pooled pixels per work-item of conv_kv_pool */
+    unsigned bwp_kt, bwp_st; /* CONV_BWP_KT/ST: conv_bwd_w_pool's tile */
     unsigned wg;    /* CONV_WG: work-group size along the pixel dimension (host only) */
+    unsigned bw_cache; /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
+                        * limit (host only) */
     char options[256];
 } conv_tune;
 
@@ -42,7 +46,11 @@ static unsigned tune_value(const ct_context *ctx, const char *name, unsigned dfl
 {
     char key[48];
     snprintf(key, sizeof key, "-D%s=", name);
-    const char *at = strstr(ctx->tune_options, key);
+    /* CLTRAIN_TUNE="-DCONV_KV=1 ..." overrides the table, for experiments */
+    const char *env = getenv("CLTRAIN_TUNE");
+    const char *at = env ? strstr(env, key) : NULL;
+    if (!at)
+        at = strstr(ctx->tune_options, key);
     if (!at)
         return dflt;
     unsigned long v = strtoul(at + strlen(key), NULL, 10);
@@ -60,11 +68,16 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->px = tune_value(ctx, "CONV_PX", 7);
     t->bw_kt = tune_value(ctx, "CONV_BW_KT", 4);
     t->bw_st = tune_value(ctx, "CONV_BW_ST", 6);
+    t->pp = tune_value(ctx, "CONV_PP", 2);
+    t->bwp_kt = tune_value(ctx, "CONV_BWP_KT", 2);
+    t->bwp_st = tune_value(ctx, "CONV_BWP_ST", 9);
     t->wg = tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
+    t->bw_cache = ctx->info.is_gpu ? 0 : 1024;
+    t->bw_cache = tune_value(ctx, "CONV_BW_CACHE", t->bw_cache);
     snprintf(t->options, sizeof t->options,
              "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
-             "-DCONV_BW_ST=%u",
-             t->kt, t->qv, t->pt, t->kv, t->px, t->bw_kt, t->bw_st);
+             "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u",
+             t->kt, t->qv, t->pt, t->kv, t->px, t->bw_kt, t->bw_st, t->pp, t->bwp_kt, t->bwp_st);
 }
 
 /* Launches a kernel of conv.cl over `n` work-items, with the conv options. */
@@ -147,14 +160,15 @@ static void pad_dims(size_t rows, size_t run, size_t out_rows, size_t out_cols, 
  * strided vector loads that read one run past the last column. */
 static ct_status pad_input(ct_context *ctx, const conv_tune *t, const ct_tensor *src, size_t planes,
                            size_t hs, size_t ws, size_t hp, size_t wp, long off_h, long off_w,
-                           size_t ups_h, size_t ups_w, unsigned slot, cl_mem *out)
+                           size_t ups_h, size_t ups_w, unsigned slot, size_t base, cl_mem *out)
 {
     ct_status st = CT_SUCCESS;
-    size_t elems = planes * hp * wp;
+    size_t elems = base + planes * hp * wp;
     CT_REQUIRE(elems + 4 * t->qv < 0xffffffffu, CT_ERR_UNSUPPORTED,
                "conv2d: padded input of %zu elements exceeds the kernels' 32-bit indices", elems);
     CT_TRY(ct_scratch_get(ctx, slot, (elems + 4 * t->qv) * sizeof(float), out));
-    CT_TRY(CONV_RUN1D(ctx, t, "conv_pad", planes, CT_MEM(*out), CT_T(src), CT_U32(planes),
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_pad", planes, CT_MEM(*out), CT_U32(base), CT_T(src),
+                      CT_U32(planes),
                       CT_U32(hs), CT_U32(ws), CT_U32(hp), CT_U32(wp), CT_I32(off_h), CT_I32(off_w),
                       CT_U32(ups_h), CT_U32(ups_w)));
 cleanup:
@@ -183,7 +197,7 @@ static direct_plan direct_plan_make(const conv_tune *t, size_t ko)
 /* The direct pass over a padded input xp (N, G*ci, hp, wp) with weights wt
  * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). */
 static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_plan *pl, cl_mem xp,
-                            cl_mem wt, const ct_tensor *b, ct_tensor *y, size_t n, size_t g,
+                            size_t xp_off, cl_mem wt, const ct_tensor *b, ct_tensor *y, size_t n, size_t g,
                             size_t ci, size_t ko, size_t hp, size_t wp, size_t r, size_t s,
                             size_t sh, size_t sw, size_t dh, size_t dw, size_t p, size_t q,
                             unsigned flags)
@@ -200,7 +214,7 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
         CT_TRY(CONV_RUN1D(ctx, t, "conv_taps", crs, CT_MEM(taps), CT_U32(ci), CT_U32(r), CT_U32(s),
                           CT_U32(hp), CT_U32(wp), CT_U32(dh), CT_U32(dw)));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", t->options, &k));
-        CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
+        CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
                           CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
                           CT_U32(wp), CT_U32(crs), CT_U32(sh), CT_U32(sw), CT_U32(p), CT_U32(q),
                           CT_U32(nqr), CT_U32(flags)));
@@ -208,13 +222,34 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
         CT_TRY(ct_launch(ctx, k, "conv_kv", 3, global, local));
     } else {
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct", t->options, &k));
-        CT_TRY(CT_SETARGS(k, "conv_direct", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
+        CT_TRY(CT_SETARGS(k, "conv_direct", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
                           CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
                           CT_U32(wp), CT_U32(r), CT_U32(s), CT_U32(sh), CT_U32(sw), CT_U32(dh),
                           CT_U32(dw), CT_U32(p), CT_U32(q), CT_U32(nqr), CT_U32(flags)));
         global[1] /= t->kt;
         CT_TRY(ct_launch(ctx, k, "conv_direct", 3, global, local));
     }
+cleanup:
+    return st;
+}
+
+/* Pads x into SLOT_XPAD and transforms w into SLOT_WT for a direct pass tiled as `pl`,
+ * whose output (p x q, or the conv rows/columns a fused pool reads) is covered by tiles
+ * of rows x run. */
+static ct_status forward_prepare(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                                 const ct_conv2d_params *p, const ct_tensor *x, const ct_tensor *w,
+                                 size_t kop, size_t rows, size_t run, size_t out_rows,
+                                 size_t out_cols, size_t *hp, size_t *wp, cl_mem *xp, cl_mem *wt)
+{
+    ct_status st = CT_SUCCESS;
+    pad_dims(rows, run, out_rows, out_cols, d->r, d->s, p->stride_h, p->stride_w, p->dil_h,
+             p->dil_w, hp, wp);
+    CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, *hp, *wp, (long)p->pad_h, (long)p->pad_w,
+                     1, 1, SLOT_XPAD, 0, xp));
+    size_t nwt = d->g * d->cg * d->r * d->s * kop;
+    CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), wt));
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_fwd", nwt, CT_MEM(*wt), CT_T(w), CT_U32(d->g),
+                      CT_U32(d->cg), CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s)));
 cleanup:
     return st;
 }
@@ -234,43 +269,181 @@ ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
     conv_tune_get(ctx, &t);
 
     direct_plan pl = direct_plan_make(&t, d.kg);
-    size_t hp, wp, kop = pl.kop;
-    pad_dims(pl.rows, pl.run, d.p, d.q, d.r, d.s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp,
-             &wp);
-    CT_TRY(pad_input(ctx, &t, x, d.n * d.c, d.h, d.w, hp, wp, (long)p->pad_h, (long)p->pad_w, 1, 1,
-                     SLOT_XPAD, &xp));
-    size_t nwt = d.g * d.cg * d.r * d.s * kop;
-    CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
-    CT_TRY(CONV_RUN1D(ctx, &t, "conv_wt_fwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d.g), CT_U32(d.cg),
-                      CT_U32(d.kg), CT_U32(kop), CT_U32(d.r * d.s)));
-    CT_TRY(run_direct(ctx, &t, &pl, xp, wt, b, y, d.n, d.g, d.cg, d.kg, hp, wp, d.r, d.s,
+    size_t hp, wp;
+    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, pl.rows, pl.run, d.p, d.q, &hp, &wp, &xp,
+                           &wt));
+    CT_TRY(run_direct(ctx, &t, &pl, xp, 0, wt, b, y, d.n, d.g, d.cg, d.kg, hp, wp, d.r, d.s,
                       p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q,
                       (b ? 1u : 0u) | (relu ? 2u : 0u)));
 cleanup:
     return st;
 }
 
-/* dx = the transposed convolution of dy: a stride-1 direct convolution of dy, upsampled
- * by the stride and padded by (R-1)*dil - pad, with flipped, channel-swapped weights. */
-static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_geom *d,
-                               const ct_conv2d_params *p, const ct_tensor *w, const ct_tensor *dy,
-                               ct_tensor *dx)
+/* ---- conv + ReLU + 2x2 max pool, fused ------------------------------------------------ */
+
+/* Where the backward-data pass wants the output gradient: padded by (R-1)*dil - pad at
+ * the top and left, in planes of hp x wp (the stride-1 direct pass's input). */
+static void dgrad_dims(const conv_tune *t, const conv_geom *d, const ct_conv2d_params *p,
+                       size_t *hp, size_t *wp, long *off_h, long *off_w)
+{
+    direct_plan pl = direct_plan_make(t, d->cg);
+    pad_dims(pl.rows, pl.run, d->h, d->w, d->r, d->s, 1, 1, p->dil_h, p->dil_w, hp, wp);
+    *off_h = (long)((d->r - 1) * p->dil_h) - (long)p->pad_h;
+    *off_w = (long)((d->s - 1) * p->dil_w) - (long)p->pad_w;
+}
+
+bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_t k, size_t r,
+                            size_t s, const ct_conv2d_params *p)
+{
+    if (!ctx || !p || p->stride_h != 1 || p->stride_w != 1 || p->groups < 1 || k % p->groups)
+        return false;
+    conv_tune t;
+    conv_tune_get(ctx, &t);
+    conv_geom d = {.n = 1, .c = in_chw[0], .h = in_chw[1], .w = in_chw[2], .k = k, .r = r, .s = s,
+                   .g = p->groups, .cg = in_chw[0] / p->groups, .kg = k / p->groups};
+    d.p = ct_conv_out_size(d.h, r, 1, p->pad_h, p->dil_h);
+    d.q = ct_conv_out_size(d.w, s, 1, p->pad_w, p->dil_w);
+    if (d.p < 2 || d.q < 2 || !direct_plan_make(&t, d.kg).kv)
+        return false;
+    size_t hp, wp;
+    long off_h, off_w;
+    dgrad_dims(&t, &d, p, &hp, &wp, &off_h, &off_w);
+    return off_h >= 0 && off_w >= 0; /* the unpooled gradient lands inside the padding */
+}
+
+/* The pooled tensors of a fused conv + pool: y (N, K, P/2, Q/2) and idx, at least as
+ * many floats as y has elements / 4 (one byte per pooled element). */
+static ct_status pool_tensors_check(const conv_geom *d, const ct_tensor *y, const char *yname,
+                                    const ct_tensor *idx, size_t *ph, size_t *pw)
 {
     ct_status st = CT_SUCCESS;
-    cl_mem dyp = NULL, wt = NULL;
+    *ph = d->p / 2, *pw = d->q / 2;
+    CT_TRY(ct_tensor_expect(y, yname, 4, (size_t[]){d->n, d->k, *ph, *pw}));
+    if (idx) {
+        size_t bytes = d->n * d->k * *ph * *pw;
+        CT_REQUIRE(idx->numel * sizeof(float) >= bytes, CT_ERR_SHAPE,
+                   "conv2d+maxpool: idx holds %zu bytes, needs %zu (one per pooled element)",
+                   idx->numel * sizeof(float), bytes);
+        CT_REQUIRE(idx->offset * sizeof(float) + bytes <= 0xffffffffu, CT_ERR_UNSUPPORTED,
+                   "conv2d+maxpool: idx offset does not fit the kernels' 32-bit offsets");
+    }
+cleanup:
+    return st;
+}
+
+ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
+                                 const ct_tensor *b, const ct_conv2d_params *p, bool relu,
+                                 ct_tensor *y, ct_tensor *idx)
+{
+    ct_status st = CT_SUCCESS;
+    conv_geom d = {0};
+    conv_tune t;
+    cl_mem xp = NULL, wt = NULL, taps = NULL;
+    cl_kernel k = NULL;
+    size_t ph, pw;
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "conv2d_pool_forward: NULL context");
+    CT_TRY(conv_geom_check(x, w, p, &d));
+    CT_REQUIRE(ct_conv2d_pool_fusable(ctx, x->shape + 1, d.k, d.r, d.s, p), CT_ERR_UNSUPPORTED,
+               "conv2d+maxpool: this convolution has no fused kernel (stride 1, output channels "
+               "filling vectors, padding <= (kernel-1)*dilation)");
+    if (b)
+        CT_TRY(ct_tensor_expect(b, "conv2d bias", 1, (size_t[]){d.k}));
+    CT_TRY(pool_tensors_check(&d, y, "conv2d+maxpool output y", idx, &ph, &pw));
+    conv_tune_get(ctx, &t);
+
+    direct_plan pl = direct_plan_make(&t, d.kg);
+    size_t hp, wp, crs = d.cg * d.r * d.s, nqr = (pw + t.pp - 1) / t.pp;
+    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, 2, 2 * (size_t)t.pp, 2 * ph, 2 * pw, &hp,
+                           &wp, &xp, &wt));
+    CT_TRY(ct_scratch_get(ctx, SLOT_TAPS, crs * sizeof(cl_uint), &taps));
+    CT_TRY(CONV_RUN1D(ctx, &t, "conv_taps", crs, CT_MEM(taps), CT_U32(d.cg), CT_U32(d.r),
+                      CT_U32(d.s), CT_U32(hp), CT_U32(wp), CT_U32(p->dil_h), CT_U32(p->dil_w)));
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv_pool", t.options, &k));
+    unsigned flags = (b ? 1u : 0u) | (relu ? 2u : 0u) | (idx ? 4u : 0u);
+    CT_TRY(CT_SETARGS(k, "conv_kv_pool", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
+                      CT_T(y), CT_MEM(idx ? idx->mem : y->mem),
+                      CT_U32(idx ? idx->offset * sizeof(float) : 0), CT_U32(d.cg), CT_U32(d.kg),
+                      CT_U32(pl.kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(crs),
+                      CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(ph), CT_U32(pw),
+                      CT_U32(nqr), CT_U32(flags)));
+    {
+        size_t global[3] = {ph * nqr, d.g * pl.kop / (16 * (size_t)t.kv), d.n};
+        size_t local[3] = {t.wg, 1, 1};
+        CT_TRY(ct_launch(ctx, k, "conv_kv_pool", 3, global, local));
+    }
+cleanup:
+    return st;
+}
+
+/* ---- backward --------------------------------------------------------------------------- */
+
+/* The output gradient as the backward kernels receive it: dense dy (N, K, P, Q), or, for
+ * a fused pool, the pooled gradient with the pooled output and argmax bytes. */
+typedef struct dy_src {
+    const ct_tensor *dy;
+    const ct_tensor *y, *idx; /* set for a fused pool */
+    bool relu;                /* fused pool: the ReLU before it cuts where y <= 0 */
+    size_t ph, pw;            /* fused pool: the pooled size */
+} dy_src;
+
+/* A copy of the output gradient in scratch slot SLOT_DYPAD: planes of hp x wp from element
+ * `base` on, the gradient at rows off_h.., columns off_w.. (upsampled by ups), zeros
+ * around it. */
+typedef struct dy_layout {
+    cl_mem mem;
+    size_t base; /* elements before the first plane */
+    size_t hp, wp;
+    long off_h, off_w;
+} dy_layout;
+
+static ct_status write_dy(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                          const dy_src *src, size_t ups_h, size_t ups_w, dy_layout *lay)
+{
+    ct_status st = CT_SUCCESS;
+    if (!src->y) {
+        CT_TRY(pad_input(ctx, t, src->dy, d->n * d->k, d->p, d->q, lay->hp, lay->wp, lay->off_h,
+                         lay->off_w, ups_h, ups_w, SLOT_DYPAD, lay->base, &lay->mem));
+        goto cleanup;
+    }
+    /* fused pool: stride 1 and offsets >= 0 (ct_conv2d_pool_fusable) */
+    size_t planes = d->n * d->k, elems = lay->base + planes * lay->hp * lay->wp;
+    CT_REQUIRE(elems + 4 * t->qv < 0xffffffffu && lay->off_h >= 0 && lay->off_w >= 0,
+               CT_ERR_UNSUPPORTED, "conv2d+maxpool: gradient layout of %zu elements unsupported",
+               elems);
+    CT_TRY(ct_scratch_get(ctx, SLOT_DYPAD, (elems + 4 * t->qv) * sizeof(float), &lay->mem));
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_unpool", planes, CT_MEM(lay->mem), CT_U32(lay->base),
+                      CT_T(src->dy), CT_T(src->y),
+                      CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float)),
+                      CT_U32(planes), CT_U32(src->ph), CT_U32(src->pw), CT_U32(lay->hp),
+                      CT_U32(lay->wp), CT_U32(lay->off_h), CT_U32(lay->off_w),
+                      CT_U32(src->relu)));
+cleanup:
+    return st;
+}
+
+/* dx = the transposed convolution of dy: a stride-1 direct convolution of dy, upsampled
+ * by the stride and padded by (R-1)*dil - pad (written into `lay`), with flipped,
+ * channel-swapped weights. */
+static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                               const ct_conv2d_params *p, const ct_tensor *w, const dy_src *src,
+                               dy_layout *lay, ct_tensor *dx)
+{
+    ct_status st = CT_SUCCESS;
+    cl_mem wt = NULL;
     direct_plan pl = direct_plan_make(t, d->cg);
-    size_t hp, wp, cgp = pl.kop;
-    pad_dims(pl.rows, pl.run, d->h, d->w, d->r, d->s, 1, 1, p->dil_h, p->dil_w, &hp, &wp);
-    long off_h = (long)((d->r - 1) * p->dil_h) - (long)p->pad_h;
-    long off_w = (long)((d->s - 1) * p->dil_w) - (long)p->pad_w;
-    CT_TRY(pad_input(ctx, t, dy, d->n * d->k, d->p, d->q, hp, wp, off_h, off_w, p->stride_h,
-                     p->stride_w, SLOT_DYPAD, &dyp));
+    size_t cgp = pl.kop;
+    dgrad_dims(t, d, p, &lay->hp, &lay->wp, &lay->off_h, &lay->off_w);
+    /* shifted so that the gradient's first element, where backward_weight's flat view
+     * starts, sits on a vector boundary: its loads there are then aligned */
+    long first = lay->off_h * (long)lay->wp + lay->off_w;
+    lay->base = first >= 0 ? (t->qv - (size_t)first % t->qv) % t->qv : 0;
+    CT_TRY(write_dy(ctx, t, d, src, p->stride_h, p->stride_w, lay));
     size_t nwt = d->g * d->kg * d->r * d->s * cgp;
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d->g), CT_U32(d->cg),
                       CT_U32(d->kg), CT_U32(cgp), CT_U32(d->r), CT_U32(d->s)));
-    CT_TRY(run_direct(ctx, t, &pl, dyp, wt, NULL, dx, d->n, d->g, d->kg, d->cg, hp, wp, d->r, d->s,
-                      1, 1, p->dil_h, p->dil_w, d->h, d->w, 0));
+    CT_TRY(run_direct(ctx, t, &pl, lay->mem, lay->base, wt, NULL, dx, d->n, d->g, d->kg, d->cg, lay->hp,
+                      lay->wp, d->r, d->s, 1, 1, p->dil_h, p->dil_w, d->h, d->w, 0));
 cleanup:
     return st;
 }
@@ -278,28 +451,39 @@ cleanup:
 /* dw += sum over the batch of dy (x) x, in a fixed order: the batch is cut into `chunks`
  * runs of images (enough work-items to fill the device), each run summed by one
  * work-item per tile, the runs then added in order. At stride 1 the sums run over x and
- * dy flattened to a common row pitch (conv_bwd_w_flat); other strides walk row by row. */
+ * dy flattened to a common row pitch (conv_bwd_w_flat), dy taken from the backward-data
+ * pass's padded copy (`have`) when its layout serves; other strides walk row by row
+ * (conv_bwd_w, or conv_bwd_w_pool unpooling a fused pool's gradient in registers). */
 static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv_geom *d,
-                                 const ct_conv2d_params *p, const ct_tensor *x, const ct_tensor *dy,
-                                 ct_tensor *dw)
+                                 const ct_conv2d_params *p, const ct_tensor *x, const dy_src *src,
+                                 const dy_layout *have, ct_tensor *dw)
 {
     ct_status st = CT_SUCCESS;
-    cl_mem xp = NULL, dyp = NULL, part = NULL;
+    cl_mem xp = NULL, part = NULL;
     cl_kernel k = NULL;
     size_t crs = d->cg * d->r * d->s, m = d->k * crs;
-    /* the flat kernel pays for a padded copy of dy (a read and a write of it) and wins it
-     * back on the loads of the CG*R*S taps each dy element feeds: with few taps (a first
-     * layer, CG = 1) the row-by-row kernel is faster (MiniCNN conv 1->32: 1.25 -> 1.05 ms
-     * of CPU time for dw + db, PoCL, 2 cores) */
+    /* the flat kernel pays for a padded copy of dy (a read and a write of it, unless the
+     * backward-data pass made one) and wins it back on the loads of the CG*R*S taps each
+     * dy element feeds: with few taps (a first layer, CG = 1) the row-by-row kernel is
+     * faster (MiniCNN conv 1->32: 1.25 -> 1.05 ms of CPU time for dw + db, PoCL, 2 cores) */
     const bool flat = p->stride_h == 1 && p->stride_w == 1 && crs >= 32;
-    const char *name = flat ? "conv_bwd_w_flat" : "conv_bwd_w";
+    const char *name = flat ? "conv_bwd_w_flat" : src->y ? "conv_bwd_w_pool" : "conv_bwd_w";
+    const size_t kt = !flat && src->y ? t->bwp_kt : t->bw_kt;
+    const size_t ts = !flat && src->y ? t->bwp_st : t->bw_st;
 
-    size_t tiles = (crs + t->bw_st - 1) / t->bw_st * d->g * ((d->kg + t->bw_kt - 1) / t->bw_kt);
+    size_t tiles = (crs + ts - 1) / ts * d->g * ((d->kg + kt - 1) / kt);
     size_t want = 64 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
     size_t chunks = tiles >= want ? 1 : (want + tiles - 1) / tiles;
     if (chunks > d->n)
         chunks = d->n;
     size_t npc = (d->n + chunks - 1) / chunks;
+    /* every tile of a chunk reads the chunk's x and dy again: on a CPU they should stay
+     * in its cache (MiniCNN conv2 at batch 64, PoCL, 2 cores: 8 images per chunk instead
+     * of all 64 took the flat kernel from 2.6 to 2.1 ms) */
+    size_t per_image = sizeof(float) * (d->c * (d->h + d->r) * (d->w + d->s) +
+                                        d->k * (d->p + d->r) * (d->q + d->s));
+    if (t->bw_cache && npc * per_image > (size_t)t->bw_cache * 1024)
+        npc = (size_t)t->bw_cache * 1024 / per_image > 1 ? (size_t)t->bw_cache * 1024 / per_image : 1;
     chunks = (d->n + npc - 1) / npc;
     /* with one chunk the kernel adds straight into dw, else it stores partial sums */
     cl_mem dst = dw->mem;
@@ -316,35 +500,62 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     if (flat) {
         /* common pitch wp; lp pixels per plane (P*wp rounded up to a vector); xp gets
          * zero rows below the image so that the farthest tap of the last vector stays
-         * inside its plane, dyp zero rows up to lp */
-        size_t wp = d->q + (d->s - 1) * p->dil_w;
-        size_t lp = round_up(d->p * wp, t->qv);
+         * inside its plane; dy sits at element `off` of planes of dpl elements with
+         * zeros in columns Q.. and after row P up to lp */
+        dy_layout lay = {0};
+        size_t wp = 0, lp = 0, off = 0;
+        if (have && have->off_h >= 0 && have->off_w >= 0 &&
+            d->q + (d->s - 1) * p->dil_w <= have->wp) {
+            wp = have->wp;
+            lp = round_up(d->p * wp, t->qv);
+            off = (size_t)have->off_h * wp + (size_t)have->off_w;
+            if (off + lp <= have->hp * wp) {
+                lay = *have;
+                off += have->base;
+            }
+        }
+        if (!lay.mem) {
+            lay.wp = wp = d->q + (d->s - 1) * p->dil_w;
+            lp = round_up(d->p * wp, t->qv);
+            lay.hp = (lp + wp - 1) / wp;
+            lay.off_h = lay.off_w = 0;
+            lay.base = off = 0;
+            CT_TRY(write_dy(ctx, t, d, src, 1, 1, &lay));
+        }
         size_t hpx = (lp + (d->r - 1) * p->dil_h * wp + (d->s - 1) * p->dil_w + wp - 1) / wp;
-        size_t hpd = (lp + wp - 1) / wp;
         CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hpx, wp, (long)p->pad_h,
-                         (long)p->pad_w, 1, 1, SLOT_XPAD, &xp));
-        CT_TRY(
-            pad_input(ctx, t, dy, d->n * d->k, d->p, d->q, hpd, wp, 0, 0, 1, 1, SLOT_DYPAD, &dyp));
-        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(dyp), CT_MEM(dst), CT_U32(dst_off),
-                          CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hpx * wp),
-                          CT_U32(hpd * wp), CT_U32(lp), CT_U32(wp), CT_U32(d->r), CT_U32(d->s),
-                          CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(d->n), CT_U32(npc),
-                          CT_U32(chunks == 1)));
-    } else {
-        size_t hp, wp;
-        pad_dims(1, t->qv, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w,
-                 &hp, &wp);
-        CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h, (long)p->pad_w,
-                         1, 1, SLOT_XPAD, &xp));
-        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(dy), CT_MEM(dst), CT_U32(dst_off),
-                          CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
-                          CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w),
-                          CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(d->p), CT_U32(d->q),
+                         (long)p->pad_w, 1, 1, SLOT_XPAD, 0, &xp));
+        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(lay.mem), CT_U32(off), CT_MEM(dst),
+                          CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g),
+                          CT_U32(hpx * wp), CT_U32(lay.hp * lay.wp), CT_U32(lp), CT_U32(wp),
+                          CT_U32(d->r), CT_U32(d->s), CT_U32(p->dil_h), CT_U32(p->dil_w),
                           CT_U32(d->n), CT_U32(npc), CT_U32(chunks == 1)));
+    } else {
+        /* a fused pool's gradient exists only under its windows: rows 2*ph, columns 2*pw */
+        size_t op = src->y ? 2 * src->ph : d->p, oq = src->y ? 2 * src->pw : d->q;
+        size_t hp, wp;
+        pad_dims(1, t->qv, op, oq, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp,
+                 &wp);
+        CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h, (long)p->pad_w,
+                         1, 1, SLOT_XPAD, 0, &xp));
+        if (src->y)
+            CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_T(src->y),
+                              CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float)),
+                              CT_MEM(dst), CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg),
+                              CT_U32(d->g), CT_U32(hp), CT_U32(wp), CT_U32(d->r), CT_U32(d->s),
+                              CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
+                              CT_U32(p->dil_w), CT_U32(src->ph), CT_U32(src->pw), CT_U32(d->n),
+                              CT_U32(npc), CT_U32(src->relu), CT_U32(chunks == 1)));
+        else
+            CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_MEM(dst), CT_U32(dst_off),
+                              CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
+                              CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h),
+                              CT_U32(p->stride_w), CT_U32(p->dil_h), CT_U32(p->dil_w),
+                              CT_U32(d->p), CT_U32(d->q), CT_U32(d->n), CT_U32(npc),
+                              CT_U32(chunks == 1)));
     }
     {
-        size_t global[3] = {(crs + t->bw_st - 1) / t->bw_st,
-                            d->g * ((d->kg + t->bw_kt - 1) / t->bw_kt), chunks};
+        size_t global[3] = {(crs + ts - 1) / ts, d->g * ((d->kg + kt - 1) / kt), chunks};
         size_t local[3] = {4, 1, 1};
         CT_TRY(ct_launch(ctx, k, name, 3, global, local));
     }
@@ -355,31 +566,67 @@ cleanup:
     return st;
 }
 
+/* The three backward passes from either form of the output gradient. */
+static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv2d_params *p,
+                              const ct_tensor *x, const ct_tensor *w, const dy_src *src,
+                              ct_tensor *dx, ct_tensor *dw, ct_tensor *db)
+{
+    ct_status st = CT_SUCCESS;
+    conv_tune t;
+    dy_layout lay = {0};
+    if (dw)
+        CT_TRY(ct_tensor_expect(dw, "conv2d weight gradient dw", 4, w->shape));
+    if (dx)
+        CT_TRY(ct_tensor_expect(dx, "conv2d input gradient dx", 4, x->shape));
+    if (db)
+        CT_TRY(ct_tensor_expect(db, "conv2d bias gradient db", 1, (size_t[]){d->k}));
+    conv_tune_get(ctx, &t);
+
+    if (dx)
+        CT_TRY(backward_data(ctx, &t, d, p, w, src, &lay, dx));
+    if (dw)
+        CT_TRY(backward_weight(ctx, &t, d, p, x, src, dx ? &lay : NULL, dw));
+    if (db) {
+        const ct_tensor *mask = src->y && src->relu ? src->y : src->dy;
+        size_t pq = src->y ? src->ph * src->pw : d->p * d->q;
+        CT_TRY(CONV_RUN1D(ctx, &t, "conv_bwd_b", d->k, CT_T(src->dy), CT_T(mask), CT_T(db),
+                          CT_U32(d->n), CT_U32(d->k), CT_U32(pq), CT_U32(mask != src->dy)));
+    }
+cleanup:
+    return st;
+}
+
 ct_status ct_conv2d_backward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
                              const ct_tensor *dy, const ct_conv2d_params *p, ct_tensor *dx,
                              ct_tensor *dw, ct_tensor *db)
 {
     ct_status st = CT_SUCCESS;
     conv_geom d = {0};
-    conv_tune t;
     CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "conv2d_backward: NULL context");
     CT_TRY(conv_geom_check(x, w, p, &d));
     CT_TRY(ct_tensor_expect(dy, "conv2d output gradient dy", 4, (size_t[]){d.n, d.k, d.p, d.q}));
-    if (dw)
-        CT_TRY(ct_tensor_expect(dw, "conv2d weight gradient dw", 4, w->shape));
-    if (dx)
-        CT_TRY(ct_tensor_expect(dx, "conv2d input gradient dx", 4, x->shape));
-    if (db)
-        CT_TRY(ct_tensor_expect(db, "conv2d bias gradient db", 1, (size_t[]){d.k}));
-    conv_tune_get(ctx, &t);
+    CT_TRY(backward_all(ctx, &d, p, x, w, &(dy_src){.dy = dy}, dx, dw, db));
+cleanup:
+    return st;
+}
 
-    if (dx)
-        CT_TRY(backward_data(ctx, &t, &d, p, w, dy, dx));
-    if (dw)
-        CT_TRY(backward_weight(ctx, &t, &d, p, x, dy, dw));
-    if (db)
-        CT_TRY(CONV_RUN1D(ctx, &t, "conv_bwd_b", d.k, CT_T(dy), CT_T(db), CT_U32(d.n), CT_U32(d.k),
-                          CT_U32(d.p * d.q)));
+ct_status ct_conv2d_pool_backward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
+                                  const ct_tensor *dy, const ct_tensor *y, const ct_tensor *idx,
+                                  const ct_conv2d_params *p, bool relu, ct_tensor *dx,
+                                  ct_tensor *dw, ct_tensor *db)
+{
+    ct_status st = CT_SUCCESS;
+    conv_geom d = {0};
+    dy_src src = {.dy = dy, .y = y, .idx = idx, .relu = relu};
+    CT_REQUIRE(ctx != NULL, CT_ERR_INVALID_ARG, "conv2d_pool_backward: NULL context");
+    CT_TRY(conv_geom_check(x, w, p, &d));
+    CT_REQUIRE(idx != NULL && y != NULL, CT_ERR_INVALID_ARG,
+               "conv2d_pool_backward: the pooled output y and its idx are required");
+    CT_REQUIRE(ct_conv2d_pool_fusable(ctx, x->shape + 1, d.k, d.r, d.s, p), CT_ERR_UNSUPPORTED,
+               "conv2d+maxpool: this convolution has no fused kernel");
+    CT_TRY(pool_tensors_check(&d, y, "conv2d+maxpool output y", idx, &src.ph, &src.pw));
+    CT_TRY(ct_tensor_expect(dy, "conv2d+maxpool output gradient dy", 4, y->shape));
+    CT_TRY(backward_all(ctx, &d, p, x, w, &src, dx, dw, db));
 cleanup:
     return st;
 }

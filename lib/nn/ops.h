@@ -43,6 +43,27 @@ ct_status ct_conv2d_backward(ct_context *ctx, const ct_tensor *x, const ct_tenso
                              const ct_tensor *dy, const ct_conv2d_params *p, ct_tensor *dx,
                              ct_tensor *dw, ct_tensor *db);
 
+/* Conv2d, its ReLU (when `relu`) and a 2x2 max pool at stride 2 without padding, fused:
+ * the conv output is never stored. y: (N, K, P/2, Q/2), the pooled output (floor mode);
+ * idx: NULL (inference) or a tensor of at least N*K*(P/2)*(Q/2) BYTES (numel * 4 >= that),
+ * receiving each window's first maximum in scan order (0..3, kernels/pool.cl's rule).
+ * Only for convolutions ct_conv2d_pool_fusable() accepts; CT_ERR_UNSUPPORTED otherwise. */
+ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
+                                 const ct_tensor *b, const ct_conv2d_params *p, bool relu,
+                                 ct_tensor *y, ct_tensor *idx);
+/* The gradients of that block from the pooled gradient dy (like y), the pooled output y
+ * and the idx of its training forward: dx (overwritten) or NULL, dw (+=), db (+=) or NULL.
+ * The same numbers as maxpool2d_backward(relu_in) followed by conv2d_backward. */
+ct_status ct_conv2d_pool_backward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
+                                  const ct_tensor *dy, const ct_tensor *y, const ct_tensor *idx,
+                                  const ct_conv2d_params *p, bool relu, ct_tensor *dx,
+                                  ct_tensor *dw, ct_tensor *db);
+/* Whether a conv with per-sample input in_chw, k output channels and an r x s kernel has
+ * the fused kernels: stride 1, output channels per group filling conv_kv's vectors
+ * (at most a fifth of padding), padding <= (kernel-1)*dilation, output at least 2x2. */
+bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_t k, size_t r,
+                            size_t s, const ct_conv2d_params *p);
+
 /* ---- pooling (lib/nn/pool.c, kernels/pool.cl) ------------------------------------- */
 
 typedef struct ct_pool2d_params {
