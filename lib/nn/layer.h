@@ -87,6 +87,13 @@ struct ct_layer {
     bool relu_is_fused; /* relu: its work is done by the conv/linear before it */
     bool relu_in;       /* maxpool: its input came out of a ReLU, whose backward it does */
     bool alias_output;  /* output is the input's storage (fused relu, flatten) */
+    /* conv: its (ReLU and) 2x2 max pool run inside it (ct_conv2d_pool_forward); the
+     * block ends at layer pool_end, whose output it writes; its own output is never
+     * stored, only pool_idx (per batch: the argmax bytes for backward) */
+    bool pool_fused;
+    size_t pool_end;
+    ct_tensor *pool_idx;
+    bool in_pool_block; /* relu/maxpool whose work a pool_fused conv does */
     ct_grad_mode grad_mode;
     uint64_t rng_seed, rng_counter; /* dropout: set by the model before each forward */
 };

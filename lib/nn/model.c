@@ -8,12 +8,19 @@
  *   - a ReLU right before a maxpool has no backward of its own: the maxpool backward
  *     masks with (x > 0) (`relu_in`), x being the ReLU's output, which is > 0 exactly
  *     where the ReLU's input is;
- *   - a fused ReLU not followed by a maxpool masks the gradient in place.
+ *   - a fused ReLU not followed by a maxpool masks the gradient in place;
+ *   - conv [-> relu] -> maxpool 2x2 at stride 2 runs as one op when the conv has the fused
+ *     kernels (ct_conv2d_pool_fusable): the conv output is never stored, only the pooled
+ *     output and one argmax byte per pooled element, and backward goes from the pooled
+ *     gradient straight to the conv's gradients (ct_conv2d_pool_backward).
  *
  * Memory per batch size N (made on the first forward, again only when N changes):
  *   arena:  every non-aliased layer output, (N, out_shape) each, back to back; a fused
- *           ReLU's and a Flatten's output are views of their input's storage;
- *   gbuf[2]: two gradient buffers of the largest activation; the gradient w.r.t. a
+ *           ReLU's and a Flatten's output are views of their input's storage; a conv
+ *           with a fused pool stores its argmax bytes instead of its output, and the
+ *           layers inside the block have no output tensor;
+ *   gbuf[2]: two gradient buffers of the largest gradient that exists (none inside a
+ *           fused pool block); the gradient w.r.t. a
  *           layer's output lives in one of them and its dx goes to the other (or to the
  *           same one for in-place and reshape-only layers).
  */
@@ -558,6 +565,10 @@ static void free_batch(ct_model *m)
         ct_tensor_free(m->gbuf[b]);
         m->gbuf[b] = NULL;
     }
+    for (size_t i = 0; i < m->nlayers; i++) {
+        ct_tensor_free(m->layers[i].pool_idx);
+        m->layers[i].pool_idx = NULL;
+    }
     /* aliases are views of earlier outputs: free from the last layer down */
     if (m->act)
         for (size_t i = m->nlayers; i-- > 0;)
@@ -570,6 +581,25 @@ static void free_batch(ct_model *m)
     m->can_backward = false;
 }
 
+/* Floats holding one argmax byte per pooled element of a pool-fused conv at batch n. */
+static size_t idx_floats(const ct_model *m, const ct_layer *l, size_t n)
+{
+    const ct_layer *pool = &m->layers[l->pool_end];
+    return (n * prod(pool->out_ndim, pool->out_shape) + sizeof(float) - 1) / sizeof(float);
+}
+
+/* Layer i's input-gradient views, one in each gradient buffer. */
+static ct_status view_gin(ct_model *m, const ct_layer *l, size_t i, size_t n)
+{
+    ct_status st = CT_SUCCESS;
+    size_t shape[CT_MAX_DIMS] = {n};
+    memcpy(shape + 1, l->in_shape, l->in_ndim * sizeof *shape);
+    for (size_t b = 0; b < 2; b++)
+        CT_TRY(ct_tensor_view(m->gbuf[b], 0, l->in_ndim + 1, shape, &m->gin[b][i]));
+cleanup:
+    return st;
+}
+
 static ct_status alloc_batch(ct_model *m, size_t n)
 {
     ct_status st = CT_SUCCESS;
@@ -578,11 +608,18 @@ static ct_status alloc_batch(ct_model *m, size_t n)
     free_batch(m);
     for (size_t i = 0; i < m->nlayers; i++) {
         const ct_layer *l = &m->layers[i];
-        if (!l->alias_output)
-            arena += n * prod(l->out_ndim, l->out_shape);
         size_t in = n * prod(l->in_ndim, l->in_shape), out = n * prod(l->out_ndim, l->out_shape);
-        gmax = in > gmax ? in : gmax;
-        gmax = out > gmax ? out : gmax;
+        if (l->pool_fused)
+            arena += idx_floats(m, l, n);
+        else if (l->in_pool_block ? l->desc.kind == CT_LAYER_MAXPOOL2D : !l->alias_output)
+            arena += out;
+        /* inside a fused block only the pool's output (gradient) exists */
+        bool has_in = !l->in_pool_block;
+        bool has_out = l->in_pool_block ? l->desc.kind == CT_LAYER_MAXPOOL2D : !l->pool_fused;
+        if (has_in)
+            gmax = in > gmax ? in : gmax;
+        if (has_out)
+            gmax = out > gmax ? out : gmax;
     }
     m->act = calloc(m->nlayers, sizeof *m->act);
     m->gin[0] = calloc(m->nlayers, sizeof *m->gin[0]);
@@ -595,19 +632,33 @@ static ct_status alloc_batch(ct_model *m, size_t n)
 
     size_t off = 0;
     for (size_t i = 0; i < m->nlayers; i++) {
-        const ct_layer *l = &m->layers[i];
+        ct_layer *l = &m->layers[i];
         shape[0] = n;
         memcpy(shape + 1, l->out_shape, l->out_ndim * sizeof *shape);
+        if (l->pool_fused) {
+            /* the conv's output is never stored: its argmax bytes take its place */
+            size_t f = idx_floats(m, l, n);
+            CT_TRY(ct_tensor_view(m->arena, off, 1, &f, &l->pool_idx));
+            off += f;
+            CT_TRY(view_gin(m, l, i, n));
+            continue;
+        }
+        if (l->in_pool_block) {
+            /* the block's ReLU has no tensors; its pool has its output but no input
+             * gradient (the conv's output and its gradient never exist) */
+            if (l->desc.kind == CT_LAYER_MAXPOOL2D) {
+                CT_TRY(ct_tensor_view(m->arena, off, l->out_ndim + 1, shape, &m->act[i]));
+                off += n * prod(l->out_ndim, l->out_shape);
+            }
+            continue;
+        }
         if (l->alias_output) {
             CT_TRY(ct_tensor_view(m->act[i - 1], 0, l->out_ndim + 1, shape, &m->act[i]));
         } else {
             CT_TRY(ct_tensor_view(m->arena, off, l->out_ndim + 1, shape, &m->act[i]));
             off += n * prod(l->out_ndim, l->out_shape);
         }
-        for (size_t b = 0; b < 2; b++) {
-            memcpy(shape + 1, l->in_shape, l->in_ndim * sizeof *shape);
-            CT_TRY(ct_tensor_view(m->gbuf[b], 0, l->in_ndim + 1, shape, &m->gin[b][i]));
-        }
+        CT_TRY(view_gin(m, l, i, n));
     }
     const ct_layer *last = &m->layers[m->nlayers - 1];
     shape[0] = n;
@@ -663,6 +714,28 @@ static void plan_fusion(ct_model *m)
             l->alias_output = i > 0;
             l->grad_mode = CT_GRAD_SKIP;
         }
+    }
+    /* conv [-> relu] -> maxpool 2x2/2 as one op */
+    for (size_t i = 0; i + 1 < m->nlayers; i++) {
+        ct_layer *l = &m->layers[i];
+        if (l->desc.kind != CT_LAYER_CONV2D)
+            continue;
+        size_t end = i + 1 + (l->fused_relu ? 1 : 0);
+        if (end >= m->nlayers)
+            continue;
+        ct_layer *pool = &m->layers[end];
+        const ct_pool2d_params *pp = &pool->pool;
+        if (pool->desc.kind != CT_LAYER_MAXPOOL2D || pp->kernel_h != 2 || pp->kernel_w != 2 ||
+            pp->stride_h != 2 || pp->stride_w != 2 || pp->pad_h != 0 || pp->pad_w != 0 ||
+            pool->out_shape[1] != l->out_shape[1] / 2 || pool->out_shape[2] != l->out_shape[2] / 2 ||
+            !ct_conv2d_pool_fusable(m->ctx, l->in_shape, l->desc.out, l->desc.kernel_h,
+                                    l->desc.kernel_w, &l->conv))
+            continue;
+        l->pool_fused = true;
+        l->pool_end = end;
+        for (size_t j = i + 1; j <= end; j++)
+            m->layers[j].in_pool_block = true;
+        i = end;
     }
 }
 
@@ -843,6 +916,18 @@ ct_status ct_model_forward(ct_model *m, const ct_tensor *x, ct_tensor **y)
             l->rng_seed = m->rng_seed;
             l->rng_counter = m->rng_counter++;
         }
+        if (l->pool_fused) {
+            st = ct_conv2d_pool_forward(m->ctx, in, l->param[0], l->nparams > 1 ? l->param[1] : NULL,
+                                        &l->conv, l->fused_relu, m->act[l->pool_end],
+                                        m->training ? l->pool_idx : NULL);
+            if (st != CT_SUCCESS) {
+                ct_error_prefix("layers %zu-%zu (conv2d+maxpool) forward", l->index,
+                                l->pool_end);
+                goto cleanup;
+            }
+            i = l->pool_end;
+            continue;
+        }
         st = l->ops->forward(l, m->ctx, in, m->act[i], m->training);
         if (st != CT_SUCCESS) {
             ct_error_prefix("layer %zu (%s) forward", l->index, ct_layer_kind_name(l->desc.kind));
@@ -890,6 +975,26 @@ ct_status ct_model_backward(ct_model *m, const ct_tensor *dy)
         CT_REQUIRE(l->ops->backward != NULL, CT_ERR_UNSUPPORTED,
                    "layer %zu (%s) has no backward (inference only)", l->index,
                    ct_layer_kind_name(l->desc.kind));
+        if (l->in_pool_block) {
+            /* the top of a conv [+ relu] + maxpool block: its conv does all of it */
+            size_t c = i;
+            while (!m->layers[c].pool_fused)
+                c--;
+            ct_layer *conv = &m->layers[c];
+            int nb = b == 0 ? 1 : 0;
+            dx = c > m->first_param_layer ? m->gin[nb][c] : NULL;
+            st = ct_conv2d_pool_backward(m->ctx, c ? m->act[c - 1] : m->x, conv->param[0], cur,
+                                         m->act[i], conv->pool_idx, &conv->conv, conv->fused_relu,
+                                         dx, conv->grad[0], conv->nparams > 1 ? conv->grad[1] : NULL);
+            if (st != CT_SUCCESS) {
+                ct_error_prefix("layers %zu-%zu (conv2d+maxpool) backward", conv->index, i);
+                goto cleanup;
+            }
+            b = nb;
+            cur = dx;
+            i = c;
+            continue;
+        }
         if (l->grad_mode == CT_GRAD_SKIP) {
             cur = m->gin[b][i];
             continue;
@@ -1102,16 +1207,17 @@ ct_status ct_model_layer_describe(const ct_model *m, size_t i, char *buf, size_t
     const ct_layer_desc *d = &l->desc;
     switch (d->kind) {
     case CT_LAYER_CONV2D:
-        snprintf(args, sizeof args, "(%zu->%zu, %zux%zu, stride %zux%zu, pad %zux%zu%s%s)%s",
+        snprintf(args, sizeof args, "(%zu->%zu, %zux%zu, stride %zux%zu, pad %zux%zu%s%s)%s%s",
                  l->in_shape[0], d->out, d->kernel_h, d->kernel_w, d->stride_h, d->stride_w,
                  d->pad_h, d->pad_w, d->dil_h * d->dil_w > 1 ? ", dilated" : "",
-                 d->groups > 1 ? ", grouped" : "", l->fused_relu ? " +relu" : "");
+                 d->groups > 1 ? ", grouped" : "", l->fused_relu ? " +relu" : "",
+                 l->pool_fused ? " +maxpool" : "");
         break;
     case CT_LAYER_MAXPOOL2D:
     case CT_LAYER_AVGPOOL2D:
-        snprintf(args, sizeof args, "(%zux%zu, stride %zux%zu, pad %zux%zu)", l->pool.kernel_h,
+        snprintf(args, sizeof args, "(%zux%zu, stride %zux%zu, pad %zux%zu)%s", l->pool.kernel_h,
                  l->pool.kernel_w, l->pool.stride_h, l->pool.stride_w, l->pool.pad_h,
-                 l->pool.pad_w);
+                 l->pool.pad_w, l->in_pool_block ? " (fused)" : "");
         break;
     case CT_LAYER_LINEAR:
         snprintf(args, sizeof args, "(%zu->%zu)%s", l->in_shape[0], d->out,

@@ -632,12 +632,12 @@ Test(model, set_get_params_round_trip_and_describe)
     free(back);
 
     static const char *want[10] = {
-        "0 conv(1->32, 3x3, stride 1x1, pad 1x1) +relu -> (32,28,28), 320 params",
+        "0 conv(1->32, 3x3, stride 1x1, pad 1x1) +relu +maxpool -> (32,28,28), 320 params",
         "1 relu (fused) -> (32,28,28), 0 params",
-        "2 maxpool(2x2, stride 2x2, pad 0x0) -> (32,14,14), 0 params",
-        "3 conv(32->64, 3x3, stride 1x1, pad 1x1) +relu -> (64,14,14), 18496 params",
+        "2 maxpool(2x2, stride 2x2, pad 0x0) (fused) -> (32,14,14), 0 params",
+        "3 conv(32->64, 3x3, stride 1x1, pad 1x1) +relu +maxpool -> (64,14,14), 18496 params",
         "4 relu (fused) -> (64,14,14), 0 params",
-        "5 maxpool(2x2, stride 2x2, pad 0x0) -> (64,7,7), 0 params",
+        "5 maxpool(2x2, stride 2x2, pad 0x0) (fused) -> (64,7,7), 0 params",
         "6 flatten -> (3136), 0 params",
         "7 linear(3136->128) +relu -> (128), 401536 params",
         "8 relu (fused) -> (128), 0 params",
