@@ -197,6 +197,11 @@ void ct_model_output_shape(const ct_model *m, size_t *ndim, size_t *shape);
 size_t ct_model_layer_count(const ct_model *m);
 ct_status ct_model_layer_describe(const ct_model *m, size_t i, char *buf, size_t cap);
 
+/* Device memory the model holds for its current batch size (0 before the first forward):
+ * `saved`, the layer outputs kept for backward (with the argmax bytes of fused max pools),
+ * and `grads`, its two gradient buffers. Either pointer may be NULL. */
+void ct_model_batch_memory(const ct_model *m, size_t *saved, size_t *grads);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1246,3 +1246,11 @@ ct_status ct_model_layer_describe(const ct_model *m, size_t i, char *buf, size_t
 cleanup:
     return st;
 }
+
+void ct_model_batch_memory(const ct_model *m, size_t *saved, size_t *grads)
+{
+    if (saved)
+        *saved = m && m->arena ? ct_tensor_numel(m->arena) * sizeof(float) : 0;
+    if (grads)
+        *grads = m && m->gbuf[0] ? 2 * ct_tensor_numel(m->gbuf[0]) * sizeof(float) : 0;
+}

@@ -104,28 +104,6 @@ int bench_section_gemm(bench *b, ct_context *ctx)
 /* What ct_model keeps for a batch of n (lib/nn/model.c): every layer output that is not an
  * alias of another (a ReLU fused into the conv/linear before it, a flatten after the first
  * layer), and two gradient buffers, each of the largest layer input or output. */
-static void activation_floats(const bench *b, size_t n, double *saved, double *grad_bufs)
-{
-    double s = 0, gmax = 0;
-    for (size_t i = 0; i < b->nlayers; i++) {
-        size_t nd, in[3], ond, out[3];
-        if (bench_layer_input(b, i, &nd, in) || bench_layer_input(b, i + 1, &ond, out))
-            continue;
-        ct_layer_kind k = b->layers[i].kind;
-        ct_layer_kind prevk = i ? b->layers[i - 1].kind : CT_LAYER_KIND_COUNT;
-        bool alias =
-            (k == CT_LAYER_RELU && (prevk == CT_LAYER_CONV2D || prevk == CT_LAYER_LINEAR)) ||
-            (k == CT_LAYER_FLATTEN && i > 0);
-        double fi = (double)(n * bench_prod(nd, in)), fo = (double)(n * bench_prod(ond, out));
-        if (!alias)
-            s += fo;
-        gmax = fi > gmax ? fi : gmax;
-        gmax = fo > gmax ? fo : gmax;
-    }
-    *saved = s;
-    *grad_bufs = 2 * gmax;
-}
-
 void bench_section_memory(bench *b, ct_context *ctx, bench_rig *r, const bench_data *d)
 {
     const double mib = 1.0 / (1024.0 * 1024.0);
@@ -135,7 +113,9 @@ void bench_section_memory(bench *b, ct_context *ctx, bench_rig *r, const bench_d
         if (ct_optim_state_info_at(r->opt, i, &info) == CT_SUCCESS && info.dtype == CT_STATE_F32)
             state += (double)info.numel;
     }
-    activation_floats(b, d->n, &saved, &gbufs);
+    size_t saved_bytes, grad_bytes;
+    ct_model_batch_memory(r->m, &saved_bytes, &grad_bytes);
+    saved = (double)saved_bytes / 4, gbufs = (double)grad_bytes / 4;
     double input = (double)(ct_tensor_numel(d->x) + ct_tensor_numel(d->y));
     double core = 4.0 * (2 * params + state + saved);
     double in_use = (double)ct_context_mem_in_use(ctx);
@@ -148,7 +128,8 @@ void bench_section_memory(bench *b, ct_context *ctx, bench_rig *r, const bench_d
     printf("  gradients                    %9.2f MiB\n", 4 * params * mib);
     printf("  optimizer state (%s)%*s %9.2f MiB\n", oname, (int)(10 - strlen(oname)), "",
            4 * state * mib);
-    printf("  saved activations            %9.2f MiB  (layer outputs kept for backward)\n",
+    printf("  saved activations            %9.2f MiB  (layer outputs kept for backward, argmax "
+           "bytes)\n",
            4 * saved * mib);
     printf("  sum of these four            %9.2f MiB  = %.0f%% of what is in use\n", core * mib,
            in_use > 0 ? 100.0 * core / in_use : 0.0);
