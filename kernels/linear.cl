@@ -1,5 +1,5 @@
 /* kernels/linear.cl — the element-wise parts of the fully connected layer; the products
- * themselves are CLBlast GEMMs (lib/nn/linear.c).
+ * themselves are ct_gemm calls (lib/nn/linear.c, lib/core/gemm.c).
  *
  * linear_bias_act: epilogue of the forward GEMM, in place on y (n, out) row-major:
  *     y[r, o] = act(y[r, o] + b[o]),  act = ReLU (x < 0 ? 0 : x) when relu, else identity;

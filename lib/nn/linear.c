@@ -1,7 +1,8 @@
 /* lib/nn/linear.c — the fully connected layer: y = x w^T + b (+ ReLU).
  *
- * The products are CLBlast GEMMs (ct_gemm, row-major); the bias, the fused ReLU and the
- * bias gradient are small kernels in kernels/linear.cl.
+ * The products are ct_gemm calls (row-major; kernels/gemm.cl on CPU devices, CLBlast on
+ * GPUs); the bias, the fused ReLU and the bias gradient are small kernels in
+ * kernels/linear.cl.
  *   forward:  y  = x w^T                 gemm(N, OUT, IN, x, w^T), then bias + ReLU in place
  *   backward: dx = dy w                  gemm(N, IN, OUT, beta = 0: overwrite)
  *             dw += dy^T x               gemm(OUT, IN, N, beta = 1: accumulate)

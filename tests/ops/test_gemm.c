@@ -1,13 +1,15 @@
-/* GEMM through CLBlast against a plain-C double-precision product, over awkward shapes,
- * all transposes, offsets, padded leading dimensions and strided batches. C lives inside
- * a larger buffer whose other elements are canaries that must survive untouched.
+/* GEMM, both implementations (CLBlast and kernels/gemm.cl, chosen with CLTRAIN_GEMM),
+ * against a plain-C double-precision product, over awkward shapes, all transposes,
+ * offsets, padded leading dimensions and strided batches. C lives inside a larger buffer
+ * whose other elements are canaries that must survive untouched.
  *
- * Tolerance: each element sums k float32 products; with CLBlast's float32 accumulation
- * the error grows like sqrt(k) ulp of the partial sums, so atol = rtol = 2e-6 * (1 + sqrt(k))
+ * Tolerance: each element sums k float32 products; with float32 accumulation the error
+ * grows like sqrt(k) ulp of the partial sums, so atol = rtol = 2e-6 * (1 + sqrt(k))
  * (k = 129 gives ~2.5e-5 on values of order 1). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "testutil.h"
 
@@ -21,8 +23,11 @@ typedef struct gemm_case {
     float alpha, beta;
 } gemm_case;
 
-static void run_case(ct_context *ctx, gemm_case c)
+static const char *const backends[] = {"own", "clblast"};
+
+static void run_case_on(ct_context *ctx, gemm_case c, const char *backend)
 {
+    setenv("CLTRAIN_GEMM", backend, 1);
     size_t rows_a = c.ta ? c.k : c.m, cols_a = c.ta ? c.m : c.k;
     size_t rows_b = c.tb ? c.n : c.k, cols_b = c.tb ? c.k : c.n;
     size_t lda = cols_a + c.pad, ldb = cols_b + c.pad, ldc = c.n + c.pad;
@@ -68,8 +73,8 @@ static void run_case(ct_context *ctx, gemm_case c)
                               c.beta, vc, ldc, sc, c.batch));
     float *got = tu_download(bc);
     char what[160];
-    snprintf(what, sizeof what, "gemm m=%zu n=%zu k=%zu batch=%zu ta=%d tb=%d pad=%zu off=%zu",
-             c.m, c.n, c.k, c.batch, c.ta, c.tb, c.pad, c.off);
+    snprintf(what, sizeof what, "gemm (%s) m=%zu n=%zu k=%zu batch=%zu ta=%d tb=%d pad=%zu off=%zu",
+             backend, c.m, c.n, c.k, c.batch, c.ta, c.tb, c.pad, c.off);
     double tol = 2e-6 * (1.0 + sqrt((double)c.k));
     tu_assert_close(what, got, ref, nc, tol, tol); /* canaries compare exactly equal */
     free(got);
@@ -83,12 +88,20 @@ static void run_case(ct_context *ctx, gemm_case c)
     free(hb);
     free(hc);
     free(ref);
+    unsetenv("CLTRAIN_GEMM");
+}
+
+static void run_case(ct_context *ctx, gemm_case c)
+{
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        run_case_on(ctx, c, backends[i]);
 }
 
 Test(gemm, awkward_shapes_all_transposes)
 {
     ct_context *ctx = tu_context();
-    const size_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {1, 129, 7}, {129, 1, 65}, {33, 65, 129}, {64, 128, 96}};
+    const size_t shapes[][3] = {{1, 1, 1},     {7, 5, 3},     {1, 129, 7},  {129, 1, 65},
+                                {33, 65, 129}, {64, 128, 96}, {17, 64, 16}, {8, 32, 40}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
             run_case(ctx, (gemm_case){shapes[s][0], shapes[s][1], shapes[s][2], 1, t & 1, t & 2,
@@ -131,5 +144,36 @@ Test(gemm, bad_arguments_are_errors)
     ct_tensor_free(a);
     ct_tensor_free(b);
     ct_tensor_free(c);
+    ct_context_free(ctx);
+}
+
+/* MiniCNN's linear shapes (full register tiles of kernels/gemm.cl), and beta = 0 never
+ * reads C: NaN there must not reach the result, on either implementation. */
+Test(gemm, model_shapes_and_beta_zero_ignores_c)
+{
+    ct_context *ctx = tu_context();
+    run_case(ctx, (gemm_case){64, 128, 3136, 1, false, true, 0, 0, 1.0f, 0.0f});
+    run_case(ctx, (gemm_case){64, 3136, 128, 1, false, false, 0, 0, 1.0f, 0.0f});
+    run_case(ctx, (gemm_case){128, 3136, 64, 1, true, false, 0, 0, 1.0f, 1.0f});
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        setenv("CLTRAIN_GEMM", backends[i], 1);
+        const size_t shapes[][4] = {{9, 40, 5, 0}, {9, 40, 5, 1}, {9, 40, 5, 2}, {9, 40, 5, 3}};
+        for (size_t s = 0; s < 4; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            bool ta = shapes[s][3] & 1, tb = shapes[s][3] & 2;
+            float *ha = tu_rand(m * k, 11 + s, -1, 1), *hb = tu_rand(k * n, 12 + s, -1, 1);
+            float *hc = tu_nans(m * n);
+            ct_tensor *a = tu_tensor(ctx, TU_SHAPE(m * k), ha), *b = tu_tensor(ctx, TU_SHAPE(k * n), hb);
+            ct_tensor *c = tu_tensor(ctx, TU_SHAPE(m * n), hc);
+            TU_OK(ct_gemm(ctx, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n));
+            float *got = tu_download(c);
+            for (size_t e = 0; e < m * n; e++)
+                cr_assert(isfinite(got[e]), "gemm (%s) ta=%d tb=%d: C[%zu] = %g with beta 0 over NaN",
+                          backends[i], ta, tb, e, (double)got[e]);
+            free(got), free(ha), free(hb), free(hc);
+            ct_tensor_free(a), ct_tensor_free(b), ct_tensor_free(c);
+        }
+    }
+    unsetenv("CLTRAIN_GEMM");
     ct_context_free(ctx);
 }

@@ -1,0 +1,196 @@
+/* kernels/gemm.cl — register-tiled SGEMM for CPU devices (lib/core/gemm.c), where CLBlast
+ * has no tuning (PoCL: untuned defaults) and its indirect path adds copy kernels.
+ *
+ * Row-major, on (buffer, element offset) pairs, `batch` independent products along
+ * get_global_id(2) at element strides sa, sb, sc:
+ *
+ *   gemm_bc:  C[i, j] = alpha * sum_k A[i*sam + k*sak] * B[k*ldb + j] + beta * C[i*csi + j*csj]
+ *     B is read in rows (j contiguous): one work-item owns GEMM_MT rows x 16*GEMM_NV
+ *     columns of C as float16 accumulators; each k costs GEMM_NV vector loads of B and
+ *     GEMM_MT scalar loads of A broadcast to all lanes. A's two strides cover A and A^T,
+ *     C's two strides C and C^T, so this one kernel serves every case whose B operand
+ *     has contiguous columns (see gemm.c).
+ *     global (ceil(N / (16*GEMM_NV)), ceil(M / GEMM_MT), batch).
+ *
+ *   gemm_dot: C[i, j] = alpha * sum_k A[i*lda + k] * B[j*ldb + k] + beta * C[i*ldc + j]
+ *     both operands with k contiguous (C = A B^T): one work-item owns GEMM_DM x GEMM_DN
+ *     dot products with float16 lanes over k, added lane-wise at the end in a fixed tree.
+ *     global (ceil(N / GEMM_DN), ceil(M / GEMM_DM), batch).
+ *
+ * Rows and columns past M and N are computed on clamped indices and not stored; beta == 0
+ * never reads C (so NaN there does not leak, as BLAS requires). Every sum runs in a fixed
+ * order: the same bits on every run.
+ */
+
+#ifndef GEMM_MT
+#define GEMM_MT 8
+#endif
+#ifndef GEMM_NV
+#define GEMM_NV 2
+#endif
+#ifndef GEMM_DM
+#define GEMM_DM 4
+#endif
+#ifndef GEMM_DN
+#define GEMM_DN 6
+#endif
+
+/* alpha * acc + beta * old, without reading old when beta is 0. */
+inline float gemm_out(const float acc, const float alpha, const float beta,
+                      __global const float *old)
+{
+    return beta == 0.0f ? alpha * acc : alpha * acc + beta * *old;
+}
+
+__kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uint N,
+                      const uint K, const uint sam, const uint sak, const uint ldb,
+                      const uint csi, const uint csj, const uint sa, const uint sb,
+                      const uint sc, const float alpha, const float beta)
+{
+    const uint j0 = get_global_id(0) * 16 * GEMM_NV;
+    const uint i0 = get_global_id(1) * GEMM_MT;
+    const uint e = get_global_id(2);
+    if (j0 >= N || i0 >= M)
+        return;
+    a += a_off + (size_t)e * sa;
+    b += b_off + (size_t)e * sb + j0;
+    c += c_off + (size_t)e * sc;
+
+    __global const float *ar[GEMM_MT];
+#pragma unroll
+    for (int t = 0; t < GEMM_MT; t++)
+        ar[t] = a + (size_t)min(i0 + t, M - 1) * sam;
+    float16 acc[GEMM_MT][GEMM_NV];
+#pragma unroll
+    for (int t = 0; t < GEMM_MT; t++)
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++)
+            acc[t][v] = (float16)(0.0f);
+
+    const uint nj = min((uint)(16 * GEMM_NV), N - j0);
+    if (nj == 16 * GEMM_NV) {
+        for (uint k = 0; k < K; k++) {
+            float16 bv[GEMM_NV];
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                bv[v] = vload16(v, b + (size_t)k * ldb);
+#pragma unroll
+            for (int t = 0; t < GEMM_MT; t++) {
+                const float16 as = (float16)(ar[t][(size_t)k * sak]);
+#pragma unroll
+                for (int v = 0; v < GEMM_NV; v++)
+                    acc[t][v] = fma(bv[v], as, acc[t][v]);
+            }
+        }
+    } else {
+        /* the last columns: B's row read up to N only */
+        for (uint k = 0; k < K; k++) {
+            float tb[16 * GEMM_NV];
+            for (uint j = 0; j < 16 * GEMM_NV; j++)
+                tb[j] = j < nj ? b[(size_t)k * ldb + j] : 0.0f;
+            float16 bv[GEMM_NV];
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                bv[v] = vload16(v, (const float *)tb);
+#pragma unroll
+            for (int t = 0; t < GEMM_MT; t++) {
+                const float16 as = (float16)(ar[t][(size_t)k * sak]);
+#pragma unroll
+                for (int v = 0; v < GEMM_NV; v++)
+                    acc[t][v] = fma(bv[v], as, acc[t][v]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int t = 0; t < GEMM_MT; t++) {
+        if (i0 + t >= M)
+            continue;
+        __global float *cr = c + (size_t)(i0 + t) * csi + (size_t)j0 * csj;
+        float o[16 * GEMM_NV];
+#pragma unroll
+        for (int v = 0; v < GEMM_NV; v++)
+            vstore16(acc[t][v], v, o);
+        if (csj == 1 && nj == 16 * GEMM_NV && beta == 0.0f) {
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                vstore16((float16)(alpha) * vload16(v, (const float *)o), v, cr);
+        } else {
+            for (uint j = 0; j < nj; j++)
+                cr[(size_t)j * csj] = gemm_out(o[j], alpha, beta, cr + (size_t)j * csj);
+        }
+    }
+}
+
+/* Sum of the 16 lanes in a fixed tree order. */
+inline float gemm_vsum(const float16 v)
+{
+    const float8 a = v.lo + v.hi;
+    const float4 b = a.lo + a.hi;
+    const float2 d = b.lo + b.hi;
+    return d.lo + d.hi;
+}
+
+__kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uint N,
+                       const uint K, const uint lda, const uint ldb, const uint ldc,
+                       const uint sa, const uint sb, const uint sc, const float alpha,
+                       const float beta)
+{
+    const uint j0 = get_global_id(0) * GEMM_DN;
+    const uint i0 = get_global_id(1) * GEMM_DM;
+    const uint e = get_global_id(2);
+    if (j0 >= N || i0 >= M)
+        return;
+    a += a_off + (size_t)e * sa;
+    b += b_off + (size_t)e * sb;
+    c += c_off + (size_t)e * sc;
+
+    __global const float *ar[GEMM_DM], *br[GEMM_DN];
+#pragma unroll
+    for (int t = 0; t < GEMM_DM; t++)
+        ar[t] = a + (size_t)min(i0 + t, M - 1) * lda;
+#pragma unroll
+    for (int u = 0; u < GEMM_DN; u++)
+        br[u] = b + (size_t)min(j0 + u, N - 1) * ldb;
+    float16 acc[GEMM_DM][GEMM_DN];
+#pragma unroll
+    for (int t = 0; t < GEMM_DM; t++)
+#pragma unroll
+        for (int u = 0; u < GEMM_DN; u++)
+            acc[t][u] = (float16)(0.0f);
+
+    const uint k16 = K / 16 * 16;
+    for (uint k = 0; k < k16; k += 16) {
+        float16 bv[GEMM_DN];
+#pragma unroll
+        for (int u = 0; u < GEMM_DN; u++)
+            bv[u] = vload16(0, br[u] + k);
+#pragma unroll
+        for (int t = 0; t < GEMM_DM; t++) {
+            const float16 av = vload16(0, ar[t] + k);
+#pragma unroll
+            for (int u = 0; u < GEMM_DN; u++)
+                acc[t][u] = fma(av, bv[u], acc[t][u]);
+        }
+    }
+    /* the last K % 16 products, one by one into lane 0 */
+    float tail[GEMM_DM][GEMM_DN];
+#pragma unroll
+    for (int t = 0; t < GEMM_DM; t++)
+#pragma unroll
+        for (int u = 0; u < GEMM_DN; u++) {
+            float s = 0.0f;
+            for (uint k = k16; k < K; k++)
+                s = fma(ar[t][k], br[u][k], s);
+            tail[t][u] = s;
+        }
+
+#pragma unroll
+    for (int t = 0; t < GEMM_DM; t++)
+#pragma unroll
+        for (int u = 0; u < GEMM_DN; u++)
+            if (i0 + t < M && j0 + u < N) {
+                __global float *co = c + (size_t)(i0 + t) * ldc + j0 + u;
+                *co = gemm_out(gemm_vsum(acc[t][u]) + tail[t][u], alpha, beta, co);
+            }
+}
