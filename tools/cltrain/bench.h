@@ -48,6 +48,7 @@ typedef struct bench {
      * NULL when that section did not run. The profile uses these for the "gemm" label,
      * whose event covers only the last of CLBlast's kernels. */
     double *gemm_fwd_ms, *gemm_bwd_ms;
+    bool gemm_clblast; /* ct_gemm runs CLBlast (its profiling events miss kernels) */
 } bench;
 
 /* ---- helpers (bench_common.c) ----------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* cltrain bench: CLBlast GEMMs at the exact shapes of the model's linear layers, and the
+/* cltrain bench: the GEMMs (ct_gemm: CLBlast or kernels/gemm.cl) at the exact shapes of the model's linear layers, and the
  * device memory a training run holds. */
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +52,10 @@ int bench_section_gemm(bench *b, ct_context *ctx)
 {
     size_t n = b->o.batch, fpl = bench_first_param_layer(b);
     char pb[16];
-    printf("\nGEMM (CLBlast) at the linear layers' shapes, batch %zu, called as lib/nn/linear.c "
+    b->gemm_clblast = ct_gemm_backend(ctx) == CT_GEMM_CLBLAST;
+    printf("\nGEMM (%s) at the linear layers' shapes, batch %zu, called as lib/nn/linear.c "
            "does\n(wall clock, median of %zu runs of 5 calls)\n",
-           n, b->o.runs);
+           b->gemm_clblast ? "CLBlast" : "kernels/gemm.cl", n, b->o.runs);
     printf("  %-5s %-9s %-16s %-6s %9s %9s %7s\n", "layer", "pass", "m x n x k", "op", "ms",
            "GFLOP/s", "%peak");
     free(b->gemm_fwd_ms);

@@ -171,7 +171,7 @@ static void prefix_finish(const bench *b, prefix *p, labtab *t)
     for (size_t ph = 0; ph < PH_COUNT; ph++)
         for (size_t l = 0; l < MAX_LABELS; l++)
             p->best.ms[ph][l] = p->best.ms[ph][l] < 0 ? 0 : p->best.ms[ph][l];
-    if (!b->gemm_fwd_ms)
+    if (!b->gemm_fwd_ms || !b->gemm_clblast)
         return;
     size_t id = lab_id(t, "gemm");
     double f = 0, bw = 0;
@@ -297,7 +297,9 @@ static void kernel_table(bench *b, const profile *full, const labtab *t)
         printf(" %8.0f %5.1f%%\n", n, all > 0 ? 100.0 * row / all : 0.0);
         bench_csv(b, "kernels", t->name[l], b->o.batch, "ms", row);
     }
-    if (b->gemm_fwd_ms)
+    if (!b->gemm_clblast)
+        printf("  (gemm: kernels/gemm.cl, one kernel per product)\n");
+    else if (b->gemm_fwd_ms)
         printf("  (gemm: wall-clock times from the GEMM section above; CLBlast's profiling "
                "event\n  covers only the last of its kernels)\n");
     else

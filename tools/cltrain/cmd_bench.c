@@ -261,6 +261,7 @@ static void print_header(bench *b, const ct_device_info *dev)
            ct_optim_kind_name(b->o.optim), b->o.lr, (unsigned long long)b->o.seed);
     printf("  device: %s (%s), %u compute units, %s\n", dev->name, dev->platform,
            dev->compute_units, dev->driver);
+    printf("  GEMM: %s\n", b->gemm_clblast ? "CLBlast" : "kernels/gemm.cl (CLTRAIN_GEMM=clblast for CLBlast)");
     if (threads)
         printf("  POCL_MAX_PTHREAD_COUNT=%s\n", threads);
     if (load >= 0)
@@ -361,6 +362,7 @@ int cli_bench(int argc, char **argv)
         rc = bench_fail("opening the device");
         goto done;
     }
+    b.gemm_clblast = ct_gemm_backend(ctx) == CT_GEMM_CLBLAST;
     print_header(&b, ct_context_device(ctx));
 
     if (b.o.peak_gflops > 0) {

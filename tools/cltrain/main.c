@@ -113,7 +113,8 @@ ct_status cli_context(const char *device, unsigned flags, ct_context **out)
 void cli_note_gemm_build(ct_context *ctx)
 {
     static int said;
-    if (said || quiet || ct_context_build_stats(ctx).from_source == 0)
+    if (said || quiet || ct_context_build_stats(ctx).from_source == 0 ||
+        ct_gemm_backend(ctx) != CT_GEMM_CLBLAST)
         return;
     said = 1;
     fprintf(stderr, "cltrain: compiling CLBlast GEMM kernels for %s, first run only...\n",
