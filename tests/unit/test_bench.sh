@@ -28,7 +28,7 @@ rc=$?
 cat "$tmp/out" "$tmp/err"
 check "exit status 0" test "$rc" -eq 0
 for want in 'FP32 peak' 'training step' 'images/s' 'inference' 'device memory' \
-  'GEMM (CLBlast)' 'per layer group' 'per kernel' 'batch sweep'; do
+  'GEMM (kernels/gemm.cl)' 'per layer group' 'per kernel' 'batch sweep'; do
   check "prints '$want'" grep -qF "$want" "$tmp/out"
 done
 # the sweep row for batch 4, and the conv layer groups of MiniCNN
