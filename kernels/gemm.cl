@@ -15,6 +15,8 @@
  *   gemm_dot: C[i, j] = alpha * sum_k A[i*lda + k] * B[j*ldb + k] + beta * C[i*ldc + j]
  *     both operands with k contiguous (C = A B^T): one work-item owns GEMM_DM x GEMM_DN
  *     dot products with float16 lanes over k, added lane-wise at the end in a fixed tree.
+ *     Epilogue (a linear layer's forward): flags bit 0 adds bias[j] (`bias` is read only
+ *     then), bit 1 applies ReLU (x < 0 ? 0 : x), both after alpha and beta.
  *     global (ceil(N / GEMM_DN), ceil(M / GEMM_DM), batch).
  *
  * Rows and columns past M and N are computed on clamped indices and not stored; beta == 0
@@ -131,10 +133,10 @@ inline float gemm_vsum(const float16 v)
     return d.lo + d.hi;
 }
 
-__kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uint N,
-                       const uint K, const uint lda, const uint ldb, const uint ldc,
-                       const uint sa, const uint sb, const uint sc, const float alpha,
-                       const float beta)
+__kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), CT_CARG(bias), const uint M,
+                       const uint N, const uint K, const uint lda, const uint ldb,
+                       const uint ldc, const uint sa, const uint sb, const uint sc,
+                       const float alpha, const float beta, const uint flags)
 {
     const uint j0 = get_global_id(0) * GEMM_DN;
     const uint i0 = get_global_id(1) * GEMM_DM;
@@ -144,6 +146,7 @@ __kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const ui
     a += a_off + (size_t)e * sa;
     b += b_off + (size_t)e * sb;
     c += c_off + (size_t)e * sc;
+    bias += bias_off;
 
     __global const float *ar[GEMM_DM], *br[GEMM_DN];
 #pragma unroll
@@ -191,6 +194,11 @@ __kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const ui
         for (int u = 0; u < GEMM_DN; u++)
             if (i0 + t < M && j0 + u < N) {
                 __global float *co = c + (size_t)(i0 + t) * ldc + j0 + u;
-                *co = gemm_out(gemm_vsum(acc[t][u]) + tail[t][u], alpha, beta, co);
+                float v = gemm_out(gemm_vsum(acc[t][u]) + tail[t][u], alpha, beta, co);
+                if (flags & 1u)
+                    v += bias[j0 + u];
+                if (flags & 2u)
+                    v = v < 0.0f ? 0.0f : v;
+                *co = v;
             }
 }

@@ -58,7 +58,7 @@ ct_gemm_backend_kind ct_gemm_backend(const ct_context *ctx)
 static ct_status own_gemm(ct_context *ctx, bool ta, bool tb, size_t m, size_t n, size_t k,
                           float alpha, const ct_tensor *a, size_t lda, size_t sa,
                           const ct_tensor *b, size_t ldb, size_t sb, float beta, ct_tensor *c,
-                          size_t ldc, size_t sc, size_t batch)
+                          size_t ldc, size_t sc, size_t batch, const ct_tensor *bias, bool relu)
 {
     ct_status st = CT_SUCCESS;
     cl_kernel kern = NULL;
@@ -70,9 +70,10 @@ static ct_status own_gemm(ct_context *ctx, bool ta, bool tb, size_t m, size_t n,
     if (tb && !ta) {
         size_t global[3] = {(n + dn - 1) / dn, (m + dm - 1) / dm, batch};
         CT_TRY(ct_kernel_get(ctx, "gemm.cl", "gemm_dot", NULL, &kern));
-        CT_TRY(CT_SETARGS(kern, "gemm_dot", CT_T(a), CT_T(b), CT_T(c), CT_U32(m), CT_U32(n),
-                          CT_U32(k), CT_U32(lda), CT_U32(ldb), CT_U32(ldc), CT_U32(sa), CT_U32(sb),
-                          CT_U32(sc), CT_F32(alpha), CT_F32(beta)));
+        CT_TRY(CT_SETARGS(kern, "gemm_dot", CT_T(a), CT_T(b), CT_T(c), CT_T(bias ? bias : c),
+                          CT_U32(m), CT_U32(n), CT_U32(k), CT_U32(lda), CT_U32(ldb), CT_U32(ldc),
+                          CT_U32(sa), CT_U32(sb), CT_U32(sc), CT_F32(alpha), CT_F32(beta),
+                          CT_U32((bias ? 1u : 0u) | (relu ? 2u : 0u))));
         CT_TRY(ct_launch(ctx, kern, "gemm", 3, global, (size_t[]){1, 1, 1}));
         goto cleanup;
     }
@@ -109,7 +110,7 @@ ct_status ct_gemm_batched(ct_context *ctx, bool trans_a, bool trans_b, size_t m,
     CT_TRY(check_operand("C", c, false, m, n, ldc, stride_c, batch));
     if (ct_gemm_backend(ctx) == CT_GEMM_OWN) {
         CT_TRY(own_gemm(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
-                        beta, c, ldc, stride_c, batch));
+                        beta, c, ldc, stride_c, batch, NULL, false));
         goto cleanup;
     }
     ct_tune_clblast(ctx);
@@ -141,4 +142,24 @@ ct_status ct_gemm(ct_context *ctx, bool trans_a, bool trans_b, size_t m, size_t 
 {
     return ct_gemm_batched(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c,
                            ldc, 0, 1);
+}
+
+ct_status ct_gemm_nt_bias_act(ct_context *ctx, size_t m, size_t n, size_t k, const ct_tensor *a,
+                              const ct_tensor *b, const ct_tensor *bias, bool relu, ct_tensor *c,
+                              bool *fused)
+{
+    ct_status st = CT_SUCCESS;
+    *fused = false;
+    if (ct_gemm_backend(ctx) != CT_GEMM_OWN)
+        return ct_gemm(ctx, false, true, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+    CT_REQUIRE(m && n && k, CT_ERR_SHAPE, "gemm: m=%zu n=%zu k=%zu must be >= 1", m, n, k);
+    CT_TRY(check_operand("A", a, false, m, k, k, 0, 1));
+    CT_TRY(check_operand("B", b, true, k, n, k, 0, 1));
+    CT_TRY(check_operand("C", c, false, m, n, n, 0, 1));
+    CT_REQUIRE(!bias || bias->numel >= n, CT_ERR_SHAPE, "gemm: bias has %zu elements, needs %zu",
+               bias ? bias->numel : 0, n);
+    CT_TRY(own_gemm(ctx, false, true, m, n, k, 1.0f, a, k, 0, b, k, 0, 0.0f, c, n, 0, 1, bias, relu));
+    *fused = true;
+cleanup:
+    return st;
 }

@@ -193,6 +193,13 @@ void ct_profile_add(ct_context *ctx, const char *label, cl_event ev);
  * they need at the same time; contents do not survive across ops. */
 ct_status ct_scratch_get(ct_context *ctx, unsigned slot, size_t bytes, cl_mem *out);
 
+/* c (m x n) = a (m x k) b^T (b: n x k), dense row-major, then + bias[j] and ReLU in the
+ * same kernel when ct_gemm's own kernels run (*fused set); with CLBlast only the product
+ * (the caller applies bias and ReLU). lib/core/gemm.c */
+ct_status ct_gemm_nt_bias_act(ct_context *ctx, size_t m, size_t n, size_t k, const ct_tensor *a,
+                              const ct_tensor *b, const ct_tensor *bias, bool relu, ct_tensor *c,
+                              bool *fused);
+
 /* Per-device tuning table (lib/core/tune.c): fills ctx->tune_options. */
 void ct_tune_select(ct_context *ctx);
 

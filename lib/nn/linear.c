@@ -1,8 +1,8 @@
 /* lib/nn/linear.c — the fully connected layer: y = x w^T + b (+ ReLU).
  *
  * The products are ct_gemm calls (row-major; kernels/gemm.cl on CPU devices, CLBlast on
- * GPUs); the bias, the fused ReLU and the bias gradient are small kernels in
- * kernels/linear.cl.
+ * GPUs); the bias gradient, and with CLBlast the bias and fused ReLU, are small kernels
+ * in kernels/linear.cl (kernels/gemm.cl applies bias and ReLU in the product's epilogue).
  *   forward:  y  = x w^T                 gemm(N, OUT, IN, x, w^T), then bias + ReLU in place
  *   backward: dx = dy w                  gemm(N, IN, OUT, beta = 0: overwrite)
  *             dw += dy^T x               gemm(OUT, IN, N, beta = 1: accumulate)
@@ -48,9 +48,10 @@ ct_status ct_linear_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
         CT_TRY(expect_vec(b, "b", out));
     CT_REQUIRE(y->numel <= UINT32_MAX, CT_ERR_UNSUPPORTED, "linear: y has more than 2^32 elements");
 
-    /* y (N, OUT) = x (N, IN) * w^T (IN, OUT) */
-    CT_TRY(ct_gemm(ctx, false, true, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out));
-    if (b || relu) {
+    /* y (N, OUT) = x (N, IN) * w^T (IN, OUT), with bias and ReLU when the GEMM fuses them */
+    bool fused = false;
+    CT_TRY(ct_gemm_nt_bias_act(ctx, n, out, in, x, w, b, relu, y, &fused));
+    if (!fused && (b || relu)) {
         size_t global[2] = {(out + 7) / 8, n};
         CT_TRY(ct_kernel_get(ctx, "linear.cl", "linear_bias_act", NULL, &k));
         CT_TRY(CT_SETARGS(k, "linear_bias_act", CT_T(y), CT_T(b ? b : y), CT_U32(n), CT_U32(out),

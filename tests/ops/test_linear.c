@@ -1,7 +1,9 @@
 /* tests/ops/test_linear.c — the fully connected layer against lib/ref (double precision):
  * forward with and without bias and fused ReLU, backward with dx overwritten and dw/db
  * accumulated onto non-zero values, over awkward shapes (batch 1, odd feature counts),
- * every tensor a view at an odd offset inside a canary-filled buffer. */
+ * every tensor a view at an odd offset inside a canary-filled buffer. The forward runs on
+ * both GEMM implementations (CLTRAIN_GEMM): kernels/gemm.cl applies bias and ReLU in its
+ * epilogue, CLBlast's path through linear_bias_act. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +32,9 @@ static double gemm_atol(size_t k)
 Test(linear, forward_matches_ref)
 {
     ct_context *ctx = tu_context();
-    for (size_t si = 0; si < NSHAPES; si++) {
-        lin_shape s = shapes[si];
+    for (size_t si = 0; si < 2 * NSHAPES; si++) {
+        setenv("CLTRAIN_GEMM", si < NSHAPES ? "own" : "clblast", 1);
+        lin_shape s = shapes[si % NSHAPES];
         float *x = tu_rand(s.n * s.in, 10 + si, -1.0, 1.0);
         float *w = tu_rand(s.out * s.in, 20 + si, -1.0, 1.0);
         float *b = tu_rand(s.out, 30 + si, -1.0, 1.0);
@@ -48,8 +51,8 @@ Test(linear, forward_matches_ref)
             TU_OK(ct_linear_forward(ctx, tx.t, tw.t, has_b ? tb.t : NULL, relu, ty.t));
             float *y = tu_view_get("y", &ty);
             char what[96];
-            snprintf(what, sizeof what, "linear forward n=%zu in=%zu out=%zu bias=%d relu=%d",
-                     s.n, s.in, s.out, has_b, relu);
+            snprintf(what, sizeof what, "linear forward (%s) n=%zu in=%zu out=%zu bias=%d relu=%d",
+                     getenv("CLTRAIN_GEMM"), s.n, s.in, s.out, has_b, relu);
             tu_assert_close(what, y, ref, s.n * s.out, gemm_atol(s.in), 1e-5);
             if (relu)
                 for (size_t i = 0; i < s.n * s.out; i++)
@@ -59,6 +62,7 @@ Test(linear, forward_matches_ref)
         }
         free(x), free(w), free(b), free(yinit);
     }
+    unsetenv("CLTRAIN_GEMM");
     ct_context_free(ctx);
 }
 
