@@ -430,6 +430,37 @@ Test(model, dilation_unfused_relu_gap_bn1d)
                 (size_t[]){2, 10, 10}, 4, 21);
 }
 
+Test(model, fused_conv_relu_maxpool_blocks)
+{
+    /* conv + relu + maxpool as one op (32 output channels fill the fused kernel's
+     * vectors): first layer (no input gradient, conv_bwd_w_pool) on a 5x7 image whose
+     * last row and column no window covers, then a block without relu that needs dx, and
+     * the model's memory report: only pooled outputs and argmax bytes are kept */
+    const char *spec = "conv(32,3,pad=1) relu maxpool(2) conv(32,3,pad=1) maxpool(2) flatten "
+                       "linear(3)";
+    check_model(spec, 3, (size_t[]){1, 5, 7}, 2, 41);
+    fixture f;
+    fixture_init(&f, spec, 3, (size_t[]){1, 5, 7}, 2, 41);
+    char line[200];
+    TU_OK(ct_model_layer_describe(f.m, 0, line, sizeof line));
+    cr_assert(strstr(line, "+relu +maxpool") != NULL, "%s", line);
+    TU_OK(ct_model_layer_describe(f.m, 3, line, sizeof line));
+    cr_assert(strstr(line, "+maxpool") != NULL && strstr(line, "+relu") == NULL, "%s", line);
+    size_t saved = 1, grads = 1;
+    ct_model_batch_memory(f.m, &saved, &grads);
+    cr_assert_eq(saved + grads, 0, "no memory before the first forward");
+    ct_tensor *y = NULL;
+    TU_OK(ct_model_forward(f.m, f.x, &y));
+    ct_model_batch_memory(f.m, &saved, &grads);
+    /* pooled (32,2,3) and (32,1,1), their argmax bytes rounded up to floats, the linear
+     * output (3); gradients: two buffers of the largest existing gradient, (32,2,3) */
+    size_t n = 2, p1 = n * 32 * 2 * 3, p2 = n * 32 * 1 * 1;
+    size_t want = 4 * ((p1 + 3) / 4 + p1 + (p2 + 3) / 4 + p2 + n * 3);
+    cr_assert_eq(saved, want, "saved %zu bytes, want %zu", saved, want);
+    cr_assert_eq(grads, 2 * 4 * p1, "gradient buffers %zu bytes, want %zu", grads, 2 * 4 * p1);
+    fixture_free(&f);
+}
+
 Test(model, flatten_first_and_fused_relu_last)
 {
     /* flatten as the first layer copies; the last layer is a fused relu (its gradient is
