@@ -350,6 +350,179 @@ Test(tiny, conv2d_forward_input_grad)
     ct_context_free(ctx);
 }
 
+/* ---- conv.cl: conv + ReLU + 2x2 max pool, fused ------------------------------------- */
+
+typedef struct tt_convpool {
+    const char *name;
+    size_t n, c, h, w, k, r, s, ph, pw, dh, dw;
+    bool bias, relu, dx;
+} tt_convpool;
+
+/* ct_conv2d_pool_fusable wants stride 1 and K/groups filling conv_kv's 32-channel vectors
+ * (K >= 26): K = 32, one group, tiny images. What each case reaches (lib/nn/conv2d.c):
+ * conv_kv_pool forward (CONV_PP = 2 pooled pixels per work-item: PW = 3 leaves a partial
+ * tile); backward-data through conv_unpool into the padded layout, then conv_direct (C < 26)
+ * or conv_kv (C = 32); dw through conv_bwd_w_pool (C*R*S < 32 taps, the gradient unpooled
+ * in registers) or conv_bwd_w_flat (>= 32 taps) on the backward-data pass's layout when it
+ * fits, else on its own conv_unpool copy; db through conv_bwd_b with its mask (y, with
+ * ReLU) or without (no ReLU). */
+static const tt_convpool convpool_cases[] = {
+    /* 5x7 conv output: floor mode drops the last row and column; 18 taps, with dx */
+    {"3x3 pad 1, odd 5x7 conv output, 18 taps, dx", 1, 2, 5, 7, 32, 3, 3, 1, 1, 1, 1, true, true,
+     true},
+    /* a first layer: no dx, so conv_bwd_w_pool alone; two images (two dw chunks) */
+    {"one input channel, valid, no ReLU, dx NULL", 2, 1, 6, 6, 32, 3, 3, 0, 0, 1, 1, true, false,
+     false},
+    /* 17 conv columns -> 8 pooled: unpool_run's whole-vector loads (CONV_QV/2 windows) */
+    {"one channel, 2x17 conv output (8 windows a row), dx", 1, 1, 4, 19, 32, 3, 3, 0, 0, 1, 1,
+     false, true, true},
+    /* 36 taps with dx: conv_bwd_w_flat on conv_unpool's layout of the backward-data pass */
+    {"4 channels, 3x3 pad 1, 36 taps, dx", 1, 4, 4, 6, 32, 3, 3, 1, 1, 1, 1, true, true, true},
+    /* 36 taps without dx: conv_bwd_w_flat on its own conv_unpool copy; dilation 2 */
+    {"4 channels, 3x3 dilation 2 pad 2, dx NULL", 1, 4, 5, 5, 32, 3, 3, 2, 2, 2, 2, true, true,
+     false},
+    /* 32 input channels: backward-data by conv_kv; its layout too small for the flat dw */
+    {"32 input channels, 1x1, no bias, dx", 1, 32, 3, 5, 32, 1, 1, 0, 0, 1, 1, false, true,
+     true},
+};
+
+/* The margin that makes the pooling's choices unambiguous: the device's conv outputs are
+ * within ~1e-6 of the double reference (sums of <= 36 products of values in [-1, 1]), so
+ * when every raw conv output under a window is farther than this from 0 (the ReLU's cut)
+ * and the window's values differ pairwise by more than this (unless the ReLU made both
+ * exactly 0: such ties are exact on both sides and go to the first), the device must
+ * pick the reference's argmax and apply the reference's ReLU mask. The seeds below were
+ * chosen so that no window comes closer (asserted, not assumed). */
+#define CONVPOOL_MARGIN 1e-4
+
+/* Forward (pooled y, argmax bytes), and with `backward` the gradients dx (or NULL), dw +=
+ * and db += (with bias) of one case, from the pooled gradient dy. */
+static void tt_convpool_case(ct_context *ctx, const tt_convpool *c, uint64_t seed, bool backward)
+{
+    ct_ref_conv g = {c->n, c->c, c->h, c->w, c->k, c->r, c->s, 1, 1, c->ph, c->pw, c->dh, c->dw, 1};
+    ct_conv2d_params p = {1, 1, c->ph, c->pw, c->dh, c->dw, 1};
+    size_t P = ct_ref_conv_out_size(c->h, c->r, 1, c->ph, c->dh);
+    size_t Q = ct_ref_conv_out_size(c->w, c->s, 1, c->pw, c->dw);
+    cr_assert(ct_conv2d_pool_fusable(ctx, (size_t[]){c->c, c->h, c->w}, c->k, c->r, c->s, &p),
+              "%s: not fusable", c->name);
+    const size_t PH = P / 2, PW = Q / 2, nk = c->n * c->k;
+    size_t nx = c->n * c->c * c->h * c->w, nw = c->k * c->c * c->r * c->s;
+    size_t ny = nk * P * Q, npool = nk * PH * PW;
+    float *x = tt_rand(nx, seed, -1, 1), *w = tt_rand(nw, seed + 1, -1, 1);
+    float *b = tt_rand(c->k, seed + 2, -1, 1), *dy = tt_rand(npool, seed + 3, -1, 1);
+    float *dw0 = tt_rand(nw, seed + 4, -1, 1), *db0 = tt_rand(c->k, seed + 5, -1, 1);
+    double *xd = tt_widen(x, nx), *wd = tt_widen(w, nw), *bd = tt_widen(b, c->k);
+    double *raw = tt_dalloc(ny), *act = tt_dalloc(ny), *yr = tt_dalloc(npool);
+    double *dense = tt_dalloc(ny), *dxr = tt_dalloc(nx);
+    double *dwr = tt_widen(dw0, nw), *dbr = tt_widen(db0, c->k);
+    unsigned char *ir = malloc(npool);
+    cr_assert(ir != NULL);
+
+    /* references: conv (+ bias) without and with the ReLU, then 2x2/2 max pooling */
+    ct_ref_conv2d_forward(&g, xd, wd, c->bias ? bd : NULL, false, raw);
+    ct_ref_conv2d_forward(&g, xd, wd, c->bias ? bd : NULL, c->relu, act);
+    ct_ref_pool pg = {c->n, c->k, P, Q, 2, 2, 2, 2, 0, 0, false, true};
+    ct_ref_maxpool2d_forward(&pg, act, yr);
+    /* argmax: each window's first maximum in scan order (pool.cl's rule, no NaN here),
+     * after asserting that no choice is a near-tie */
+    for (size_t pl = 0; pl < nk; pl++)
+        for (size_t i = 0; i < PH; i++)
+            for (size_t j = 0; j < PW; j++) {
+                size_t at[4];
+                double v[4];
+                for (int e = 0; e < 4; e++) {
+                    at[e] = (pl * P + 2 * i + e / 2) * Q + 2 * j + e % 2;
+                    v[e] = act[at[e]];
+                    if (c->relu)
+                        cr_assert(fabs(raw[at[e]]) > CONVPOOL_MARGIN,
+                                  "%s: conv output %g too close to the ReLU's cut", c->name,
+                                  raw[at[e]]);
+                }
+                int best = 0;
+                for (int e = 0; e < 4; e++) {
+                    for (int f = e + 1; f < 4; f++)
+                        cr_assert((v[e] == 0.0 && v[f] == 0.0) ||
+                                      fabs(v[e] - v[f]) > CONVPOOL_MARGIN,
+                                  "%s: near-tie %g, %g in a window", c->name, v[e], v[f]);
+                    if (v[e] > v[best])
+                        best = e;
+                }
+                const size_t o = (pl * PH + i) * PW + j;
+                ir[o] = (unsigned char)best;
+                cr_assert(v[best] == yr[o]);
+                /* the dense conv-output gradient: dy at the argmax, cut where the ReLU was */
+                if (!c->relu || yr[o] > 0.0)
+                    dense[at[best]] = dy[o];
+            }
+    ct_ref_conv2d_backward(&g, xd, wd, dense, c->dx ? dxr : NULL, dwr, c->bias ? dbr : NULL);
+
+    tt_in tx = TT_IN(ctx, 1, x, c->n, c->c, c->h, c->w);
+    tt_in tw = TT_IN(ctx, 3, w, c->k, c->c, c->r, c->s);
+    tt_in tb = TT_IN(ctx, 5, b, c->k);
+    tt_in tdy = TT_IN(ctx, 7, dy, c->n, c->k, PH, PW);
+    ct_tensor *y = TT_OUT(ctx, c->n, c->k, PH, PW), *dx = TT_OUT(ctx, c->n, c->c, c->h, c->w);
+    /* idx: one byte per pooled element in a float tensor, a view at offset 3 of a fresh
+     * buffer (the kernels' idx_off) */
+    const size_t nif = (npool + 3) / 4;
+    ct_tensor *ibase = TT_OUT(ctx, 3 + nif + 2), *idx = NULL;
+    TU_OK(ct_tensor_view(ibase, 3, 1, &nif, &idx));
+    ct_tensor *dw = tu_tensor(ctx, TU_SHAPE(c->k, c->c, c->r, c->s), dw0);
+    ct_tensor *db = tu_tensor(ctx, TU_SHAPE(c->k), db0);
+
+    TU_OK(ct_conv2d_pool_forward(ctx, tx.t, tw.t, c->bias ? tb.t : NULL, &p, c->relu, y, idx));
+    char what[160];
+    snprintf(what, sizeof what, "conv+pool %s: y", c->name);
+    tt_check(what, y, yr, CONV_ATOL, CONV_RTOL);
+    float *ih = tu_download(idx);
+    const unsigned char *ib = (const unsigned char *)ih;
+    for (size_t o = 0; o < npool; o++)
+        cr_assert(ib[o] == ir[o], "conv+pool %s: idx[%zu] = %u, want %u", c->name, o, ib[o],
+                  ir[o]);
+    free(ih);
+    if (backward) {
+        TU_OK(ct_conv2d_pool_backward(ctx, tx.t, tw.t, tdy.t, y, idx, &p, c->relu,
+                                      c->dx ? dx : NULL, dw, c->bias ? db : NULL));
+        if (c->dx) {
+            snprintf(what, sizeof what, "conv+pool %s: dx", c->name);
+            tt_check(what, dx, dxr, CONV_ATOL, CONV_RTOL);
+        }
+        snprintf(what, sizeof what, "conv+pool %s: dw", c->name);
+        tt_check(what, dw, dwr, CONV_ATOL, CONV_RTOL);
+        snprintf(what, sizeof what, "conv+pool %s: db", c->name);
+        tt_check(what, db, dbr, CONV_ATOL, CONV_RTOL);
+    }
+    ct_tensor_free(y), ct_tensor_free(dx), ct_tensor_free(idx), ct_tensor_free(ibase);
+    ct_tensor_free(dw), ct_tensor_free(db);
+    tt_in_free(&tx), tt_in_free(&tw), tt_in_free(&tb), tt_in_free(&tdy);
+    free(x), free(w), free(b), free(dy), free(dw0), free(db0), free(ir);
+    free(xd), free(wd), free(bd), free(raw), free(act), free(yr), free(dense), free(dxr);
+    free(dwr), free(dbr);
+}
+
+/* The forward alone: conv_pad, conv_wt_fwd, conv_taps, conv_kv_pool (runs under
+ * --uninitialized). Tolerances: CONV_ATOL/RTOL (pooling picks one conv output, whose
+ * error is a conv sum's: <= 36 products here); idx exact. */
+Test(tiny, conv2d_pool_forward)
+{
+    ct_context *ctx = tu_context();
+    for (size_t ci = 0; ci < sizeof convpool_cases / sizeof convpool_cases[0]; ci++)
+        tt_convpool_case(ctx, &convpool_cases[ci], 200 + 10 * ci, false);
+    ct_context_free(ctx);
+}
+
+/* Forward and backward. The backward kernels (conv_unpool, conv_bwd_w_pool: unpool_run's
+ * shuffle2 interleave; conv_bwd_w_pool, conv_bwd_w_flat, conv_bwd_b: vsum's v.hi) hit
+ * Oclgrind's float16 shuffle bug, so .ci/oclgrind runs this test without --uninitialized
+ * (see its no_uninit list). Tolerances: CONV_ATOL/RTOL; dx sums K*R*S <= 288 products,
+ * dw and db at most 32 non-zero terms (the conv outputs under the pooling windows). */
+Test(tiny, conv2d_pool_backward)
+{
+    ct_context *ctx = tu_context();
+    for (size_t ci = 0; ci < sizeof convpool_cases / sizeof convpool_cases[0]; ci++)
+        tt_convpool_case(ctx, &convpool_cases[ci], 200 + 10 * ci, true);
+    ct_context_free(ctx);
+}
+
 /* ---- pool.cl ---------------------------------------------------------------------- */
 
 typedef struct tt_pool {
@@ -491,6 +664,158 @@ Test(tiny, linear_forward_backward)
         free(yr), free(dxr), free(dwr), free(dbr);
     }
     ct_context_free(ctx);
+}
+
+/* ---- gemm.cl (cltrain's own GEMM kernels) ----------------------------------------- */
+
+typedef struct tt_gemm {
+    const char *name;
+    bool ta, tb;
+    size_t m, n, k, lda, ldb, ldc, batch, sa, sb, sc;
+    float alpha, beta;
+} tt_gemm;
+
+/* lib/core/gemm.c: B not transposed -> gemm_bc (A or A^T through its strides; rows of 8,
+ * columns in tiles of 32: full tiles by vector loads, the last one element-wise); A B^T
+ * -> gemm_dot (4 x 6 dot products, k in vectors of 16 and a scalar tail); A^T B^T ->
+ * gemm_bc computing C^T = B A, stored through C's strides transposed. beta 0 leaves C
+ * fresh (never written by the host): a read of it would be reported by Oclgrind; beta != 0
+ * takes C host-written with gaps between rows and matrices, which must keep their values.
+ * Leading dimensions and batch strides exceed the minimum, so the gaps are read past. */
+static const tt_gemm gemm_bc_cases[] = {
+    {"A B, 9x32x5 (row tile + 1, one full column tile), beta 0", false, false, 9, 32, 5, 5, 32,
+     32, 1, 0, 0, 0, 1.0f, 0.0f},
+    {"A B, 3x40x2 (full + partial column tile), batch 2, beta 1", false, false, 3, 40, 2, 3, 41,
+     43, 2, 9, 85, 131, -0.5f, 1.0f},
+    {"A^T B, 9x35x3, batch 2, beta 0.5", true, false, 9, 35, 3, 11, 37, 36, 2, 37, 113, 329,
+     -0.75f, 0.5f},
+    {"A^T B^T (C^T = B A), 5x9x4: C^T rows 8 + 1, partial column tile, beta 0", true, true, 5, 9,
+     4, 6, 4, 9, 1, 0, 0, 0, 1.5f, 0.0f},
+    {"A^T B^T, 32x3x3: C^T one full column tile, batch 2, beta -1", true, true, 32, 3, 3, 33, 5,
+     4, 2, 101, 17, 130, 1.0f, -1.0f},
+};
+static const tt_gemm gemm_dot_cases[] = {
+    {"A B^T, 5x7x19 (rows 4 + 1, columns 6 + 1, k 16 + 3), beta 0", false, true, 5, 7, 19, 19,
+     19, 7, 1, 0, 0, 0, 1.0f, 0.0f},
+    {"A B^T, 6x12x16 (k without tail), batch 2, beta 0.25", false, true, 6, 12, 16, 17, 18, 13, 2,
+     105, 219, 80, 2.0f, 0.25f},
+    {"A B^T, 3x2x5 (k tail only), batch 2, beta 0", false, true, 3, 2, 5, 5, 6, 2, 2, 15, 12, 6,
+     -1.0f, 0.0f},
+};
+
+/* Elements one operand spans: `batch` matrices of rows x cols at row pitch ld, stride s. */
+static size_t tt_span(size_t rows, size_t cols, size_t ld, size_t batch, size_t s)
+{
+    return (batch - 1) * s + (rows - 1) * ld + cols;
+}
+
+/* One product through ct_gemm_batched against the definition in double. Sums of <= 19
+ * products of values in [-1, 1], scaled by |alpha| <= 2, plus beta*C: atol 1e-5, rtol
+ * 1e-5 (~100 float ulps of the sums); one wrong k or row moves a value by ~0.1. */
+static void tt_gemm_case(ct_context *ctx, const tt_gemm *c, uint64_t seed)
+{
+    const size_t ar = c->ta ? c->k : c->m, ac = c->ta ? c->m : c->k;
+    const size_t br = c->tb ? c->n : c->k, bc = c->tb ? c->k : c->n;
+    const size_t na = tt_span(ar, ac, c->lda, c->batch, c->sa);
+    const size_t nb = tt_span(br, bc, c->ldb, c->batch, c->sb);
+    const size_t nc = tt_span(c->m, c->n, c->ldc, c->batch, c->sc);
+    float *a = tt_rand(na, seed, -1, 1), *b = tt_rand(nb, seed + 1, -1, 1);
+    float *c0 = tt_rand(nc, seed + 2, -1, 1);
+    double *ref = tt_widen(c0, nc);
+    for (size_t e = 0; e < c->batch; e++)
+        for (size_t i = 0; i < c->m; i++)
+            for (size_t j = 0; j < c->n; j++) {
+                double s = 0.0;
+                for (size_t l = 0; l < c->k; l++) {
+                    double av = a[e * c->sa + (c->ta ? l * c->lda + i : i * c->lda + l)];
+                    double bv = b[e * c->sb + (c->tb ? j * c->ldb + l : l * c->ldb + j)];
+                    s += av * bv;
+                }
+                double *o = &ref[e * c->sc + i * c->ldc + j];
+                *o = c->alpha * s + (c->beta != 0.0f ? c->beta * *o : 0.0);
+            }
+    tt_in ta = TT_IN(ctx, 1, a, na), tb = TT_IN(ctx, 3, b, nb), tc0 = {NULL, NULL};
+    ct_tensor *cbase = NULL, *ct = NULL;
+    if (c->beta != 0.0f) {
+        tc0 = TT_IN(ctx, 5, c0, nc);
+        ct = tc0.t;
+    } else {
+        /* fresh, every element written by the product (no gaps): a view at offset 2 */
+        cr_assert(c->ldc == c->n && (c->batch == 1 || c->sc == c->m * c->n));
+        cbase = TT_OUT(ctx, nc + 4);
+        TU_OK(ct_tensor_view(cbase, 2, 1, &nc, &ct));
+    }
+    TU_OK(ct_gemm_batched(ctx, c->ta, c->tb, c->m, c->n, c->k, c->alpha, ta.t, c->lda, c->sa, tb.t,
+                          c->ldb, c->sb, c->beta, ct, c->ldc, c->sc, c->batch));
+    char what[160];
+    snprintf(what, sizeof what, "gemm %s", c->name);
+    tt_check(what, ct, ref, 1e-5, 1e-5);
+    if (cbase) {
+        ct_tensor_free(ct);
+        ct_tensor_free(cbase);
+    } else {
+        tt_in_free(&tc0);
+    }
+    tt_in_free(&ta), tt_in_free(&tb);
+    free(a), free(b), free(c0), free(ref);
+}
+
+/* A context whose ct_gemm runs kernels/gemm.cl (CLTRAIN_GEMM=own: Oclgrind presents
+ * itself as a GPU, where ct_gemm would call CLBlast); tt_gemm_own_end unsets it. */
+static ct_context *tt_gemm_own_begin(void)
+{
+    cr_assert(setenv("CLTRAIN_GEMM", "own", 1) == 0);
+    ct_context *ctx = tu_context();
+    cr_assert(ct_gemm_backend(ctx) == CT_GEMM_OWN);
+    return ctx;
+}
+
+static void tt_gemm_own_end(ct_context *ctx)
+{
+    ct_context_free(ctx);
+    unsetenv("CLTRAIN_GEMM");
+}
+
+/* gemm_bc: every product whose B (or, for A^T B^T, A) is read in rows. */
+Test(tiny, gemm_own_bc)
+{
+    ct_context *ctx = tt_gemm_own_begin();
+    for (size_t i = 0; i < sizeof gemm_bc_cases / sizeof gemm_bc_cases[0]; i++)
+        tt_gemm_case(ctx, &gemm_bc_cases[i], 140 + 3 * i);
+    tt_gemm_own_end(ctx);
+}
+
+/* gemm_dot: A B^T, and a linear layer's forward, whose bias and ReLU gemm_dot applies in
+ * its epilogue (ct_linear_forward through ct_gemm_nt_bias_act): N = 5 rows (4 + 1), IN =
+ * 19 (16 + 3), OUT = 7 (6 + 1); y fresh. Sums of 19 products in [-1, 1] plus a bias:
+ * atol 1e-5, rtol 1e-5. gemm_dot's lane sum (gemm_vsum: v.hi of a float16) hits
+ * Oclgrind's shuffle bug, so .ci/oclgrind runs this test without --uninitialized (its
+ * no_uninit list); the beta-0 reads of C it would catch are gemm_out's, shared with
+ * gemm_bc, whose test runs with the check. */
+Test(tiny, gemm_own_dot)
+{
+    ct_context *ctx = tt_gemm_own_begin();
+    for (size_t i = 0; i < sizeof gemm_dot_cases / sizeof gemm_dot_cases[0]; i++)
+        tt_gemm_case(ctx, &gemm_dot_cases[i], 160 + 3 * i);
+
+    const size_t n = 5, in = 19, out = 7;
+    float *x = tt_rand(n * in, 170, -1, 1), *w = tt_rand(out * in, 171, -1, 1);
+    float *b = tt_rand(out, 172, -1, 1);
+    tt_in tx = TT_IN(ctx, 1, x, n, in), tw = TT_IN(ctx, 3, w, out, in), tb = TT_IN(ctx, 5, b, out);
+    for (int variant = 0; variant < 3; variant++) {
+        const bool bias = variant != 2, relu = variant != 1;
+        double yr[5 * 7];
+        ct_ref_linear_forward(x, w, bias ? b : NULL, relu, n, in, out, yr);
+        ct_tensor *y = TT_OUT(ctx, n, out);
+        TU_OK(ct_linear_forward(ctx, tx.t, tw.t, bias ? tb.t : NULL, relu, y));
+        char what[80];
+        snprintf(what, sizeof what, "linear on gemm_dot, bias %d relu %d", bias, relu);
+        tt_check(what, y, yr, 1e-5, 1e-5);
+        ct_tensor_free(y);
+    }
+    tt_in_free(&tx), tt_in_free(&tw), tt_in_free(&tb);
+    free(x), free(w), free(b);
+    tt_gemm_own_end(ctx);
 }
 
 /* ---- act.cl ----------------------------------------------------------------------- */
