@@ -26,3 +26,15 @@
         (m) = select((m), (v), take_);                                                     \
         (idx) = select((idx), (int##N)(pos), take_);                                       \
     } while (0)
+
+/* Sum of the n (a power of two) floats at t, halves added lane by lane down to one: a
+ * fixed order. Reductions of float16 accumulators go through a private array and this
+ * rather than .lo/.hi swizzles, which Oclgrind 21.10 mis-tracks as uninitialised from
+ * lane 8 of a float16 (.ci/oclgrind); t is overwritten. */
+inline float ct_tree_sum(float *t, const int n)
+{
+    for (int w = n / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++)
+            t[i] += t[i + w];
+    return t[0];
+}

@@ -121,17 +121,12 @@ inline VT vload_tail(__global const float *p, uint n)
     return VLOAD((const float *)t);
 }
 
-/* Sum of the lanes in a fixed tree order. */
+/* Sum of the lanes in a fixed tree order (common.cl's ct_tree_sum). */
 inline float vsum(VT v)
 {
-#if CONV_QV == 16
-    float8 a = v.lo + v.hi;
-#else
-    float8 a = v;
-#endif
-    float4 b = a.lo + a.hi;
-    float2 c = b.lo + b.hi;
-    return c.lo + c.hi;
+    float t[CONV_QV];
+    VSTORE(v, t);
+    return ct_tree_sum(t, CONV_QV);
 }
 
 /* CONV_QV conv-output gradients of one row (row parity `odd`), rebuilt from the n

@@ -124,13 +124,12 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
     }
 }
 
-/* Sum of the 16 lanes in a fixed tree order. */
+/* Sum of the 16 lanes in a fixed tree order (common.cl's ct_tree_sum). */
 inline float gemm_vsum(const float16 v)
 {
-    const float8 a = v.lo + v.hi;
-    const float4 b = a.lo + a.hi;
-    const float2 d = b.lo + b.hi;
-    return d.lo + d.hi;
+    float t[16];
+    vstore16(v, 0, t);
+    return ct_tree_sum(t, 16);
 }
 
 __kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), CT_CARG(bias), const uint M,

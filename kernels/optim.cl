@@ -258,10 +258,9 @@ __kernel void clip_sumsq(CT_CARG(g), const uint n, __global float *part)
     float tail = 0.0f;
     for (; i < hi; i++)
         tail = fma(g[i], g[i], tail);
-    const float8 a = acc.lo + acc.hi;
-    const float4 b = a.lo + a.hi;
-    const float2 c = b.lo + b.hi;
-    part[w] = (c.x + c.y) + tail;
+    float t[16];
+    vstore16(acc, 0, t);
+    part[w] = ct_tree_sum(t, 16) + tail;
 }
 
 /* One work-item: total = sqrt(sum of part[0..nparts)), compensated, in index order;
