@@ -52,6 +52,9 @@ void ct_context_free(ct_context *ctx)
     for (unsigned i = 0; i < CT_SCRATCH_SLOTS; i++)
         if (ctx->scratch[i])
             ct_buffer_free(ctx, ctx->scratch[i], ctx->scratch_bytes[i]);
+    for (unsigned i = 0; i < CT_CONST_SLOTS; i++)
+        if (ctx->const_mem[i])
+            ct_buffer_free(ctx, ctx->const_mem[i], ctx->const_bytes[i]);
     ct_program_cache_free(ctx);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
@@ -219,4 +222,43 @@ ct_status ct_profile_collect(ct_context *ctx, ct_profile_entry **out, size_t *co
 cleanup:
     free(list);
     return st;
+}
+
+ct_status ct_const_buffer(ct_context *ctx, uint64_t key, size_t bytes, cl_mem *out, bool *fresh)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(ctx != NULL && out != NULL && fresh != NULL, CT_ERR_INVALID_ARG,
+               "ct_const_buffer: NULL argument");
+    *fresh = false;
+    for (unsigned i = 0; i < CT_CONST_SLOTS; i++)
+        if (ctx->const_mem[i] && ctx->const_key[i] == key && ctx->const_bytes[i] == bytes) {
+            *out = ctx->const_mem[i];
+            goto cleanup;
+        }
+    unsigned slot = ctx->const_next;
+    cl_mem mem = NULL;
+    CT_TRY(ct_buffer_alloc(ctx, bytes ? bytes : 4, &mem));
+    /* in-order queue: work already enqueued with the old buffer keeps it alive */
+    if (ctx->const_mem[slot])
+        ct_buffer_free(ctx, ctx->const_mem[slot], ctx->const_bytes[slot]);
+    ctx->const_mem[slot] = mem;
+    ctx->const_bytes[slot] = bytes ? bytes : 4;
+    ctx->const_key[slot] = key;
+    ctx->const_next = (slot + 1) % CT_CONST_SLOTS;
+    *out = mem;
+    *fresh = true;
+cleanup:
+    return st;
+}
+
+void ct_const_buffer_drop(ct_context *ctx, cl_mem mem)
+{
+    if (!ctx || !mem)
+        return;
+    for (unsigned i = 0; i < CT_CONST_SLOTS; i++)
+        if (ctx->const_mem[i] == mem) {
+            ct_buffer_free(ctx, mem, ctx->const_bytes[i]);
+            ctx->const_mem[i] = NULL;
+            ctx->const_bytes[i] = 0;
+        }
 }

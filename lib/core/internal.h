@@ -81,6 +81,7 @@ const char *ct_cl_error_name(cl_int err);
 /* ---- context and tensors ---------------------------------------------------------- */
 
 #define CT_SCRATCH_SLOTS 8
+#define CT_CONST_SLOTS   16
 
 typedef struct ct_program_entry ct_program_entry; /* lib/core/program.c */
 typedef struct ct_profile_rec ct_profile_rec;     /* lib/core/context.c */
@@ -103,6 +104,11 @@ struct ct_context {
     int clblast_tuned;      /* CLBlast overrides applied (lib/core/gemm.c) */
     cl_mem scratch[CT_SCRATCH_SLOTS];
     size_t scratch_bytes[CT_SCRATCH_SLOTS];
+    /* small constant tables kept across calls (ct_const_buffer), used round robin */
+    uint64_t const_key[CT_CONST_SLOTS];
+    cl_mem const_mem[CT_CONST_SLOTS];
+    size_t const_bytes[CT_CONST_SLOTS];
+    unsigned const_next;
 };
 
 struct ct_tensor {
@@ -192,6 +198,15 @@ void ct_profile_add(ct_context *ctx, const char *label, cl_event ev);
  * `bytes` (never shrunk), freed with the context. Ops use distinct slots for buffers
  * they need at the same time; contents do not survive across ops. */
 ct_status ct_scratch_get(ct_context *ctx, unsigned slot, size_t bytes, cl_mem *out);
+
+/* A device buffer of `bytes` for constant data identified by `key` (a hash of everything
+ * its contents depend on), kept across calls: *fresh is true when it was just made and
+ * the caller must fill it (in queue order, before using it). At most CT_CONST_SLOTS keys
+ * live at once; the oldest is released to make room. */
+ct_status ct_const_buffer(ct_context *ctx, uint64_t key, size_t bytes, cl_mem *out, bool *fresh);
+/* Forgets the constant buffer `mem` (e.g. when filling it failed): the next request for
+ * its key makes a new one. */
+void ct_const_buffer_drop(ct_context *ctx, cl_mem mem);
 
 /* c (m x n) = a (m x k) b^T (b: n x k), dense row-major, then + bias[j] and ReLU in the
  * same kernel when ct_gemm's own kernels run (*fused set); with CLBlast only the product

@@ -13,8 +13,8 @@
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
  * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
  * AVX-512 (MiniCNN conv2, batch 64): conv_kv ~110 GFLOP/s per core, conv_direct ~45.
- * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw,
- * 4 tap offsets of conv_kv.
+ * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw;
+ * conv_kv's tap offsets live in constant buffers of the context (ct_const_buffer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,7 @@
 
 #include "nn/ops.h"
 
-enum { SLOT_XPAD = 0, SLOT_WT = 1, SLOT_DYPAD = 2, SLOT_PART = 3, SLOT_TAPS = 4 };
+enum { SLOT_XPAD = 0, SLOT_WT = 1, SLOT_DYPAD = 2, SLOT_PART = 3 };
 
 /* Tunables shared with kernels/conv.cl: read from the device's tuning table when it names
  * them, else these defaults; then handed to the kernels as -D options, so both agree. */
@@ -175,6 +175,28 @@ cleanup:
     return st;
 }
 
+/* conv_kv's tap offsets for ci input planes of hp x wp and an r x s kernel (dilation dh,
+ * dw): the same for every call with that geometry, so computed once into a constant
+ * buffer of the context. */
+static ct_status tap_offsets(ct_context *ctx, const conv_tune *t, size_t ci, size_t r, size_t s,
+                             size_t hp, size_t wp, size_t dh, size_t dw, cl_mem *taps)
+{
+    ct_status st = CT_SUCCESS;
+    size_t geo[] = {ci, r, s, hp, wp, dh, dw};
+    uint64_t key = ct_hash64(ct_hash64(CT_HASH64_INIT, "conv_taps", 9), geo, sizeof geo);
+    size_t crs = ci * r * s;
+    bool fresh = false;
+    CT_TRY(ct_const_buffer(ctx, key, crs * sizeof(cl_uint), taps, &fresh));
+    if (fresh) {
+        st = CONV_RUN1D(ctx, t, "conv_taps", crs, CT_MEM(*taps), CT_U32(ci), CT_U32(r), CT_U32(s),
+                        CT_U32(hp), CT_U32(wp), CT_U32(dh), CT_U32(dw));
+        if (st != CT_SUCCESS)
+            ct_const_buffer_drop(ctx, *taps); /* never filled: not for the next call */
+    }
+cleanup:
+    return st;
+}
+
 /* How a direct pass with `ko` output channels per group is tiled. */
 typedef struct direct_plan {
     bool kv;          /* conv_kv, else conv_direct */
@@ -210,9 +232,7 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
     size_t local[3] = {t->wg, 1, 1};
     if (pl->kv) {
         size_t crs = ci * r * s;
-        CT_TRY(ct_scratch_get(ctx, SLOT_TAPS, crs * sizeof(cl_uint), &taps));
-        CT_TRY(CONV_RUN1D(ctx, t, "conv_taps", crs, CT_MEM(taps), CT_U32(ci), CT_U32(r), CT_U32(s),
-                          CT_U32(hp), CT_U32(wp), CT_U32(dh), CT_U32(dw)));
+        CT_TRY(tap_offsets(ctx, t, ci, r, s, hp, wp, dh, dw, &taps));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", t->options, &k));
         CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
                           CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
@@ -355,9 +375,7 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     size_t hp, wp, crs = d.cg * d.r * d.s, nqr = (pw + t.pp - 1) / t.pp;
     CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, 2, 2 * (size_t)t.pp, 2 * ph, 2 * pw, &hp,
                            &wp, &xp, &wt));
-    CT_TRY(ct_scratch_get(ctx, SLOT_TAPS, crs * sizeof(cl_uint), &taps));
-    CT_TRY(CONV_RUN1D(ctx, &t, "conv_taps", crs, CT_MEM(taps), CT_U32(d.cg), CT_U32(d.r),
-                      CT_U32(d.s), CT_U32(hp), CT_U32(wp), CT_U32(p->dil_h), CT_U32(p->dil_w)));
+    CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, &taps));
     CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv_pool", t.options, &k));
     unsigned flags = (b ? 1u : 0u) | (relu ? 2u : 0u) | (idx ? 4u : 0u);
     CT_TRY(CT_SETARGS(k, "conv_kv_pool", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
