@@ -62,14 +62,18 @@ static ct_status own_gemm(ct_context *ctx, bool ta, bool tb, size_t m, size_t n,
 {
     ct_status st = CT_SUCCESS;
     cl_kernel kern = NULL;
-    const size_t mt = 8, nv = 2, dm = 4, dn = 6; /* gemm.cl's defaults */
+    const size_t mt = ct_tune_value(ctx, "GEMM_MT", 8), nv = ct_tune_value(ctx, "GEMM_NV", 2);
+    const size_t dm = ct_tune_value(ctx, "GEMM_DM", 4), dn = ct_tune_value(ctx, "GEMM_DN", 6);
+    char opts[128];
+    snprintf(opts, sizeof opts, "-DGEMM_MT=%zu -DGEMM_NV=%zu -DGEMM_DM=%zu -DGEMM_DN=%zu", mt, nv,
+             dm, dn);
     size_t sizes[] = {m, n, k, lda, ldb, ldc, sa, sb, sc, a->offset, b->offset, c->offset};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         CT_REQUIRE(sizes[i] <= 0xffffffffu, CT_ERR_UNSUPPORTED,
                    "gemm: size or offset %zu exceeds the kernels' 32-bit indices", sizes[i]);
     if (tb && !ta) {
         size_t global[3] = {(n + dn - 1) / dn, (m + dm - 1) / dm, batch};
-        CT_TRY(ct_kernel_get(ctx, "gemm.cl", "gemm_dot", NULL, &kern));
+        CT_TRY(ct_kernel_get(ctx, "gemm.cl", "gemm_dot", opts, &kern));
         CT_TRY(CT_SETARGS(kern, "gemm_dot", CT_T(a), CT_T(b), CT_T(c), CT_T(bias ? bias : c),
                           CT_U32(m), CT_U32(n), CT_U32(k), CT_U32(lda), CT_U32(ldb), CT_U32(ldc),
                           CT_U32(sa), CT_U32(sb), CT_U32(sc), CT_F32(alpha), CT_F32(beta),
@@ -86,7 +90,7 @@ static ct_status own_gemm(ct_context *ctx, bool ta, bool tb, size_t m, size_t n,
         sx = sb, sy = sa;
     }
     size_t global[3] = {(nj + 16 * nv - 1) / (16 * nv), (mi + mt - 1) / mt, batch};
-    CT_TRY(ct_kernel_get(ctx, "gemm.cl", "gemm_bc", NULL, &kern));
+    CT_TRY(ct_kernel_get(ctx, "gemm.cl", "gemm_bc", opts, &kern));
     CT_TRY(CT_SETARGS(kern, "gemm_bc", CT_T(x), CT_T(y), CT_T(c), CT_U32(mi), CT_U32(nj), CT_U32(k),
                       CT_U32(sxi), CT_U32(sxk), CT_U32(ldy), CT_U32(csi), CT_U32(csj), CT_U32(sx),
                       CT_U32(sy), CT_U32(sc), CT_F32(alpha), CT_F32(beta)));

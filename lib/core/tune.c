@@ -66,3 +66,18 @@ void ct_tune_clblast(ct_context *ctx)
                                         names, p->values);
     }
 }
+
+unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt)
+{
+    char key[48];
+    snprintf(key, sizeof key, "-D%s=", name);
+    /* CLTRAIN_TUNE="-DCONV_KV=1 ..." overrides the table, for experiments */
+    const char *env = getenv("CLTRAIN_TUNE");
+    const char *at = env ? strstr(env, key) : NULL;
+    if (!at)
+        at = strstr(ctx->tune_options, key);
+    if (!at)
+        return dflt;
+    unsigned long v = strtoul(at + strlen(key), NULL, 10);
+    return v > 0 && v < 1024 ? (unsigned)v : dflt;
+}

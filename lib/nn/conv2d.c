@@ -42,38 +42,23 @@ typedef struct conv_tune {
     char options[256];
 } conv_tune;
 
-static unsigned tune_value(const ct_context *ctx, const char *name, unsigned dflt)
-{
-    char key[48];
-    snprintf(key, sizeof key, "-D%s=", name);
-    /* CLTRAIN_TUNE="-DCONV_KV=1 ..." overrides the table, for experiments */
-    const char *env = getenv("CLTRAIN_TUNE");
-    const char *at = env ? strstr(env, key) : NULL;
-    if (!at)
-        at = strstr(ctx->tune_options, key);
-    if (!at)
-        return dflt;
-    unsigned long v = strtoul(at + strlen(key), NULL, 10);
-    return v > 0 && v < 1024 ? (unsigned)v : dflt;
-}
-
 static void conv_tune_get(const ct_context *ctx, conv_tune *t)
 {
-    t->kt = tune_value(ctx, "CONV_KT", 8);
-    t->qv = tune_value(ctx, "CONV_QV", 16);
+    t->kt = ct_tune_value(ctx, "CONV_KT", 8);
+    t->qv = ct_tune_value(ctx, "CONV_QV", 16);
     if (t->qv != 8 && t->qv != 16)
         t->qv = 16;
-    t->pt = tune_value(ctx, "CONV_PT", 2);
-    t->kv = tune_value(ctx, "CONV_KV", 2);
-    t->px = tune_value(ctx, "CONV_PX", 7);
-    t->bw_kt = tune_value(ctx, "CONV_BW_KT", 4);
-    t->bw_st = tune_value(ctx, "CONV_BW_ST", 6);
-    t->pp = tune_value(ctx, "CONV_PP", 2);
-    t->bwp_kt = tune_value(ctx, "CONV_BWP_KT", 2);
-    t->bwp_st = tune_value(ctx, "CONV_BWP_ST", 9);
-    t->wg = tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
+    t->pt = ct_tune_value(ctx, "CONV_PT", 2);
+    t->kv = ct_tune_value(ctx, "CONV_KV", 2);
+    t->px = ct_tune_value(ctx, "CONV_PX", 7);
+    t->bw_kt = ct_tune_value(ctx, "CONV_BW_KT", 4);
+    t->bw_st = ct_tune_value(ctx, "CONV_BW_ST", 6);
+    t->pp = ct_tune_value(ctx, "CONV_PP", 2);
+    t->bwp_kt = ct_tune_value(ctx, "CONV_BWP_KT", 2);
+    t->bwp_st = ct_tune_value(ctx, "CONV_BWP_ST", 9);
+    t->wg = ct_tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
     t->bw_cache = ctx->info.is_gpu ? 0 : 1024;
-    t->bw_cache = tune_value(ctx, "CONV_BW_CACHE", t->bw_cache);
+    t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", t->bw_cache);
     snprintf(t->options, sizeof t->options,
              "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
              "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u",
