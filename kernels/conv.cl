@@ -87,6 +87,7 @@
 #define HILOAD(p) convert_int8(vload8(0, (p)))
 #define HVLOAD_I(p) vload8(0, (p))
 #define INTERLEAVE ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
+#define LANE_IDX ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
 #elif CONV_QV == 8
 #define VT float8
 #define VLOAD(p) vload8(0, (p))
@@ -98,6 +99,7 @@
 #define HILOAD(p) convert_int4(vload4(0, (p)))
 #define HVLOAD_I(p) vload4(0, (p))
 #define INTERLEAVE ((uint8)(0, 4, 1, 5, 2, 6, 3, 7))
+#define LANE_IDX ((int4)(0, 1, 2, 3))
 #else
 #error "CONV_QV must be 8 or 16"
 #endif
@@ -133,16 +135,21 @@ inline float vsum(VT v)
  * (<= CONV_QV/2) pooled gradients g of a 2x2 max pool at stride 2 above it: lane 2u+e
  * gets g[u] when window u's first maximum (ia[u]: 0..3 in scan order) sits at (odd, e),
  * else 0; with `relu` also 0 where the pooled output yv[u] is not > 0 (the ReLU before
- * the pool cut it). Lanes of windows u >= n are 0; nothing past them is read. */
+ * the pool cut it). Lanes of windows u >= n are 0. `room` elements may be read at g, yv
+ * and ia (to the end of their plane): with room for a whole vector the lanes past n are
+ * loaded and masked, else (a plane's last row) only the first n are read. */
 inline VT unpool_run(__global const float *g, __global const float *yv,
-                     __global const uchar *ia, const uint n, const uint odd, const uint relu)
+                     __global const uchar *ia, const uint n, const uint room, const uint odd,
+                     const uint relu)
 {
     HV gv, y;
     HI a;
-    if (n >= CONV_QV / 2) {
+    if (room >= CONV_QV / 2) {
         gv = HVLOAD(g);
         y = HVLOAD(yv);
         a = HILOAD(ia);
+        if (n < CONV_QV / 2)
+            a = select((HI)(4), a, LANE_IDX < (HI)(n)); /* 4 matches no position */
     } else {
         float tg[CONV_QV / 2], ty[CONV_QV / 2];
         int ta[CONV_QV / 2];
@@ -266,7 +273,8 @@ __kernel void conv_unpool(CT_ARG(dst), CT_CARG(gp), CT_CARG(yv), __global const 
             const uint nu = min((uint)CONV_QV / 2, PW - u0);
             const uint at = ph * PW + u0;
             for (uint e = 0; e < 2; e++) {
-                const VT v = unpool_run(gp + at, yv + at, idx + at, nu, e, relu);
+                const VT v =
+                    unpool_run(gp + at, yv + at, idx + at, nu, PH * PW - at, e, relu);
                 __global float *o = d + e * WP + off_w + 2 * u0;
                 if (nu == CONV_QV / 2) {
                     VSTORE(v, o);
@@ -765,9 +773,10 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
     do {                                                                                   \
         const size_t at = ((size_t)n * G * KG + g * KG) * PH * PW + (p / 2) * PW + q0 / 2; \
         const uint nu = min((uint)CONV_QV / 2, PW - q0 / 2);                                \
+        const uint room = PH * PW - ((p / 2) * PW + q0 / 2);                               \
         _Pragma("unroll") for (int i = 0; i < CONV_BWP_KT; i++) d[i] =                      \
-            unpool_run(gp + at + dyo[i], yv + at + dyo[i], idx + at + dyo[i], nu, p & 1u,  \
-                       relu);                                                              \
+            unpool_run(gp + at + dyo[i], yv + at + dyo[i], idx + at + dyo[i], nu, room,    \
+                       p & 1u, relu);                                                      \
     } while (0)
     if (SW == 1) {
         CONV_BWW_LOOP(LOAD_S1, DLOAD_POOL)
