@@ -34,7 +34,8 @@
  *   conv_bwd_b:  one work-item per output channel.
  * A conv followed by (its ReLU and) a 2x2 max pool at stride 2 can run fused: conv_kv_pool
  * (conv_kv over a 2-row tile, pooled in registers; stores the pooled output and one
- * argmax byte per window), then in backward conv_unpool (the conv output gradient, in
+ * argmax byte per window), or conv_direct_pool for layers with few taps (vectors over
+ * pixels, so the stores are vectors too), then in backward conv_unpool (the conv output gradient, in
  * conv_pad's padded layout, straight from the pooled one) or conv_bwd_w_pool (dw with the
  * gradient unpooled in registers, for a first layer that needs no dx).
  * Tunables (-D, defaults below): CONV_KV, CONV_PX, CONV_KT, CONV_PT, CONV_QV (8 or 16),
@@ -86,8 +87,14 @@
 #define HVLOAD(p) vload8(0, (p))
 #define HILOAD(p) convert_int8(vload8(0, (p)))
 #define HVLOAD_I(p) vload8(0, (p))
+#define HVSTORE(v, p) vstore8((v), 0, (p))
+#define HVSTORE_I(v, p) vstore8((v), 0, (p))
 #define INTERLEAVE ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
 #define LANE_IDX ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+#define HN 8
+#define EVEN_IDX ((uint8)(0, 2, 4, 6, 8, 10, 12, 14))
+#define ODD_IDX ((uint8)(1, 3, 5, 7, 9, 11, 13, 15))
+#define HSTORE_UC(v, p) vstore8(convert_uchar8(v), 0, (p))
 #elif CONV_QV == 8
 #define VT float8
 #define VLOAD(p) vload8(0, (p))
@@ -98,8 +105,14 @@
 #define HVLOAD(p) vload4(0, (p))
 #define HILOAD(p) convert_int4(vload4(0, (p)))
 #define HVLOAD_I(p) vload4(0, (p))
+#define HVSTORE(v, p) vstore4((v), 0, (p))
+#define HVSTORE_I(v, p) vstore4((v), 0, (p))
 #define INTERLEAVE ((uint8)(0, 4, 1, 5, 2, 6, 3, 7))
 #define LANE_IDX ((int4)(0, 1, 2, 3))
+#define HN 4
+#define EVEN_IDX ((uint4)(0, 2, 4, 6))
+#define ODD_IDX ((uint4)(1, 3, 5, 7))
+#define HSTORE_UC(v, p) vstore4(convert_uchar4(v), 0, (p))
 #else
 #error "CONV_QV must be 8 or 16"
 #endif
@@ -326,17 +339,17 @@ __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const ui
 
 /* The reduction over (c, r, s) for one work-item, with LOAD fetching CONV_QV input
  * pixels of one row at the output stride; CONV_PT output rows share each weight load. */
-#define CONV_DIRECT_LOOP(LOAD)                                                             \
+#define CONV_DIRECT_LOOP(LOAD, PT)                                                         \
     for (uint c = 0; c < CI; c++) {                                                        \
         for (uint r = 0; r < R; r++) {                                                     \
             __global const float *xr = xb + ((size_t)c * HP + r * DH) * WP;                \
             for (uint s = 0; s < S; s++) {                                                 \
-                VT xv[CONV_PT];                                                            \
-                _Pragma("unroll") for (int t = 0; t < CONV_PT; t++) xv[t] =                \
+                VT xv[PT];                                                            \
+                _Pragma("unroll") for (int t = 0; t < PT; t++) xv[t] =                \
                     LOAD(xr + t * SH * WP + s * DW);                                       \
                 _Pragma("unroll") for (int i = 0; i < CONV_KT; i++) {                      \
                     const VT wv = (VT)(wb[i]);                                             \
-                    _Pragma("unroll") for (int t = 0; t < CONV_PT; t++) acc[t][i] =        \
+                    _Pragma("unroll") for (int t = 0; t < PT; t++) acc[t][i] =        \
                         fma(wv, xv[t], acc[t][i]);                                         \
                 }                                                                          \
                 wb += KOP;                                                                 \
@@ -382,11 +395,11 @@ __kernel void conv_direct(CT_CARG(xp), __global const float *wt, CT_CARG(b),
     }
 
     if (SW == 1) {
-        CONV_DIRECT_LOOP(LOAD_S1)
+        CONV_DIRECT_LOOP(LOAD_S1, CONV_PT)
     } else if (SW == 2) {
-        CONV_DIRECT_LOOP(VLOAD_S2)
+        CONV_DIRECT_LOOP(VLOAD_S2, CONV_PT)
     } else {
-        CONV_DIRECT_LOOP(LOAD_SG)
+        CONV_DIRECT_LOOP(LOAD_SG, CONV_PT)
     }
 
     const uint nq = min((uint)CONV_QV, Q - q0);
@@ -410,6 +423,92 @@ __kernel void conv_direct(CT_CARG(xp), __global const float *wt, CT_CARG(b),
                     for (uint j = 0; j < nq; j++)
                         yo[j] = tmp[j];
                 }
+            }
+        }
+    }
+}
+
+#define MAX_STEP_HN(N, m, idx, v, pos) MAX_STEP(N, m, idx, v, pos)
+
+/* conv_direct (vectors over pixels) with its ReLU (flags bit 1) and a 2x2 max pool at
+ * stride 2, as conv_kv_pool does it: one work-item computes CONV_KT output channels for
+ * 2 rows x CONV_QV pixels, pools them in registers into CONV_QV/2 pooled pixels of row ph
+ * (pool.cl's rule) and stores them with the argmax bytes (flags bit 2) as vectors: for
+ * layers with few taps (a first layer), where conv_kv_pool's per-channel stores would
+ * cost more than its arithmetic. Runs of CONV_QV/2 pooled pixels; the last run is moved
+ * back to end at PW (it recomputes and rewrites a few values) unless the row is shorter
+ * than one run. Same y and idx as conv_kv_pool, wt as conv_direct's (KOP a multiple of
+ * CONV_KT). global (PH*NQR, G*KOP/CONV_KT, N), NQR = ceil(PW / (CONV_QV/2)). */
+__kernel void conv_direct_pool(__global const float *xp, __global const float *wt, CT_CARG(b),
+                               CT_ARG(y), __global uchar *idx, const uint idx_off,
+                               const uint CI, const uint KO, const uint KOP, const uint G,
+                               const uint HP, const uint WP, const uint R, const uint S,
+                               const uint SH, const uint SW, const uint DH, const uint DW,
+                               const uint PH, const uint PW, const uint NQR, const uint flags)
+{
+    const uint pq = get_global_id(0);
+    const uint gk = get_global_id(1);
+    const uint n = get_global_id(2);
+    if (pq >= PH * NQR)
+        return;
+    b += b_off;
+    y += y_off;
+    idx += idx_off;
+    const uint nkt = KOP / CONV_KT;
+    const uint g = gk / nkt, k0 = (gk % nkt) * CONV_KT;
+    const uint ph = pq / NQR;
+    const uint full = PW >= CONV_QV / 2;
+    const uint u0 = full ? min((pq % NQR) * (CONV_QV / 2), PW - CONV_QV / 2) : 0;
+    const uint p0 = 2 * ph, q0 = 2 * u0;
+
+    __global const float *xb = xp + ((size_t)(n * G + g) * CI * HP + p0 * SH) * WP + q0 * SW;
+    __global const float *wb = wt + (size_t)g * CI * R * S * KOP + k0;
+
+    VT acc[2][CONV_KT];
+#pragma unroll
+    for (int i = 0; i < CONV_KT; i++) {
+        const float b0 = (flags & 1u) && k0 + i < KO ? b[g * KO + k0 + i] : 0.0f;
+        acc[0][i] = acc[1][i] = (VT)(b0);
+    }
+
+    if (SW == 1) {
+        CONV_DIRECT_LOOP(LOAD_S1, 2)
+    } else if (SW == 2) {
+        CONV_DIRECT_LOOP(VLOAD_S2, 2)
+    } else {
+        CONV_DIRECT_LOOP(LOAD_SG, 2)
+    }
+
+    const uint nu = full ? CONV_QV / 2 : PW;
+#pragma unroll
+    for (int i = 0; i < CONV_KT; i++) {
+        if (k0 + i >= KO)
+            continue;
+        VT r0 = acc[0][i], r1 = acc[1][i];
+        if (flags & 2u) {
+            r0 = r0 > (VT)(0.0f) ? r0 : (VT)(0.0f);
+            r1 = r1 > (VT)(0.0f) ? r1 : (VT)(0.0f);
+        }
+        HV m = (HV)(-INFINITY);
+        HI a = (HI)(0);
+        MAX_STEP_HN(HN, m, a, shuffle(r0, EVEN_IDX), 0);
+        MAX_STEP_HN(HN, m, a, shuffle(r0, ODD_IDX), 1);
+        MAX_STEP_HN(HN, m, a, shuffle(r1, EVEN_IDX), 2);
+        MAX_STEP_HN(HN, m, a, shuffle(r1, ODD_IDX), 3);
+        const size_t at = (((size_t)n * G * KO + g * KO + k0 + i) * PH + ph) * PW + u0;
+        if (nu == CONV_QV / 2) {
+            HVSTORE(m, y + at);
+            if (flags & 4u)
+                HSTORE_UC(a, idx + at);
+        } else {
+            float tm[CONV_QV / 2];
+            int ta[CONV_QV / 2];
+            HVSTORE(m, tm);
+            HVSTORE_I(a, ta);
+            for (uint u = 0; u < nu; u++) {
+                y[at + u] = tm[u];
+                if (flags & 4u)
+                    idx[at + u] = (uchar)ta[u];
             }
         }
     }

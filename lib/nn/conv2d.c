@@ -11,7 +11,9 @@
  *                  and conv_bwd_w_flat runs instead
  *   backward-bias  conv_bwd_b(dy) -> db (+=)
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
- * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
+ * fill its vectors, else as conv_direct (vectors over pixels). A conv fused with its ReLU
+ * and a 2x2 max pool (ct_conv2d_pool_*) runs conv_kv_pool, or conv_direct_pool below
+ * CONV_POOL_TAPS (32) taps per output channel, and backward from the pooled gradient. Measured on PoCL 3.1, 2-core
  * AVX-512 (MiniCNN conv2, batch 64): conv_kv ~110 GFLOP/s per core, conv_direct ~45.
  * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw;
  * conv_kv's tap offsets live in constant buffers of the context (ct_const_buffer).
@@ -356,16 +358,34 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     CT_TRY(pool_tensors_check(&d, y, "conv2d+maxpool output y", idx, &ph, &pw));
     conv_tune_get(ctx, &t);
 
+    size_t hp, wp, crs = d.cg * d.r * d.s;
+    unsigned flags = (b ? 1u : 0u) | (relu ? 2u : 0u) | (idx ? 4u : 0u);
+    cl_mem idx_mem = idx ? idx->mem : y->mem;
+    size_t idx_off = idx ? idx->offset * sizeof(float) : 0;
+    if (crs < ct_tune_value(ctx, "CONV_POOL_TAPS", 32)) {
+        /* few taps: vectors over pixels, vector stores (conv_direct_pool) */
+        size_t kop = round_up(d.kg, t.kt), hv = t.qv / 2, nqr = (pw + hv - 1) / hv;
+        CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, kop, 2, t.qv, 2 * ph, 2 * pw, &hp, &wp, &xp,
+                               &wt));
+        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct_pool", t.options, &k));
+        CT_TRY(CT_SETARGS(k, "conv_direct_pool", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
+                          CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg),
+                          CT_U32(kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(d.r),
+                          CT_U32(d.s), CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
+                          CT_U32(p->dil_w), CT_U32(ph), CT_U32(pw), CT_U32(nqr), CT_U32(flags)));
+        size_t global[3] = {ph * nqr, d.g * kop / t.kt, d.n};
+        size_t local[3] = {t.wg, 1, 1};
+        CT_TRY(ct_launch(ctx, k, "conv_direct_pool", 3, global, local));
+        goto cleanup;
+    }
     direct_plan pl = direct_plan_make(&t, d.kg);
-    size_t hp, wp, crs = d.cg * d.r * d.s, nqr = (pw + t.pp - 1) / t.pp;
+    size_t nqr = (pw + t.pp - 1) / t.pp;
     CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, 2, 2 * (size_t)t.pp, 2 * ph, 2 * pw, &hp,
                            &wp, &xp, &wt));
     CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, &taps));
     CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv_pool", t.options, &k));
-    unsigned flags = (b ? 1u : 0u) | (relu ? 2u : 0u) | (idx ? 4u : 0u);
     CT_TRY(CT_SETARGS(k, "conv_kv_pool", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
-                      CT_T(y), CT_MEM(idx ? idx->mem : y->mem),
-                      CT_U32(idx ? idx->offset * sizeof(float) : 0), CT_U32(d.cg), CT_U32(d.kg),
+                      CT_T(y), CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg),
                       CT_U32(pl.kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(crs),
                       CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(ph), CT_U32(pw),
                       CT_U32(nqr), CT_U32(flags)));

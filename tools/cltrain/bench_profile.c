@@ -186,13 +186,13 @@ static void prefix_finish(const bench *b, prefix *p, labtab *t)
 }
 
 /* Labels whose work is the FLOPs counted for conv and linear layers: lib/nn/conv2d.c's
- * convolution kernels (conv_kv, conv_direct: forward and input gradient; conv_bwd_w*:
- * weight gradient) and CLBlast's GEMMs. The rest is padding, weight re-layout, bias,
+ * convolution kernels (conv_kv*, conv_direct*: forward, with a fused pool, and input
+ * gradient; conv_bwd_w*: weight gradient) and the GEMMs. The rest is padding, weight re-layout, bias,
  * pooling, element-wise. Follow conv2d.c's launch labels when they change; the kernel
  * table names the labels that matched. */
 static bool main_kernel(const char *label)
 {
-    return strcmp(label, "conv_kv") == 0 || strcmp(label, "conv_direct") == 0 ||
+    return strncmp(label, "conv_kv", 7) == 0 || strncmp(label, "conv_direct", 11) == 0 ||
            strncmp(label, "conv_bwd_w", 10) == 0 || strcmp(label, "gemm") == 0;
 }
 
