@@ -285,11 +285,15 @@ __kernel void conv_unpool(CT_ARG(dst), CT_CARG(gp), CT_CARG(yv), __global const 
         for (uint u0 = 0; u0 < PW; u0 += CONV_QV / 2) {
             const uint nu = min((uint)CONV_QV / 2, PW - u0);
             const uint at = ph * PW + u0;
+            /* a short run's zero lanes may spill past the row: into the next row's left
+             * padding (zeros) when 2*u0 + CONV_QV <= WP, and the row below is rewritten
+             * later by this work-item if it is inside the plane */
+            const bool spill_ok = 2 * u0 + CONV_QV <= WP;
             for (uint e = 0; e < 2; e++) {
                 const VT v =
                     unpool_run(gp + at, yv + at, idx + at, nu, PH * PW - at, e, relu);
                 __global float *o = d + e * WP + off_w + 2 * u0;
-                if (nu == CONV_QV / 2) {
+                if (nu == CONV_QV / 2 || (spill_ok && t + e + 1 < HP)) {
                     VSTORE(v, o);
                 } else {
                     float tmp[CONV_QV];
