@@ -136,12 +136,16 @@ inline VT vload_tail(__global const float *p, uint n)
     return VLOAD((const float *)t);
 }
 
-/* Sum of the lanes in a fixed tree order (common.cl's ct_tree_sum). */
+/* Sum of the lanes in a fixed tree order (common.cl's ct_sum16 for float16). */
 inline float vsum(VT v)
 {
-    float t[CONV_QV];
-    VSTORE(v, t);
-    return ct_tree_sum(t, CONV_QV);
+#if CONV_QV == 16
+    return ct_sum16(v);
+#else
+    const float4 b = v.lo + v.hi;
+    const float2 c = b.lo + b.hi;
+    return c.x + c.y;
+#endif
 }
 
 /* CONV_QV conv-output gradients of one row (row parity `odd`), rebuilt from the n

@@ -124,12 +124,10 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
     }
 }
 
-/* Sum of the 16 lanes in a fixed tree order (common.cl's ct_tree_sum). */
+/* Sum of the 16 lanes in a fixed tree order (common.cl's ct_sum16). */
 inline float gemm_vsum(const float16 v)
 {
-    float t[16];
-    vstore16(v, 0, t);
-    return ct_tree_sum(t, 16);
+    return ct_sum16(v);
 }
 
 __kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), CT_CARG(bias), const uint M,

@@ -258,9 +258,7 @@ __kernel void clip_sumsq(CT_CARG(g), const uint n, __global float *part)
     float tail = 0.0f;
     for (; i < hi; i++)
         tail = fma(g[i], g[i], tail);
-    float t[16];
-    vstore16(acc, 0, t);
-    part[w] = ct_tree_sum(t, 16) + tail;
+    part[w] = ct_sum16(acc) + tail;
 }
 
 /* One work-item: total = sqrt(sum of part[0..nparts)), compensated, in index order;
