@@ -6,6 +6,7 @@
 #include "cltrain/device.h"
 #include "cltrain/tensor.h"
 #include "cltrain/gemm.h"
+#include "cltrain/tune.h"
 #include "cltrain/data.h"
 #include "cltrain/loader.h"
 #include "cltrain/loss.h"

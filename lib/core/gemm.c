@@ -17,8 +17,6 @@
 
 #include "core/internal.h"
 
-void ct_tune_clblast(ct_context *ctx); /* tune.c */
-
 static ct_status check_operand(const char *name, const ct_tensor *t, bool trans, size_t rows,
                                size_t cols, size_t ld, size_t stride, size_t batch)
 {

@@ -101,7 +101,10 @@ struct ct_context {
     char tune_options[512]; /* the per-device -D table entry (lib/core/tune.c) */
     ct_profile_rec *prof;   /* growable array of (label, event) */
     size_t prof_len, prof_cap;
-    int clblast_tuned;      /* CLBlast overrides applied (lib/core/gemm.c) */
+    int clblast_tuned;      /* CLBlast parameters resolved and applied (lib/core/tune.c) */
+    int clblast_override;   /* 1: clblast_params are in use; 0: CLBlast's own choice */
+    ct_clblast_params clblast_params;
+    char clblast_source[1200]; /* ct_context_clblast_source() */
     cl_mem scratch[CT_SCRATCH_SLOTS];
     size_t scratch_bytes[CT_SCRATCH_SLOTS];
     /* small constant tables kept across calls (ct_const_buffer), used round robin */
@@ -221,6 +224,15 @@ void ct_tune_select(ct_context *ctx);
  * else dflt (values 1..1023). The host passes the value to the kernel as -DNAME=v, so
  * both sides agree. lib/core/tune.c */
 unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt);
+/* Applies the CLBlast parameters of ct_tune_resolve once per context (tune.c); called
+ * before the first GEMM. */
+void ct_tune_clblast(ct_context *ctx);
+
+/* The on-disk cache folder (lib/core/cachedir.c): CLTRAIN_CACHE_DIR, $XDG_CACHE_HOME/cltrain
+ * or ~/.cache/cltrain. Returns 0 when there is none (CLTRAIN_CACHE=0, nothing set, or the
+ * path does not fit). ct_mkdir_p creates a folder and its parents: 0 or -1 (errno set). */
+int ct_cache_dir(char *buf, size_t n);
+int ct_mkdir_p(const char *path);
 
 /* Embedded kernel sources (generated at build time by tools/embed). */
 typedef struct ct_kernel_source {

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,38 +94,6 @@ cleanup:
 
 /* ---- on-disk cache --------------------------------------------------------------- */
 
-static int cache_dir(char *buf, size_t n)
-{
-    const char *off = getenv("CLTRAIN_CACHE");
-    if (off && (strcmp(off, "0") == 0 || strcmp(off, "off") == 0))
-        return 0;
-    const char *d = getenv("CLTRAIN_CACHE_DIR");
-    if (d && *d)
-        return snprintf(buf, n, "%s", d) < (int)n;
-    d = getenv("XDG_CACHE_HOME");
-    if (d && *d)
-        return snprintf(buf, n, "%s/cltrain", d) < (int)n;
-    d = getenv("HOME");
-    if (d && *d)
-        return snprintf(buf, n, "%s/.cache/cltrain", d) < (int)n;
-    return 0;
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return (mkdir(tmp, 0755) == 0 || errno == EEXIST) ? 0 : -1;
-}
-
 typedef struct cache_key {
     uint64_t a, b;
 } cache_key;
@@ -191,7 +158,7 @@ static void cache_store(const char *dir, const char *path, cache_key k, cl_progr
     bin = malloc(n);
     if (!bin || clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) != CL_SUCCESS)
         goto done;
-    if (mkdir_p(dir) != 0)
+    if (ct_mkdir_p(dir) != 0)
         goto done;
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%ld", path, (long)getpid(), (long)time(NULL));
     f = fopen(tmp, "wb");
@@ -250,7 +217,7 @@ static ct_status build_program(ct_context *ctx, const char *file, const char *op
     CT_REQUIRE(src != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     len = (size_t)snprintf(src, len, "%s\n#line 1\n%s", common, body);
 
-    int use_cache = cache_dir(dir, sizeof dir);
+    int use_cache = ct_cache_dir(dir, sizeof dir);
     cache_key key = make_key(ctx, src, len, options);
     if (use_cache) {
         cache_path(path, sizeof path, dir, key);

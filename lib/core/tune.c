@@ -27,43 +27,77 @@ void ct_tune_select(ct_context *ctx)
     snprintf(ctx->tune_options, sizeof ctx->tune_options, "%s", e->options);
 }
 
-typedef struct clblast_params {
-    const char *kernel;
-    size_t count;
-    const char *names[16];
-    size_t values[16];
-} clblast_params;
+/* Overrides CLBlast's parameters of the three families with `p` (no cache clearing). */
+static ct_status override(ct_context *ctx, const ct_clblast_params *p)
+{
+    ct_status st = CT_SUCCESS;
+    for (int k = 0; k < CT_CLBLAST_KERNEL_COUNT; k++) {
+        const char *names[CT_CLBLAST_MAX_PARAMS];
+        size_t n = ct_clblast_param_count((ct_clblast_kernel)k);
+        for (size_t i = 0; i < n; i++)
+            names[i] = ct_clblast_param_name((ct_clblast_kernel)k, i);
+        const char *kernel = ct_clblast_kernel_name((ct_clblast_kernel)k);
+        CLBlastStatusCode s = CLBlastOverrideParameters(ctx->device, kernel, CLBlastPrecisionSingle,
+                                                        n, names, p->value[k]);
+        if (s != CLBlastSuccess)
+            CT_FAIL((ct_status)s, "CLBlastOverrideParameters(%s) failed", kernel);
+    }
+cleanup:
+    return st;
+}
 
-/* Measured on PoCL 3.1 / AVX-512 (2 cores): the untuned defaults give 6-8 GFLOP/s; these
- * (bench/clblast_gemm.c, bench/README.md) 55-61 GFLOP/s at 256^3 and 512^3 and 1.1-1.4 ms
- * for MiniCNN's 64x128x3136 linear forward. No local memory (SA=SB=0): PoCL's work-group
- * loops make it a copy. */
-static const clblast_params cpu_params[] = {
-    {"Xgemm", 16,
-     {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC", "NWG", "SA",
-      "SB", "STRM", "STRN", "VWM", "VWN"},
-     {0, 1, 64, 8, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 8, 8}},
-    {"XgemmDirect", 10,
-     {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD", "VWND", "WGD"},
-     {2, 8, 8, 8, 8, 0, 0, 4, 4, 32}},
-    {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}, {128}},
-};
+/* The device limits ct_clblast_params_check cannot know: threads per work-group and
+ * local memory (Xgemm's SA/SB tiles of KWG x MWG and KWG x NWG floats; XgemmDirect's two
+ * WGD x (WGD + PAD) tiles). */
+static ct_status check_device(const ct_context *ctx, const ct_clblast_params *p)
+{
+    ct_status st = CT_SUCCESS;
+#define X(name) ct_clblast_params_get(p, CT_CLBLAST_XGEMM, name)
+#define D(name) ct_clblast_params_get(p, CT_CLBLAST_XGEMM_DIRECT, name)
+    size_t wg = X("MDIMC") * X("NDIMC"), wgd = D("MDIMCD") * D("NDIMCD");
+    size_t lmem = 4 * X("KWG") * (X("SA") * X("MWG") + X("SB") * X("NWG"));
+    size_t lmemd = 4 * D("WGD") * (2 * D("WGD") + D("PADA") + D("PADB"));
+#undef X
+#undef D
+    size_t maxwg = ctx->info.max_work_group;
+    CT_REQUIRE(wg <= maxwg && wgd <= maxwg, CT_ERR_INVALID_ARG,
+               "work-groups of %zu (Xgemm) and %zu (XgemmDirect) threads exceed the device's %zu",
+               wg, wgd, maxwg);
+    CT_REQUIRE(lmem <= ctx->info.local_mem && lmemd <= ctx->info.local_mem, CT_ERR_INVALID_ARG,
+               "%zu (Xgemm) and %zu (XgemmDirect) bytes of local memory exceed the device's %llu",
+               lmem, lmemd, (unsigned long long)ctx->info.local_mem);
+cleanup:
+    return st;
+}
 
 void ct_tune_clblast(ct_context *ctx)
 {
     if (ctx->clblast_tuned)
         return;
     ctx->clblast_tuned = 1;
-    const char *env = getenv("CLTRAIN_CLBLAST_TUNE");
-    if (ctx->info.is_gpu || (env && strcmp(env, "0") == 0))
-        return; /* GPUs: CLBlast's own database knows them */
-    for (size_t i = 0; i < sizeof cpu_params / sizeof cpu_params[0]; i++) {
-        const clblast_params *p = &cpu_params[i];
-        /* Failure here only means CLBlast's defaults are used: slower, still correct. */
-        const char *names[16];
-        memcpy(names, p->names, sizeof names);
-        (void)CLBlastOverrideParameters(ctx->device, p->kernel, CLBlastPrecisionSingle, p->count,
-                                        names, p->values);
+    ct_clblast_params p;
+    char source[sizeof ctx->clblast_source];
+    ctx->clblast_override = ct_tune_resolve(&ctx->info, &p, source, sizeof source);
+    snprintf(ctx->clblast_source, sizeof ctx->clblast_source, "%s", source);
+    if (ctx->clblast_override && strncmp(source, "stored: ", 8) == 0 &&
+        check_device(ctx, &p) != CT_SUCCESS) {
+        /* a stored set this device cannot run is ignored like a malformed file */
+        snprintf(ctx->clblast_source, sizeof ctx->clblast_source,
+                 "%s (ignored %s: beyond the device's limits)",
+                 ctx->info.is_gpu ? "CLBlast's database" : "built-in", source + 8);
+        ct_clblast_params_builtin(&p);
+        ctx->clblast_override = !ctx->info.is_gpu;
+    }
+    if (ctx->clblast_override) {
+        ctx->clblast_params = p;
+        /* A failure only means CLBlast's defaults are used: slower, still correct. */
+        if (override(ctx, &p) != CT_SUCCESS) {
+            size_t n = strlen(ctx->clblast_source);
+            snprintf(ctx->clblast_source + n, sizeof ctx->clblast_source - n,
+                     "; CLBlast refused it: %s", ct_last_error());
+            ctx->clblast_override = 0;
+        }
+        ct_error_clear();
     }
 }
 
@@ -80,4 +114,41 @@ unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt)
         return dflt;
     unsigned long v = strtoul(at + strlen(key), NULL, 10);
     return v > 0 && v < 1024 ? (unsigned)v : dflt;
+}
+
+const char *ct_context_clblast_source(ct_context *ctx)
+{
+    if (!ctx)
+        return "";
+    ct_tune_clblast(ctx);
+    return ctx->clblast_source;
+}
+
+bool ct_context_clblast_params(ct_context *ctx, ct_clblast_params *out)
+{
+    if (!ctx || !out)
+        return false;
+    ct_tune_clblast(ctx);
+    if (ctx->clblast_override)
+        *out = ctx->clblast_params;
+    return ctx->clblast_override != 0;
+}
+
+ct_status ct_context_clblast_apply(ct_context *ctx, const ct_clblast_params *p)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(ctx && p, CT_ERR_INVALID_ARG, "ct_context_clblast_apply: NULL argument");
+    CT_TRY(ct_clblast_params_check(p));
+    CT_TRY(check_device(ctx, p));
+    ctx->clblast_tuned = 1;
+    ctx->clblast_override = 0;
+    snprintf(ctx->clblast_source, sizeof ctx->clblast_source, "set by the program");
+    CLBlastStatusCode s = CLBlastClearCache();
+    if (s != CLBlastSuccess)
+        CT_FAIL((ct_status)s, "CLBlastClearCache failed");
+    CT_TRY(override(ctx, p));
+    ctx->clblast_params = *p;
+    ctx->clblast_override = 1;
+cleanup:
+    return st;
 }

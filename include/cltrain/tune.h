@@ -1,0 +1,145 @@
+/* cltrain/tune.h — the CLBlast GEMM parameters a context uses, and the per-device file
+ * `cltrain tune` stores them in.
+ *
+ * CLBlast 1.5.3 has no tuning for some devices (PoCL's CPU device reports the vendor
+ * "AuthenticAMD" and gets untuned defaults). cltrain passes parameters through
+ * CLBlastOverrideParameters before a context's first GEMM, chosen in this order:
+ *   1. CLTRAIN_CLBLAST_TUNE=0: none, CLBlast's own choice;
+ *   2. the device's stored file, when present and valid (also on GPUs);
+ *   3. on CPUs, the built-in set (lib/core/tune.c); on GPUs, CLBlast's own database.
+ * A stored file that cannot be used (malformed, for another device, driver or CLBlast
+ * version, parameters that break CLBlast's constraints) is ignored; the reason is in
+ * ct_context_clblast_source(). Nothing here makes a GEMM fail.
+ *
+ * The stored file, <cache dir>/clblast-<16 hex digits>.txt (the cache dir of the kernel
+ * cache: CLTRAIN_CACHE_DIR, else $XDG_CACHE_HOME/cltrain, else ~/.cache/cltrain; none
+ * with CLTRAIN_CACHE=0), named by a hash of device name, driver version and platform:
+ *
+ *     cltrain-clblast-params 1
+ *     device Intel(R) Xeon(R) ...                 must equal the device's name
+ *     platform Portable Computing Language        ... its platform name
+ *     driver 3.1+debian                           ... its driver version
+ *     clblast 1.5.3                               ... the CLBlast cltrain was built with
+ *     date 2026-11-25T23:40:00Z                   free text (what tune wrote)
+ *     shapes 64x128x3136:NT 64x3136x128:NN ...    free text (what tune measured)
+ *     Xgemm GEMMK=0 KREG=1 KWG=64 ...             every parameter of the family, once
+ *     XgemmDirect KWID=2 MDIMAD=8 ...
+ *     GemmRoutine XGEMM_MIN_INDIRECT_SIZE=128
+ *
+ * Lines are at most CT_TUNE_LINE_MAX bytes, the file at most CT_TUNE_FILE_MAX; '#' starts
+ * a comment line. Every header key and every family appear exactly once, in any order;
+ * values are decimal whole numbers.
+ */
+#ifndef CLTRAIN_TUNE_H
+#define CLTRAIN_TUNE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cltrain/device.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CT_TUNE_LINE_MAX 512
+#define CT_TUNE_FILE_MAX 8192
+
+/* The kernel families cltrain sets, and their parameters (CLBlast 1.5.3's names). */
+typedef enum ct_clblast_kernel {
+    CT_CLBLAST_XGEMM,        /* the indirect GEMM kernel (large products) */
+    CT_CLBLAST_XGEMM_DIRECT, /* the direct kernel (products below the indirect size) */
+    CT_CLBLAST_GEMM_ROUTINE, /* XGEMM_MIN_INDIRECT_SIZE: direct when m*n*k < its cube */
+    CT_CLBLAST_KERNEL_COUNT
+} ct_clblast_kernel;
+
+#define CT_CLBLAST_MAX_PARAMS 16
+
+/* One complete set: value[k][i] is parameter i (ct_clblast_param_name(k, i)) of family k. */
+typedef struct ct_clblast_params {
+    size_t value[CT_CLBLAST_KERNEL_COUNT][CT_CLBLAST_MAX_PARAMS];
+} ct_clblast_params;
+
+const char *ct_clblast_kernel_name(ct_clblast_kernel k); /* "Xgemm"; NULL out of range */
+size_t ct_clblast_param_count(ct_clblast_kernel k);
+const char *ct_clblast_param_name(ct_clblast_kernel k, size_t i); /* NULL out of range */
+
+/* The built-in set for CPU devices (measured on PoCL 3.1, AVX-512; bench/README.md). */
+void ct_clblast_params_builtin(ct_clblast_params *out);
+/* Sets kernel's parameter `name` ("Xgemm", "MWG"); CT_ERR_NOT_FOUND for unknown names. */
+ct_status ct_clblast_params_set(ct_clblast_params *p, const char *kernel, const char *name,
+                                size_t value);
+/* Kernel's parameter `name`; 0 for unknown names. */
+size_t ct_clblast_params_get(const ct_clblast_params *p, ct_clblast_kernel kernel,
+                             const char *name);
+bool ct_clblast_params_equal(const ct_clblast_params *a, const ct_clblast_params *b);
+/* CLBlast's constraints between the values (tile sizes divisible by thread counts times
+ * vector widths, and so on): CT_ERR_INVALID_ARG naming the first one broken. Device
+ * limits (work-group size, local memory) are checked by ct_context_clblast_apply. */
+ct_status ct_clblast_params_check(const ct_clblast_params *p);
+/* The family lines of the file format, "Xgemm GEMMK=0 ...\n..." (CT_ERR_INVALID_ARG when
+ * `cap` is too small). */
+ct_status ct_clblast_params_format(const ct_clblast_params *p, char *buf, size_t cap);
+
+/* ---- the stored file ----------------------------------------------------------------- */
+
+typedef struct ct_tune_file_info {
+    char device[256];
+    char platform[256];
+    char driver[128];
+    char clblast[32];
+    char date[64];
+    char shapes[CT_TUNE_LINE_MAX];
+} ct_tune_file_info;
+
+/* The CLBlast version cltrain was built with, "1.5.3". */
+const char *ct_clblast_version(void);
+
+/* Path of `dev`'s file. CT_ERR_UNSUPPORTED when there is no cache folder (CLTRAIN_CACHE=0,
+ * or neither CLTRAIN_CACHE_DIR, XDG_CACHE_HOME nor HOME set). */
+ct_status ct_tune_file_path(const ct_device_info *dev, char *buf, size_t cap);
+
+/* Parses a file's text (`len` bytes; need not be NUL-terminated). Strict: CT_ERR_FORMAT with
+ * "line N: what" as the last error for anything the format above does not allow, and for
+ * values that break ct_clblast_params_check. `info` may be NULL. */
+ct_status ct_tune_file_parse(const char *text, size_t len, ct_clblast_params *out,
+                             ct_tune_file_info *info);
+
+/* Reads and parses `path`, then checks that it was made for `dev` and for this CLBlast
+ * version (CT_ERR_FORMAT otherwise, the message says which). CT_ERR_NOT_FOUND when the
+ * file does not exist, CT_ERR_IO when it cannot be read. */
+ct_status ct_tune_file_read(const char *path, const ct_device_info *dev, ct_clblast_params *out,
+                            ct_tune_file_info *info);
+
+/* Writes `p` for `dev` to `path`: a temporary file in the same folder (created if
+ * missing), flushed and synced, then renamed over `path`, so readers see the old file or
+ * the new one and never a part. `shapes` is the free-text shapes line (may be NULL). */
+ct_status ct_tune_file_write(const char *path, const ct_device_info *dev,
+                             const ct_clblast_params *p, const char *shapes);
+
+/* What a context on `dev` would use (the order at the top of this header): fills *out and
+ * returns true when cltrain overrides CLBlast's parameters, false when CLBlast chooses.
+ * `source` receives "stored: PATH", "built-in", "built-in (ignored PATH: REASON)",
+ * "CLBlast's database (GPU)" or "CLBlast's defaults (CLTRAIN_CLBLAST_TUNE=0)". Reads the
+ * file; never fails. */
+bool ct_tune_resolve(const ct_device_info *dev, ct_clblast_params *out, char *source, size_t cap);
+
+/* ---- a context's parameters -------------------------------------------------------- */
+
+/* Where the parameters of this context's GEMMs come from (see ct_tune_resolve), applying
+ * them now if no GEMM has run yet. The string belongs to the context. */
+const char *ct_context_clblast_source(ct_context *ctx);
+
+/* The set in use; false (and *out untouched) while CLBlast chooses its own. */
+bool ct_context_clblast_params(ct_context *ctx, ct_clblast_params *out);
+
+/* Makes the following GEMMs use `p`: checks it (constraints, the device's work-group size
+ * and local memory), clears CLBlast's compiled-kernel cache (for the whole process: the
+ * next GEMM of every context compiles again) and overrides the three families. A failure
+ * leaves CLBlast's state unknown until the next successful call. For `cltrain tune`. */
+ct_status ct_context_clblast_apply(ct_context *ctx, const ct_clblast_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
