@@ -9,7 +9,7 @@
 #include "core/internal.h"
 
 #define FILE_MAGIC "cltrain-clblast-params 1"
-#define VALUE_MAX 65536u /* no CLBlast parameter is larger; keeps products far from overflow */
+#define VALUE_MAX  65536u /* no CLBlast parameter is larger; keeps products far from overflow */
 
 typedef struct family {
     const char *kernel;
@@ -90,8 +90,7 @@ cleanup:
     return st;
 }
 
-size_t ct_clblast_params_get(const ct_clblast_params *p, ct_clblast_kernel kernel,
-                             const char *name)
+size_t ct_clblast_params_get(const ct_clblast_params *p, ct_clblast_kernel kernel, const char *name)
 {
     if (!p || !name || (unsigned)kernel >= CT_CLBLAST_KERNEL_COUNT)
         return 0;
@@ -172,10 +171,9 @@ ct_status ct_clblast_params_check(const ct_clblast_params *p)
     }
     {
         const int D = CT_CLBLAST_XGEMM_DIRECT;
-        size_t kwid = get(p, D, "KWID"), mdimad = get(p, D, "MDIMAD"),
-               mdimcd = get(p, D, "MDIMCD"), ndimbd = get(p, D, "NDIMBD"),
-               ndimcd = get(p, D, "NDIMCD"), vwmd = get(p, D, "VWMD"), vwnd = get(p, D, "VWND"),
-               wgd = get(p, D, "WGD");
+        size_t kwid = get(p, D, "KWID"), mdimad = get(p, D, "MDIMAD"), mdimcd = get(p, D, "MDIMCD"),
+               ndimbd = get(p, D, "NDIMBD"), ndimcd = get(p, D, "NDIMCD"), vwmd = get(p, D, "VWMD"),
+               vwnd = get(p, D, "VWND"), wgd = get(p, D, "WGD");
         CT_REQUIRE(get(p, D, "PADA") <= 1 && get(p, D, "PADB") <= 1, CT_ERR_INVALID_ARG,
                    "XgemmDirect: PADA and PADB must be 0 or 1");
         CT_REQUIRE(pow2(vwmd) && pow2(vwnd), CT_ERR_INVALID_ARG,
@@ -228,8 +226,8 @@ cleanup:
 /* ---- the file's text ----------------------------------------------------------------- */
 
 enum { H_DEVICE, H_PLATFORM, H_DRIVER, H_CLBLAST, H_DATE, H_SHAPES, H_COUNT };
-static const char *const header_keys[H_COUNT] = {"device", "platform", "driver",
-                                                 "clblast", "date", "shapes"};
+static const char *const header_keys[H_COUNT] = {"device",  "platform", "driver",
+                                                 "clblast", "date",     "shapes"};
 
 /* Copies [s, s+n) to a NUL-terminated field; false when it does not fit. */
 static bool copy_field(char *dst, size_t cap, const char *s, size_t n)
@@ -266,8 +264,8 @@ static ct_status parse_family(int k, const char *s, size_t n, size_t lineno, ct_
         const char *v = eq + 1, *end = word + (at - w);
         size_t value = 0;
         CT_REQUIRE(v < end && end - v <= 6, CT_ERR_FORMAT,
-                   "line %zu: %s=%.*s is not a whole number up to %u", lineno,
-                   families[k].names[i], (int)(end - v), v, VALUE_MAX);
+                   "line %zu: %s=%.*s is not a whole number up to %u", lineno, families[k].names[i],
+                   (int)(end - v), v, VALUE_MAX);
         for (const char *c = v; c < end; c++) {
             CT_REQUIRE(*c >= '0' && *c <= '9', CT_ERR_FORMAT,
                        "line %zu: %s=%.*s is not a whole number", lineno, families[k].names[i],
@@ -336,9 +334,10 @@ ct_status ct_tune_file_parse(const char *text, size_t len, ct_clblast_params *ou
         if (h >= 0) {
             CT_REQUIRE(!have_header[h], CT_ERR_FORMAT, "line %zu: '%s' given twice", lineno,
                        header_keys[h]);
-            char *dst[H_COUNT] = {fi.device, fi.platform, fi.driver, fi.clblast, fi.date, fi.shapes};
-            size_t cap[H_COUNT] = {sizeof fi.device, sizeof fi.platform, sizeof fi.driver,
-                                   sizeof fi.clblast, sizeof fi.date, sizeof fi.shapes};
+            char *dst[H_COUNT] = {fi.device,  fi.platform, fi.driver,
+                                  fi.clblast, fi.date,     fi.shapes};
+            size_t cap[H_COUNT] = {sizeof fi.device,  sizeof fi.platform, sizeof fi.driver,
+                                   sizeof fi.clblast, sizeof fi.date,     sizeof fi.shapes};
             CT_REQUIRE(copy_field(dst[h], cap[h], rest, rl), CT_ERR_FORMAT,
                        "line %zu: the %s is longer than %zu bytes", lineno, header_keys[h],
                        cap[h] - 1);

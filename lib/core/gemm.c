@@ -8,8 +8,8 @@
  * database knows them. CLTRAIN_GEMM=clblast or =own forces one side.
  *
  * CLBlast keeps its compiled kernels in memory only; PoCL's own cache (~/.cache/pocl)
- * makes the second process fast. On devices CLBlast has no tuning for, lib/core/tune.c
- * supplies parameters through CLBlastOverrideParameters before the first call. */
+ * makes the second process fast. Before a context's first call, lib/core/tune.c passes
+ * CLBlast the parameters cltrain chose for the device (cltrain/tune.h). */
 #include <clblast_c.h>
 #include <stdio.h>
 #include <stdlib.h>

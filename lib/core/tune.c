@@ -1,6 +1,7 @@
 /* The per-device tuning table: one place where tile sizes and vector widths are chosen,
- * handed to every kernel as -D options, and the CLBlast parameters for devices CLBlast
- * has no database entry for (PoCL's CPU device among them). */
+ * handed to every kernel as -D options; and applying the CLBlast parameters a context's
+ * GEMMs use (chosen by ct_tune_resolve in tune_file.c: the device's file stored by
+ * `cltrain tune`, else the built-in CPU set of clblast_params.c, else CLBlast's own). */
 #include <clblast_c.h>
 #include <stdio.h>
 #include <stdlib.h>

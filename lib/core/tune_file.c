@@ -12,12 +12,11 @@
 #include "core/internal.h"
 
 #define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR(x)  STR_(x)
 
 const char *ct_clblast_version(void)
 {
-    return STR(CLBLAST_VERSION_MAJOR) "." STR(CLBLAST_VERSION_MINOR) "." STR(
-        CLBLAST_VERSION_PATCH);
+    return STR(CLBLAST_VERSION_MAJOR) "." STR(CLBLAST_VERSION_MINOR) "." STR(CLBLAST_VERSION_PATCH);
 }
 
 ct_status ct_tune_file_path(const ct_device_info *dev, char *buf, size_t cap)
@@ -35,8 +34,7 @@ ct_status ct_tune_file_path(const ct_device_info *dev, char *buf, size_t cap)
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         h = ct_hash64(h, parts[i], strlen(parts[i]) + 1);
     int n = snprintf(buf, cap, "%s/clblast-%016llx.txt", dir, (unsigned long long)h);
-    CT_REQUIRE(n >= 0 && (size_t)n < cap, CT_ERR_INVALID_ARG, "the cache path %s is too long",
-               dir);
+    CT_REQUIRE(n >= 0 && (size_t)n < cap, CT_ERR_INVALID_ARG, "the cache path %s is too long", dir);
 cleanup:
     return st;
 }
