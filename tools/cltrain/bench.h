@@ -68,6 +68,12 @@ void bench_csv(bench *b, const char *section, const char *item, size_t batch, co
 double bench_pct(const bench *b, double gflops);
 const char *bench_fmt_pct(char *buf, size_t cap, double pct);
 
+/* Option values, as `cltrain bench` and `cltrain tune` parse them: a whole number in
+ * [lo, hi] (no sign, nothing after it), and "a,b,c" into out[0..*n), at most cap values,
+ * each in [1, hi]. */
+bool bench_parse_uint(const char *v, size_t lo, size_t hi, size_t *out);
+bool bench_parse_list(const char *v, size_t hi, size_t *out, size_t cap, size_t *n);
+
 /* ---- data and the rig ----------------------------------------------------------------- */
 
 typedef struct bench_data {
@@ -100,6 +106,23 @@ size_t bench_first_param_layer(const bench *b);
 void bench_layer_flops(const bench *b, size_t i, double *fwd, double *bwd);
 /* A short name: "conv 1->32 3x3", "maxpool 2", "linear 3136->128". */
 void bench_layer_name(const bench *b, size_t i, char *buf, size_t cap);
+
+/* ---- GEMMs ------------------------------------------------------------------------------ */
+
+/* One product as lib/nn/linear.c calls ct_gemm (row-major, lda/ldb/ldc unpadded). */
+typedef struct bench_gemm_shape {
+    size_t layer;
+    const char *pass; /* "forward", "grad in", "grad w" */
+    bool ta, tb;
+    size_t m, n, k;
+    float beta;
+} bench_gemm_shape;
+
+/* The GEMMs of one training step at batch n, in layer order: per linear layer the forward
+ * y = x w^T, the input gradient dx = dy w (not for the first parameter layer) and the
+ * weight gradient dw += dy^T x. Writes at most cap; returns how many there are, or
+ * (size_t)-1 when the layer shapes cannot be computed. */
+size_t bench_gemm_shapes(const bench *b, size_t n, bench_gemm_shape *out, size_t cap);
 
 /* ---- sections ------------------------------------------------------------------------- */
 

@@ -1,4 +1,5 @@
 /* cltrain bench: helpers, synthetic data, the training rig, layer shapes and FLOPs. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,37 @@ const char *bench_fmt_pct(char *buf, size_t cap, double p)
     else
         snprintf(buf, cap, "%6.1f%%", p);
     return buf;
+}
+
+/* ---- option values -------------------------------------------------------------------- */
+
+bool bench_parse_uint(const char *v, size_t lo, size_t hi, size_t *out)
+{
+    char *end = NULL;
+    if (!v || !*v)
+        return false;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x < lo || x > hi || v[0] == '-')
+        return false;
+    *out = (size_t)x;
+    return true;
+}
+
+bool bench_parse_list(const char *v, size_t hi, size_t *out, size_t cap, size_t *n)
+{
+    char buf[256];
+    if (!v || strlen(v) >= sizeof buf)
+        return false;
+    snprintf(buf, sizeof buf, "%s", v);
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (*n == cap || !bench_parse_uint(tok, 1, hi, &out[*n]))
+            return false;
+        (*n)++;
+    }
+    return *n > 0;
 }
 
 /* ---- data and the rig ------------------------------------------------------------------ */

@@ -5,16 +5,34 @@
 
 #include "bench.h"
 
-typedef struct gemm_shape {
-    const char *pass;
-    bool ta, tb;
-    size_t m, n, k;
-    float beta;
-} gemm_shape;
+size_t bench_gemm_shapes(const bench *b, size_t n, bench_gemm_shape *out, size_t cap)
+{
+    size_t count = 0, fpl = bench_first_param_layer(b);
+    for (size_t i = 0; i < b->nlayers; i++) {
+        if (b->layers[i].kind != CT_LAYER_LINEAR)
+            continue;
+        size_t nd, in[3];
+        if (bench_layer_input(b, i, &nd, in))
+            return (size_t)-1;
+        size_t fin = bench_prod(nd, in), fout = b->layers[i].out;
+        /* y = x w^T; dx = dy w; dw += dy^T x */
+        const bench_gemm_shape g[3] = {{i, "forward", false, true, n, fout, fin, 0.0f},
+                                       {i, "grad in", false, false, n, fin, fout, 0.0f},
+                                       {i, "grad w", true, false, fout, fin, n, 1.0f}};
+        for (size_t j = 0; j < 3; j++) {
+            if (j == 1 && i <= fpl)
+                continue; /* no input gradient below the first parameter layer */
+            if (count < cap)
+                out[count] = g[j];
+            count++;
+        }
+    }
+    return count;
+}
 
 /* Median seconds of one call over --runs runs of 5 calls, after one untimed run (which
  * also pays for CLBlast's compilation). */
-static ct_status time_gemm(ct_context *ctx, const bench *b, const gemm_shape *g, double *sec)
+static ct_status time_gemm(ct_context *ctx, const bench *b, const bench_gemm_shape *g, double *sec)
 {
     ct_status st = CT_SUCCESS;
     ct_tensor *A = NULL, *B = NULL, *C = NULL;
@@ -50,7 +68,7 @@ done:
 
 int bench_section_gemm(bench *b, ct_context *ctx)
 {
-    size_t n = b->o.batch, fpl = bench_first_param_layer(b);
+    size_t n = b->o.batch;
     char pb[16];
     b->gemm_clblast = ct_gemm_backend(ctx) == CT_GEMM_CLBLAST;
     printf("\nGEMM (%s) at the linear layers' shapes, batch %zu, called as lib/nn/linear.c "
@@ -66,39 +84,33 @@ int bench_section_gemm(bench *b, ct_context *ctx)
         fprintf(stderr, "cltrain bench: out of host memory\n");
         return 1;
     }
-    for (size_t i = 0; i < b->nlayers; i++) {
-        if (b->layers[i].kind != CT_LAYER_LINEAR)
-            continue;
-        size_t nd, in[3];
-        if (bench_layer_input(b, i, &nd, in))
-            return bench_fail("layer shapes");
-        size_t fin = bench_prod(nd, in), fout = b->layers[i].out;
-        /* y = x w^T; dx = dy w; dw += dy^T x */
-        const gemm_shape g[3] = {{"forward", false, true, n, fout, fin, 0.0f},
-                                 {"grad in", false, false, n, fin, fout, 0.0f},
-                                 {"grad w", true, false, fout, fin, n, 1.0f}};
-        for (size_t j = 0; j < 3; j++) {
-            if (j == 1 && i <= fpl)
-                continue; /* no input gradient below the first parameter layer */
-            double sec = 0;
-            if (time_gemm(ctx, b, &g[j], &sec))
-                return bench_fail("gemm");
-            double gf = 2.0 * (double)g[j].m * (double)g[j].n * (double)g[j].k / sec * 1e-9;
-            if (j == 0)
-                b->gemm_fwd_ms[i] += sec * 1e3;
-            else
-                b->gemm_bwd_ms[i] += sec * 1e3;
-            char shape[40], item[80];
-            snprintf(shape, sizeof shape, "%zux%zux%zu", g[j].m, g[j].n, g[j].k);
-            printf("  %-5zu %-9s %-16s %-6s %9.3f %9.1f %7s\n", i, g[j].pass, shape,
-                   g[j].ta   ? "A^T B"
-                   : g[j].tb ? "A B^T"
-                             : "A B",
-                   sec * 1e3, gf, bench_fmt_pct(pb, sizeof pb, bench_pct(b, gf)));
-            snprintf(item, sizeof item, "%zu %s %s", i, g[j].pass, shape);
-            bench_csv(b, "gemm", item, n, "gflops", gf);
+    size_t count = bench_gemm_shapes(b, n, NULL, 0);
+    bench_gemm_shape *g = count != (size_t)-1 ? calloc(count ? count : 1, sizeof *g) : NULL;
+    if (!g)
+        return bench_fail("layer shapes");
+    bench_gemm_shapes(b, n, g, count);
+    for (size_t j = 0; j < count; j++) {
+        double sec = 0;
+        if (time_gemm(ctx, b, &g[j], &sec)) {
+            free(g);
+            return bench_fail("gemm");
         }
+        double gf = 2.0 * (double)g[j].m * (double)g[j].n * (double)g[j].k / sec * 1e-9;
+        if (g[j].pass[0] == 'f')
+            b->gemm_fwd_ms[g[j].layer] += sec * 1e3;
+        else
+            b->gemm_bwd_ms[g[j].layer] += sec * 1e3;
+        char shape[40], item[80];
+        snprintf(shape, sizeof shape, "%zux%zux%zu", g[j].m, g[j].n, g[j].k);
+        printf("  %-5zu %-9s %-16s %-6s %9.3f %9.1f %7s\n", g[j].layer, g[j].pass, shape,
+               g[j].ta   ? "A^T B"
+               : g[j].tb ? "A B^T"
+                         : "A B",
+               sec * 1e3, gf, bench_fmt_pct(pb, sizeof pb, bench_pct(b, gf)));
+        snprintf(item, sizeof item, "%zu %s %s", g[j].layer, g[j].pass, shape);
+        bench_csv(b, "gemm", item, n, "gflops", gf);
     }
+    free(g);
     return 0;
 }
 

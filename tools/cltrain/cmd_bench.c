@@ -101,36 +101,6 @@ static void usage(FILE *to)
                 "                     skip a section\n");
 }
 
-static bool parse_uint(const char *v, size_t lo, size_t hi, size_t *out)
-{
-    char *end = NULL;
-    if (!v || !*v)
-        return false;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end || x < lo || x > hi || v[0] == '-')
-        return false;
-    *out = (size_t)x;
-    return true;
-}
-
-/* "a,b,c" into out[0..*n); 0 < each <= hi. */
-static bool parse_list(const char *v, size_t hi, size_t *out, size_t cap, size_t *n)
-{
-    char buf[256];
-    if (!v || strlen(v) >= sizeof buf)
-        return false;
-    snprintf(buf, sizeof buf, "%s", v);
-    *n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (*n == cap || !parse_uint(tok, 1, hi, &out[*n]))
-            return false;
-        (*n)++;
-    }
-    return *n > 0;
-}
-
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -160,25 +130,25 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             ok = v && *v;
             o->model = v;
         } else if (strcmp(a, "--input") == 0) {
-            ok = parse_list(v, 1u << 20, o->in_shape, 3, &o->in_ndim) &&
+            ok = bench_parse_list(v, 1u << 20, o->in_shape, 3, &o->in_ndim) &&
                  (o->in_ndim == 3 || o->in_ndim == 1);
         } else if (strcmp(a, "--batch") == 0) {
-            ok = parse_uint(v, 1, 1u << 20, &o->batch);
+            ok = bench_parse_uint(v, 1, 1u << 20, &o->batch);
         } else if (strcmp(a, "--batches") == 0) {
             if (v && strcmp(v, "0") == 0) {
                 o->sweep = false;
                 o->nbatches = 0;
             } else {
-                ok = parse_list(v, 1u << 20, o->batches, BENCH_MAX_BATCHES, &o->nbatches);
+                ok = bench_parse_list(v, 1u << 20, o->batches, BENCH_MAX_BATCHES, &o->nbatches);
             }
         } else if (strcmp(a, "--steps") == 0) {
-            ok = parse_uint(v, 1, 1u << 20, &o->steps);
+            ok = bench_parse_uint(v, 1, 1u << 20, &o->steps);
         } else if (strcmp(a, "--runs") == 0) {
-            ok = parse_uint(v, 1, 1000, &o->runs);
+            ok = bench_parse_uint(v, 1, 1000, &o->runs);
         } else if (strcmp(a, "--warmup") == 0) {
-            ok = parse_uint(v, 0, 1u << 20, &o->warmup);
+            ok = bench_parse_uint(v, 0, 1u << 20, &o->warmup);
         } else if (strcmp(a, "--seed") == 0) {
-            ok = parse_uint(v, 0, SIZE_MAX, &x);
+            ok = bench_parse_uint(v, 0, SIZE_MAX, &x);
             o->seed = x;
         } else if (strcmp(a, "--lr") == 0) {
             char *end = NULL;
@@ -199,7 +169,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             ok = v != NULL;
             o->device = v;
         } else if (strcmp(a, "--threads") == 0) {
-            ok = parse_uint(v, 1, 4096, &x) && setenv("POCL_MAX_PTHREAD_COUNT", v, 1) == 0;
+            ok = bench_parse_uint(v, 1, 4096, &x) && setenv("POCL_MAX_PTHREAD_COUNT", v, 1) == 0;
         } else if (strcmp(a, "--csv") == 0) {
             ok = v && *v;
             o->csv = v;
@@ -364,6 +334,7 @@ int cli_bench(int argc, char **argv)
     }
     b.gemm_clblast = ct_gemm_backend(ctx) == CT_GEMM_CLBLAST;
     print_header(&b, ct_context_device(ctx));
+    printf("  CLBlast parameters: %s\n", ct_context_clblast_source(ctx));
 
     if (b.o.peak_gflops > 0) {
         b.peak_gflops = b.o.peak_gflops;
