@@ -9,6 +9,7 @@ int cli_gemm(int argc, char **argv);
 int cli_train(int argc, char **argv);   /* cmd_train.c */
 int cli_compare(int argc, char **argv); /* cmd_compare.c */
 int cli_eval(int argc, char **argv);    /* cmd_eval.c */
+int cli_tune(int argc, char **argv);    /* cmd_tune.c */
 
 /* Prints "cltrain: WHAT: <last error>" to stderr and returns exit code 1. */
 int cli_fail(const char *what, ct_status st);

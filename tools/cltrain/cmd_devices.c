@@ -1,4 +1,5 @@
 /* cltrain devices — the table of OpenCL devices. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -6,13 +7,21 @@
 
 int cli_devices(int argc, char **argv)
 {
+    bool verbose = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: cltrain devices\n\nLists every OpenCL platform and device with the "
-                   "index --device accepts.\n");
+            printf("usage: cltrain devices [--verbose]\n\nLists every OpenCL platform and device "
+                   "with the index --device accepts.\n--verbose also says which CLBlast GEMM "
+                   "parameters each device uses and why\n(stored by 'cltrain tune', built-in, or "
+                   "CLBlast's own).\n");
             return 0;
         }
-        fprintf(stderr, "cltrain devices: unknown option '%s' (it takes none)\n", argv[i]);
+        if (strcmp(argv[i], "--verbose") == 0) {
+            verbose = true;
+            continue;
+        }
+        fprintf(stderr, "cltrain devices: unknown option '%s' (it takes only --verbose)\n",
+                argv[i]);
         return 2;
     }
     ct_device_info *list = NULL;
@@ -34,6 +43,12 @@ int cli_devices(int argc, char **argv)
         printf("      global memory %.1f MiB\n", (double)d->global_mem / 1048576.0);
         printf("      max buffer    %.1f MiB\n", (double)d->max_alloc / 1048576.0);
         printf("      fp16 / fp64   %s / %s\n", d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no");
+        if (verbose) {
+            ct_clblast_params p;
+            char source[2048];
+            ct_tune_resolve(d, &p, source, sizeof source);
+            printf("      CLBlast GEMM  %s\n", source);
+        }
     }
     if (have_default)
         printf("* default device (--device or CLTRAIN_DEVICE to choose another)\n");

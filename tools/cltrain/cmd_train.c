@@ -617,6 +617,7 @@ int cli_train(int argc, char **argv)
     }
     if (c.verbose) {
         char line[256];
+        progress_note(pr, "CLBlast parameters: %s", ct_context_clblast_source(ctx));
         for (size_t i = 0; i < ct_model_layer_count(r.model); i++)
             if (ct_model_layer_describe(r.model, i, line, sizeof line) == CT_SUCCESS)
                 progress_note(pr, "  %s", line);

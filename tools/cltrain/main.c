@@ -23,6 +23,8 @@ static void usage(FILE *to)
             "                     checkpoint on a test set\n"
             "  bench              training and inference speed, per-layer times, GFLOP/s\n"
             "                     against the device's measured FP32 peak, memory, start-up\n"
+            "  tune               search CLBlast's GEMM parameters for the device at a model's\n"
+            "                     shapes and store the fastest set for later runs\n"
             "  devices            list every OpenCL platform and device\n"
             "  gemm               run a GEMM on the device through CLBlast, check it against\n"
             "                     the CPU and print GFLOP/s\n"
@@ -38,6 +40,8 @@ static void usage(FILE *to)
             "  CLTRAIN_CACHE_DIR  compiled-kernel cache (default $XDG_CACHE_HOME/cltrain or\n"
             "                     ~/.cache/cltrain); CLTRAIN_CACHE=0 turns the cache off\n"
             "  CLTRAIN_KERNEL_DIR load kernels/*.cl from this folder instead of the built-in copy\n"
+            "  CLTRAIN_CLBLAST_TUNE=0  CLBlast's own GEMM parameters, not cltrain's (stored by\n"
+            "                     'cltrain tune', else built-in for CPUs)\n"
             "  NO_COLOR           no colour in terminal output\n"
             "\n"
             "Run 'cltrain COMMAND --help' for a command's options.\n");
@@ -66,13 +70,15 @@ int main(int argc, char **argv)
         return cli_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "tune") == 0)
+        return cli_tune(argc - 1, argv + 1);
     if (strcmp(cmd, "devices") == 0)
         return cli_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "gemm") == 0)
         return cli_gemm(argc - 1, argv + 1);
     fprintf(stderr,
-            "cltrain: unknown command '%s' (expected train, compare, eval, bench, devices, gemm, "
-            "help or version)\n",
+            "cltrain: unknown command '%s' (expected train, compare, eval, bench, tune, devices, "
+            "gemm, help or version)\n",
             cmd);
     return 2;
 }
