@@ -146,8 +146,8 @@ static void expect_refused(const char *text, const char *from, const char *to, c
     before = p;
     ct_status st = ct_tune_file_parse(out, strlen(out), &p, NULL);
     cr_assert_eq(st, CT_ERR_FORMAT, "'%s' -> '%s' accepted (%s)", from, to, ct_status_str(st));
-    cr_assert(strstr(ct_last_error(), why) != NULL, "'%s' -> '%s': message '%s' lacks '%s'",
-              from, to, ct_last_error(), why);
+    cr_assert(strstr(ct_last_error(), why) != NULL, "'%s' -> '%s': message '%s' lacks '%s'", from,
+              to, ct_last_error(), why);
     cr_assert_eq(memcmp(&p, &before, sizeof p), 0, "a refused file changed the output");
 }
 
@@ -348,4 +348,29 @@ Test(tune_context, uses_the_stored_file)
     cr_assert(ct_context_clblast_params(ctx, &got));
     cr_assert(ct_clblast_params_equal(&p, &got));
     ct_context_free(ctx);
+}
+
+/* The fuzzing corpus (tests/fuzz/corpus/tune) replayed: the valid seeds parse, the others
+ * are refused with CT_ERR_FORMAT. */
+Test(tune_file, corpus_is_read_or_refused_cleanly)
+{
+    static const struct {
+        const char *name;
+        bool valid;
+    } seeds[] = {{"valid.txt", true},         {"gemmk1.txt", true},
+                 {"constraint.txt", false},   {"unknown-kernel.txt", false},
+                 {"not-a-number.txt", false}, {"truncated.txt", false},
+                 {"empty.txt", false}};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char path[1024], text[CT_TUNE_FILE_MAX + 1];
+        snprintf(path, sizeof path, "%s/../../fuzz/corpus/tune/%s", CT_GOLDEN_DIR, seeds[i].name);
+        FILE *f = fopen(path, "rb");
+        cr_assert_not_null(f, "%s missing", path);
+        size_t n = fread(text, 1, sizeof text, f);
+        fclose(f);
+        ct_clblast_params p;
+        ct_status st = ct_tune_file_parse(text, n, &p, NULL);
+        cr_assert_eq(st, seeds[i].valid ? CT_SUCCESS : CT_ERR_FORMAT, "%s: %s", seeds[i].name,
+                     ct_last_error());
+    }
 }

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# `cltrain tune` end to end, for real: a search of two candidates on a tiny model stores
+# the device's file in a fresh cache folder; `devices --verbose` and `train --verbose`
+# then report the stored parameters; a damaged file is ignored with its reason and
+# training still runs; --reset removes the file; --dry-run stores nothing; usage errors.
+#
+# Cost, measured on the 2-core machine: with PoCL's cache (~/.cache/pocl) cold for
+# candidate 1, about 47 s to compile its CLBlast program plus up to 14 s for its indirect
+# kernels if it wins (the odd-shape check); 1-15 s once PoCL has them. The rest: ~2 s.
+#
+# usage: test_tune.sh PATH/TO/cltrain   (CLTRAIN_CACHE_DIR: the suite's kernel cache)
+set -u
+cltrain=${1:?usage: test_tune.sh PATH/TO/cltrain}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+ok() { echo "ok: $1"; }
+bad() {
+  echo "FAIL: $1" >&2
+  fail=1
+}
+check() { # check NAME COMMAND...
+  if "${@:2}"; then ok "$1"; else bad "$1"; fi
+}
+
+if ! "$cltrain" tune --help 2>&1 | grep -q 'usage: cltrain tune'; then
+  echo "skip: $cltrain has no tune subcommand"
+  exit 77
+fi
+if ! "$cltrain" devices >/dev/null 2>&1; then
+  echo "skip: no OpenCL device"
+  exit 77
+fi
+
+# A fresh cache folder, so the stored file touches no other test; the suite's compiled
+# kernels are copied in so that the training run below does not compile them again.
+mkdir -p "$tmp/cache"
+if [ -n "${CLTRAIN_CACHE_DIR:-}" ] && [ -d "$CLTRAIN_CACHE_DIR" ]; then
+  cp "$CLTRAIN_CACHE_DIR"/*.bin "$tmp/cache/" 2>/dev/null || true
+fi
+export CLTRAIN_CACHE_DIR="$tmp/cache"
+unset CLTRAIN_CACHE CLTRAIN_CLBLAST_TUNE
+
+# ---- usage errors ------------------------------------------------------------------------
+for args in "--candidates 0" "--budget x" "--reset --dry-run" "--frobnicate" \
+  "--model conv(4,3) --input 1,8,8"; do
+  # shellcheck disable=SC2086
+  "$cltrain" tune $args >/dev/null 2>"$tmp/err"
+  rc=$?
+  check "tune $args: exit status 2 ($(head -c 120 "$tmp/err"))" test $rc -eq 2
+done
+
+tiny=(--model "flatten linear(10)" --input 1,8,8 --batch 4 --runs 2)
+
+# ---- --dry-run measures and stores nothing --------------------------------------------------
+"$cltrain" tune "${tiny[@]}" --candidates 1 --dry-run >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "dry run: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+check "dry run: says so" grep -q -- '--dry-run: nothing stored' "$tmp/out"
+check "dry run: no file" test -z "$(ls "$tmp/cache"/clblast-*.txt 2>/dev/null)"
+
+# ---- a real search of two candidates -------------------------------------------------------
+start=$(date +%s)
+"$cltrain" tune "${tiny[@]}" --candidates 2 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+echo "tune --candidates 2 took $(($(date +%s) - start)) s"
+cat "$tmp/out"
+check "tune: exit status 0 ($(tail -n 3 "$tmp/err"))" test $rc -eq 0
+path=$(sed -n 's/^stored \(.*\): used by every.*/\1/p' "$tmp/out")
+check "tune: names the stored file" test -n "$path"
+check "tune: the file is in CLTRAIN_CACHE_DIR" test "$(dirname "$path")" = "$tmp/cache"
+check "tune: the file exists" test -s "$path"
+check "tune: table header" grep -qE '^cand +s1 ms +s2 ms +total ms +GFLOP/s +compile s +chosen' "$tmp/out"
+check "tune: candidate 0 row is the set in use" grep -qE '^0 +[0-9.]+ +[0-9.]+ +[0-9.]+ .*in use now: built-in' "$tmp/out"
+check "tune: candidate 1 row" grep -qE '^1 +([0-9.]+ +[0-9.]+ +[0-9.]+|rejected)' "$tmp/out"
+check "tune: one row chosen" test "$(grep -cE '^[01] +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +\*' "$tmp/out")" -eq 1
+check "tune: progress on stderr" grep -q 'candidate 1: .*compiling' "$tmp/err"
+for key in 'cltrain-clblast-params 1' 'device ' 'platform ' 'driver ' 'clblast ' 'date ' \
+  'shapes batch 4: 4x10x64:NT 10x64x4:TN+C' 'Xgemm GEMMK=' 'XgemmDirect KWID=' \
+  'GemmRoutine XGEMM_MIN_INDIRECT_SIZE='; do
+  check "file has '$key'" grep -q "^$key" "$path"
+done
+
+# ---- later runs use it ----------------------------------------------------------------------
+"$cltrain" devices --verbose >"$tmp/out" 2>&1
+check "devices --verbose: stored" grep -qF "CLBlast GEMM  stored: $path" "$tmp/out"
+
+# a tiny dataset in Fashion-MNIST's format, 8x8 images
+python3 - "$tmp/syn" <<'EOF'
+import gzip, os, random, struct, sys
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+rng = random.Random(3)
+for prefix, n in (("train", 32), ("t10k", 16)):
+    labs = bytes(rng.randrange(10) for _ in range(n))
+    imgs = bytes(rng.randrange(256) for _ in range(n * 64))
+    with gzip.open(os.path.join(d, prefix + "-images-idx3-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 8, 8) + imgs)
+    with gzip.open(os.path.join(d, prefix + "-labels-idx1-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labs)
+EOF
+train=(train --data "$tmp/syn" --model "flatten linear(10)" --batch-size 4 --max-steps 2 --verbose)
+"$cltrain" "${train[@]}" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "train: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+check "train --verbose: uses the stored parameters" grep -qF "CLBlast parameters: stored: $path" "$tmp/err"
+
+# a damaged file is ignored, the reason shown, and training still runs
+echo "Xgemm MWG=banana" >>"$path"
+"$cltrain" "${train[@]}" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "damaged file: train exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+check "damaged file: built-in, with the reason" \
+  grep -qF "CLBlast parameters: built-in (ignored $path: line " "$tmp/err"
+
+# ---- --reset ---------------------------------------------------------------------------------
+"$cltrain" tune --reset >"$tmp/out" 2>&1
+rc=$?
+check "reset: exit status 0" test $rc -eq 0
+check "reset: says what it removed" grep -qF "removed $path" "$tmp/out"
+check "reset: the file is gone" test ! -e "$path"
+"$cltrain" devices --verbose >"$tmp/out" 2>&1
+check "devices --verbose after reset: built-in" grep -qE 'CLBlast GEMM  built-in$' "$tmp/out"
+"$cltrain" tune --reset >"$tmp/out" 2>&1
+check "reset again: nothing to remove" grep -q 'no stored CLBlast parameters' "$tmp/out"
+
+# ---- nowhere to store -------------------------------------------------------------------------
+CLTRAIN_CACHE=0 "$cltrain" tune "${tiny[@]}" --candidates 1 >/dev/null 2>"$tmp/err"
+rc=$?
+check "CLTRAIN_CACHE=0: exit status 1" test $rc -eq 1
+check "CLTRAIN_CACHE=0: says so" grep -q 'nowhere to store' "$tmp/err"
+exit $fail
