@@ -73,7 +73,7 @@ check "tune: the file exists" test -s "$path"
 check "tune: table header" grep -qE '^cand +s1 ms +s2 ms +total ms +GFLOP/s +compile s +vs best +chosen' "$tmp/out"
 check "tune: candidate 0 row is the set in use" grep -qE '^0 +[0-9.]+ +[0-9.]+ +[0-9.]+ .*in use now: built-in' "$tmp/out"
 check "tune: candidate 1 row" grep -qE '^1 +([0-9.]+ +[0-9.]+ +[0-9.]+|rejected)' "$tmp/out"
-check "tune: one row chosen" test "$(grep -cE '^[01] +([0-9.]+ +){5}([+-][0-9]+% +)?\*' "$tmp/out")" -eq 1
+check "tune: one row chosen" test "$(grep -cE '^[01] +([0-9.]+ +){5}([+-][0-9.]+% +)?\*' "$tmp/out")" -eq 1
 check "tune: progress on stderr" grep -q 'candidate 1: .*compiling' "$tmp/err"
 for key in 'cltrain-clblast-params 1' 'device ' 'platform ' 'driver ' 'clblast ' 'date ' \
   'shapes batch 4: 4x10x64:NT 10x64x4:TN+C' 'Xgemm GEMMK=' 'XgemmDirect KWID=' \
