@@ -1,11 +1,12 @@
 /* bench/clblast_gemm.c — CLBlast SGEMM at MiniCNN's linear-layer shapes under several
- * parameter sets, to choose the CPU entries of lib/core/tune.c.
+ * parameter sets, to choose the CPU entries of lib/core/clblast_params.c
+ * (the built-in set; `cltrain tune` runs the same kind of search from the tool).
  *
  *   cc -O2 bench/clblast_gemm.c -lclblast -lOpenCL -o clblast_gemm
  *   ./clblast_gemm                      the built-in candidate sets
  *   ./clblast_gemm "Xgemm:MWG=64,NWG=64" "XgemmDirect:WGD=16" ...   sets of one's own
  *
- * Each set starts from cltrain's current CPU parameters (lib/core/tune.c), overrides the
+ * Each set starts from cltrain's current CPU parameters (then in lib/core/tune.c), overrides the
  * named values, and is applied with CLBlastOverrideParameters (the cache is cleared first,
  * so the kernels are rebuilt with it). The shapes are those lib/nn/linear.c hands to
  * ct_gemm for MiniCNN's first linear layer at batch 64, row-major:
