@@ -75,6 +75,9 @@ check "tune: candidate 0 row is the set in use" grep -qE '^0 +[0-9.]+ +[0-9.]+ +
 check "tune: candidate 1 row" grep -qE '^1 +([0-9.]+ +[0-9.]+ +[0-9.]+|rejected)' "$tmp/out"
 check "tune: one row chosen" test "$(grep -cE '^[01] +([0-9.]+ +){5}([+-][0-9.]+% +)?\*' "$tmp/out")" -eq 1
 check "tune: progress on stderr" grep -q 'candidate 1: .*compiling' "$tmp/err"
+if grep -q 'GEMM: ct_gemm runs kernels/gemm.cl' "$tmp/out"; then
+  check "tune: kernels/gemm.cl timed for comparison" grep -qE '^own +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$tmp/out"
+fi
 for key in 'cltrain-clblast-params 1' 'device ' 'platform ' 'driver ' 'clblast ' 'date ' \
   'shapes batch 4: 4x10x64:NT 10x64x4:TN+C' 'Xgemm GEMMK=' 'XgemmDirect KWID=' \
   'GemmRoutine XGEMM_MIN_INDIRECT_SIZE='; do

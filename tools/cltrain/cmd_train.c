@@ -617,7 +617,11 @@ int cli_train(int argc, char **argv)
     }
     if (c.verbose) {
         char line[256];
-        progress_note(pr, "CLBlast parameters: %s", ct_context_clblast_source(ctx));
+        progress_note(pr, "GEMM: %s; CLBlast parameters: %s",
+                      ct_gemm_backend(ctx) == CT_GEMM_CLBLAST
+                          ? "CLBlast"
+                          : "kernels/gemm.cl (CLTRAIN_GEMM=clblast for CLBlast)",
+                      ct_context_clblast_source(ctx));
         for (size_t i = 0; i < ct_model_layer_count(r.model); i++)
             if (ct_model_layer_describe(r.model, i, line, sizeof line) == CT_SUCCESS)
                 progress_note(pr, "  %s", line);

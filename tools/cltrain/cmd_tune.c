@@ -2,6 +2,10 @@
  * model's linear layers and stores the fastest set for the device (cltrain/tune.h); every
  * later cltrain context on that device applies it before its first GEMM.
  *
+ * ct_gemm runs CLBlast on GPUs and, with CLTRAIN_GEMM=clblast, on CPU devices (whose
+ * default is kernels/gemm.cl): tune times CLBlast whatever CLTRAIN_GEMM says, and where
+ * ct_gemm would run kernels/gemm.cl it times that once too, for comparison.
+ *
  * Shapes: all GEMMs of one training step, as lib/nn/linear.c calls them (bench_gemm_shapes):
  * per linear layer the forward x w^T, the input gradient dy w (not for the first
  * parameter layer) and the weight gradient dy^T x with beta 1. Small ones are kept: they
@@ -631,11 +635,29 @@ int cli_tune(int argc, char **argv)
                : s[i].g.tb ? "A B^T"
                            : "A B",
                s[i].g.beta != 0.0f ? " + C" : "");
+    bool own = ct_gemm_backend(ctx) != CT_GEMM_CLBLAST;
+    if (own)
+        printf("  GEMM: ct_gemm runs kernels/gemm.cl on this device; CLBlast, and so these\n"
+               "    parameters, only with CLTRAIN_GEMM=clblast. Timed here: CLBlast, and\n"
+               "    kernels/gemm.cl once for comparison\n");
     printf("  in use now: %s\n", ct_context_clblast_source(ctx));
     printf("  stores to: %s%s\n", path, o.dry_run ? " (not with --dry-run)" : "");
     printf("  budget %zu s, at most %zu candidates, median of %zu runs of 5 calls per shape\n",
            o.budget_s, o.max_candidates, o.runs);
     fflush(stdout);
+
+    /* kernels/gemm.cl, for comparison, where ct_gemm runs it; then CLBlast whatever
+     * CLTRAIN_GEMM said (ct_gemm reads it on every call) */
+    cand ownk;
+    memset(&ownk, 0, sizeof ownk);
+    if (own) {
+        fprintf(stderr, CMD ": kernels/gemm.cl, for comparison...\n");
+        measure(ctx, s, ns, o.runs, host, &ownk);
+    }
+    if (setenv("CLTRAIN_GEMM", "clblast", 1) != 0) {
+        fprintf(stderr, CMD ": cannot set CLTRAIN_GEMM\n");
+        goto done;
+    }
 
     /* candidate 0: what the context uses now */
     double start = bench_now();
@@ -765,6 +787,17 @@ int cli_tune(int argc, char **argv)
             for (size_t i = 0; i < ns; i++)
                 printf(" %8.3f", fin[w].ms[i]);
             printf(" %9.3f%s\n", fin[w].total, w ? "" : "  (the set in use now)");
+        }
+    }
+    if (own) {
+        printf("\nkernels/gemm.cl (ct_gemm's default here), the same shapes:\n");
+        if (ownk.ok) {
+            printf("%-4s", "own");
+            for (size_t i = 0; i < ns; i++)
+                printf(" %8.3f", ownk.ms[i]);
+            printf(" %9.3f\n", ownk.total);
+        } else {
+            printf("  failed: %s\n", ownk.why);
         }
     }
     printf("\n%s: candidate %zu, %.3f ms for the step's GEMMs against %.3f ms for candidate 0 "
