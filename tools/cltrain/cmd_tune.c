@@ -455,6 +455,27 @@ static void describe_diff(const ct_clblast_params *p, const ct_clblast_params *r
         snprintf(buf, cap, "(the same values as candidate 0)");
 }
 
+/* Sets kept out of the search although CLBlast's constraints allow them: per-thread
+ * register tiles beyond Xgemm 16x16 (the built-in set) and XgemmDirect 8x8 (a direct
+ * tile of 16x16 took PoCL 404 s to compile, and 2-D register tiling with a 16x32 tile made
+ * CLBlast's compile die of std::bad_alloc, which ends the process), and the 2-D register
+ * tiling kernel (GEMMK=1) outside what CLBlast's own tuner tries for it (KWG = KWI = 1,
+ * MWG and NWG up to 64: MWG=128 computed wrong results on PoCL). */
+static const char *too_risky(const ct_clblast_params *p)
+{
+#define X(name) ct_clblast_params_get(p, CT_CLBLAST_XGEMM, name)
+#define D(name) ct_clblast_params_get(p, CT_CLBLAST_XGEMM_DIRECT, name)
+    if ((X("MWG") / X("MDIMC")) * (X("NWG") / X("NDIMC")) > 256)
+        return "Xgemm register tile";
+    if ((D("WGD") / D("MDIMCD")) * (D("WGD") / D("NDIMCD")) > 64)
+        return "XgemmDirect register tile";
+    if (X("GEMMK") == 1 && (X("KWG") != 1 || X("KWI") != 1 || X("MWG") > 64 || X("NWG") > 64))
+        return "GEMMK=1 outside CLBlast's tuner range";
+#undef X
+#undef D
+    return NULL;
+}
+
 static bool goes_direct(const ct_clblast_params *p, const bench_gemm_shape *g)
 {
     double min =
@@ -689,7 +710,8 @@ int cli_tune(int argc, char **argv)
         memset(k, 0, sizeof *k);
         k->p = base;
         k->has_params = true;
-        if (apply_change(changes[ch], &k->p) != 0 || ct_clblast_params_check(&k->p) != CT_SUCCESS) {
+        if (apply_change(changes[ch], &k->p) != 0 || ct_clblast_params_check(&k->p) != CT_SUCCESS ||
+            too_risky(&k->p)) {
             skipped++;
             continue;
         }
@@ -777,8 +799,8 @@ int cli_tune(int argc, char **argv)
         }
     }
     print_table(c, nc, ns, s, chosen);
-    printf("(%zu candidates timed, %zu changes skipped: they break CLBlast's constraints or "
-           "change no shape's kernel; %.0f s)\n",
+    printf("(%zu candidates timed, %zu changes skipped: they break CLBlast's constraints, leave "
+           "the safe range (too_risky in cmd_tune.c) or change no shape's kernel; %.0f s)\n",
            nc, skipped, bench_now() - start);
     if (best != 0) {
         printf("\nfinal round, back to back (fastest of the search and two more runs each):\n");
