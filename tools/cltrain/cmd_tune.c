@@ -82,8 +82,8 @@ static const char *const changes[] = {
     "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=64",
     "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=256",
     "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=512",
-    "GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=4096;XgemmDirect:WGD=32,MDIMCD=4,NDIMCD=4,MDIMAD=4,"
-    "NDIMBD=4,VWMD=8,VWND=8",
+    ("GemmRoutine:XGEMM_MIN_INDIRECT_SIZE=4096;XgemmDirect:WGD=32,MDIMCD=4,NDIMCD=4,MDIMAD=4,"
+     "NDIMBD=4,VWMD=8,VWND=8"),
     /* Xgemm's second kernel (2-D register tiles) */
     "Xgemm:GEMMK=1,KWG=1,KWI=1,KREG=8",
 };
