@@ -33,7 +33,7 @@ typedef struct conv_tune {
     unsigned qv;    /* CONV_QV: pixels per work-item (vector width), 8 or 16 */
     unsigned pt;    /* CONV_PT: output rows per work-item of conv_direct */
     unsigned kv;    /* CONV_KV: float16 vectors of output channels per work-item of conv_kv */
-    unsigned px;    /* CONV_PX: output pixels per work-item of conv_kv */
+    unsigned px;    /* CONV_PX: output pixels per work-item of conv_kv; 0 = per layer */
     unsigned bw_kt; /* CONV_BW_KT: output channels per work-item of conv_bwd_w */
     unsigned bw_st; /* CONV_BW_ST: (c, r, s) taps per work-item of conv_bwd_w */
     unsigned pp;    /* CONV_PP: pooled pixels per work-item of conv_kv_pool */
@@ -44,6 +44,15 @@ typedef struct conv_tune {
     char options[256];
 } conv_tune;
 
+/* The -D options of conv.cl for tuning t with conv_kv's pixel run px. */
+static void conv_options(const conv_tune *t, unsigned px, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
+             "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u",
+             t->kt, t->qv, t->pt, t->kv, px, t->bw_kt, t->bw_st, t->pp, t->bwp_kt, t->bwp_st);
+}
+
 static void conv_tune_get(const ct_context *ctx, conv_tune *t)
 {
     t->kt = ct_tune_value(ctx, "CONV_KT", 8);
@@ -52,7 +61,7 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
         t->qv = 16;
     t->pt = ct_tune_value(ctx, "CONV_PT", 2);
     t->kv = ct_tune_value(ctx, "CONV_KV", 2);
-    t->px = ct_tune_value(ctx, "CONV_PX", 7);
+    t->px = ct_tune_value(ctx, "CONV_PX", 0); /* 0: chosen per layer (direct_plan_make) */
     t->bw_kt = ct_tune_value(ctx, "CONV_BW_KT", 4);
     t->bw_st = ct_tune_value(ctx, "CONV_BW_ST", 6);
     t->pp = ct_tune_value(ctx, "CONV_PP", 2);
@@ -61,10 +70,7 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->wg = ct_tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
     t->bw_cache = ctx->info.is_gpu ? 0 : 1024;
     t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", t->bw_cache);
-    snprintf(t->options, sizeof t->options,
-             "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
-             "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u",
-             t->kt, t->qv, t->pt, t->kv, t->px, t->bw_kt, t->bw_st, t->pp, t->bwp_kt, t->bwp_st);
+    conv_options(t, t->px ? t->px : 7, t->options, sizeof t->options);
 }
 
 /* Launches a kernel of conv.cl over `n` work-items, with the conv options. */
@@ -191,7 +197,24 @@ typedef struct direct_plan {
     size_t rows, run; /* output tile: rows x pixels */
 } direct_plan;
 
-static direct_plan direct_plan_make(const conv_tune *t, size_t ko)
+/* conv_kv's pixel run for rows of q outputs: CONV_PX when the table or CLTRAIN_TUNE sets
+ * it, else the run of 4..8 that computes the fewest pixels past the row's end (ties: the
+ * longer run). MiniCNN's 14 and 28 wide rows get 7, CIFAR's 32, 16 and 8 wide rows 8: a
+ * run of 7 on an 8-wide row computed 14 pixels for 8 (the 256-channel layers ran at half
+ * speed). Each run length is its own build of conv.cl. */
+static size_t kv_run(const conv_tune *t, size_t q)
+{
+    if (t->px)
+        return t->px;
+    size_t best = 8;
+    for (size_t px = 8; px >= 4; px--)
+        if (round_up(q, px) < round_up(q, best))
+            best = px;
+    return best;
+}
+
+/* The tiling of a direct pass with `ko` output channels per group over rows of q outputs. */
+static direct_plan direct_plan_make(const conv_tune *t, size_t ko, size_t q)
 {
     direct_plan d;
     size_t kvw = 16 * (size_t)t->kv;
@@ -199,7 +222,7 @@ static direct_plan direct_plan_make(const conv_tune *t, size_t ko)
     d.kv = round_up(ko, kvw) * 4 <= ko * 5;
     d.kop = d.kv ? round_up(ko, kvw) : round_up(ko, t->kt);
     d.rows = d.kv ? 1 : t->pt;
-    d.run = d.kv ? t->px : t->qv;
+    d.run = d.kv ? kv_run(t, q) : t->qv;
     return d;
 }
 
@@ -219,8 +242,10 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
     size_t local[3] = {t->wg, 1, 1};
     if (pl->kv) {
         size_t crs = ci * r * s;
+        char opts[256];
+        conv_options(t, (unsigned)pl->run, opts, sizeof opts);
         CT_TRY(tap_offsets(ctx, t, ci, r, s, hp, wp, dh, dw, &taps));
-        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", t->options, &k));
+        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", opts, &k));
         CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
                           CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
                           CT_U32(wp), CT_U32(crs), CT_U32(sh), CT_U32(sw), CT_U32(p), CT_U32(q),
@@ -275,7 +300,7 @@ ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
     CT_TRY(ct_tensor_expect(y, "conv2d output y", 4, (size_t[]){d.n, d.k, d.p, d.q}));
     conv_tune_get(ctx, &t);
 
-    direct_plan pl = direct_plan_make(&t, d.kg);
+    direct_plan pl = direct_plan_make(&t, d.kg, d.q);
     size_t hp, wp;
     CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, pl.rows, pl.run, d.p, d.q, &hp, &wp, &xp,
                            &wt));
@@ -293,7 +318,7 @@ cleanup:
 static void dgrad_dims(const conv_tune *t, const conv_geom *d, const ct_conv2d_params *p,
                        size_t *hp, size_t *wp, long *off_h, long *off_w)
 {
-    direct_plan pl = direct_plan_make(t, d->cg);
+    direct_plan pl = direct_plan_make(t, d->cg, d->w);
     pad_dims(pl.rows, pl.run, d->h, d->w, d->r, d->s, 1, 1, p->dil_h, p->dil_w, hp, wp);
     *off_h = (long)((d->r - 1) * p->dil_h) - (long)p->pad_h;
     *off_w = (long)((d->s - 1) * p->dil_w) - (long)p->pad_w;
@@ -310,7 +335,7 @@ bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_
                    .g = p->groups, .cg = in_chw[0] / p->groups, .kg = k / p->groups};
     d.p = ct_conv_out_size(d.h, r, 1, p->pad_h, p->dil_h);
     d.q = ct_conv_out_size(d.w, s, 1, p->pad_w, p->dil_w);
-    if (d.p < 2 || d.q < 2 || !direct_plan_make(&t, d.kg).kv)
+    if (d.p < 2 || d.q < 2 || !direct_plan_make(&t, d.kg, d.q).kv)
         return false;
     size_t hp, wp;
     long off_h, off_w;
@@ -378,7 +403,7 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
         CT_TRY(ct_launch(ctx, k, "conv_direct_pool", 3, global, local));
         goto cleanup;
     }
-    direct_plan pl = direct_plan_make(&t, d.kg);
+    direct_plan pl = direct_plan_make(&t, d.kg, d.q);
     size_t nqr = (pw + t.pp - 1) / t.pp;
     CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, 2, 2 * (size_t)t.pp, 2 * ph, 2 * pw, &hp,
                            &wp, &xp, &wt));
@@ -453,7 +478,7 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
 {
     ct_status st = CT_SUCCESS;
     cl_mem wt = NULL;
-    direct_plan pl = direct_plan_make(t, d->cg);
+    direct_plan pl = direct_plan_make(t, d->cg, d->w);
     size_t cgp = pl.kop;
     dgrad_dims(t, d, p, &lay->hp, &lay->wp, &lay->off_h, &lay->off_w);
     /* shifted so that the gradient's first element, where backward_weight's flat view
