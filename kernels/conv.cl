@@ -753,6 +753,25 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
     _Pragma("unroll") for (int i = 0; i < BWW_KT; i++)                                 \
         _Pragma("unroll") for (int j = 0; j < BWW_ST; j++) (acc)[i][j] = (VT)(0.0f)
 
+/* The row-by-row kernels' tile (conv_bwd_w, conv_bwd_w_pool): output channels k0.. of
+ * group g, taps j0.., images n0..n1 of chunk ch; xo[j], where tap j's pixels start inside
+ * an image of xp; dyo[i], output channel k0+i's plane (PLANE elements each) in the
+ * gradient (clamped: lanes past the last tap or channel compute something finite, never
+ * stored); acc cleared. */
+#define CONV_BWW_SETUP(PLANE)                                                              \
+    const uint nkt = (KG + BWW_KT - 1) / BWW_KT;                                           \
+    const uint g = gk / nkt, k0 = (gk % nkt) * BWW_KT;                                     \
+    const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);                                       \
+    uint xo[BWW_ST], dyo[BWW_KT];                                                          \
+    _Pragma("unroll") for (int j = 0; j < BWW_ST; j++) {                                   \
+        const uint crs = min(j0 + j, CRS - 1);                                             \
+        const uint c = crs / (R * S), r = (crs / S) % R, s = crs % S;                      \
+        xo[j] = (c * HP + r * DH) * WP + s * DW;                                           \
+    }                                                                                      \
+    _Pragma("unroll") for (int i = 0; i < BWW_KT; i++) dyo[i] = min(k0 + i, KG - 1) * (PLANE); \
+    VT acc[BWW_KT][BWW_ST];                                                                \
+    CONV_BWW_ZERO(acc)
+
 #define CONV_BWW_STORE(acc)                                                                \
     do {                                                                                   \
         __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);            \
@@ -786,25 +805,7 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
         return;
     dy += dy_off;
     dst += dst_off;
-    const uint nkt = (KG + CONV_BW_KT - 1) / CONV_BW_KT;
-    const uint g = gk / nkt, k0 = (gk % nkt) * CONV_BW_KT;
-    const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);
-
-    /* where each tap's pixels start inside an image of xp, and each channel's plane of dy
-     * (clamped: lanes past the last tap or channel compute something finite, unstored) */
-    uint xo[CONV_BW_ST], dyo[CONV_BW_KT];
-#pragma unroll
-    for (int j = 0; j < CONV_BW_ST; j++) {
-        const uint crs = min(j0 + j, CRS - 1);
-        const uint c = crs / (R * S), r = (crs / S) % R, s = crs % S;
-        xo[j] = (c * HP + r * DH) * WP + s * DW;
-    }
-#pragma unroll
-    for (int i = 0; i < CONV_BW_KT; i++)
-        dyo[i] = min(k0 + i, KG - 1) * P * Q;
-
-    VT acc[CONV_BW_KT][CONV_BW_ST];
-    CONV_BWW_ZERO(acc);
+    CONV_BWW_SETUP(P * Q);
 
 #define DLOAD_DENSE(d)                                                                     \
     do {                                                                                   \
@@ -857,24 +858,8 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
     yv += yv_off;
     idx += idx_off;
     dst += dst_off;
-    const uint nkt = (KG + CONV_BWP_KT - 1) / CONV_BWP_KT;
-    const uint g = gk / nkt, k0 = (gk % nkt) * CONV_BWP_KT;
-    const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);
     const uint P = 2 * PH, Q = 2 * PW;
-
-    uint xo[CONV_BWP_ST], dyo[CONV_BWP_KT];
-#pragma unroll
-    for (int j = 0; j < CONV_BWP_ST; j++) {
-        const uint crs = min(j0 + j, CRS - 1);
-        const uint c = crs / (R * S), r = (crs / S) % R, s = crs % S;
-        xo[j] = (c * HP + r * DH) * WP + s * DW;
-    }
-#pragma unroll
-    for (int i = 0; i < CONV_BWP_KT; i++)
-        dyo[i] = min(k0 + i, KG - 1) * PH * PW;
-
-    VT acc[CONV_BWP_KT][CONV_BWP_ST];
-    CONV_BWW_ZERO(acc);
+    CONV_BWW_SETUP(PH * PW);
 
 #define DLOAD_POOL(d)                                                                      \
     do {                                                                                   \

@@ -69,40 +69,27 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
         for (int v = 0; v < GEMM_NV; v++)
             acc[t][v] = (float16)(0.0f);
 
+    /* k steps: GEMM_NV vectors of B's row k (LOADB), GEMM_MT broadcasts of A's column k */
+#define GEMM_BC_LOOP(LOADB)                                                                \
+    for (uint k = 0; k < K; k++) {                                                         \
+        float16 bv[GEMM_NV];                                                               \
+        LOADB;                                                                             \
+        _Pragma("unroll") for (int t = 0; t < GEMM_MT; t++) {                              \
+            const float16 as = (float16)(ar[t][(size_t)k * sak]);                          \
+            _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) acc[t][v] =                \
+                fma(bv[v], as, acc[t][v]);                                                 \
+        }                                                                                  \
+    }
     const uint nj = min((uint)(16 * GEMM_NV), N - j0);
     if (nj == 16 * GEMM_NV) {
-        for (uint k = 0; k < K; k++) {
-            float16 bv[GEMM_NV];
-#pragma unroll
-            for (int v = 0; v < GEMM_NV; v++)
-                bv[v] = vload16(v, b + (size_t)k * ldb);
-#pragma unroll
-            for (int t = 0; t < GEMM_MT; t++) {
-                const float16 as = (float16)(ar[t][(size_t)k * sak]);
-#pragma unroll
-                for (int v = 0; v < GEMM_NV; v++)
-                    acc[t][v] = fma(bv[v], as, acc[t][v]);
-            }
-        }
+        GEMM_BC_LOOP(for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, b + (size_t)k * ldb))
     } else {
         /* the last columns: B's row read up to N only */
-        for (uint k = 0; k < K; k++) {
-            float tb[16 * GEMM_NV];
-            for (uint j = 0; j < 16 * GEMM_NV; j++)
-                tb[j] = j < nj ? b[(size_t)k * ldb + j] : 0.0f;
-            float16 bv[GEMM_NV];
-#pragma unroll
-            for (int v = 0; v < GEMM_NV; v++)
-                bv[v] = vload16(v, (const float *)tb);
-#pragma unroll
-            for (int t = 0; t < GEMM_MT; t++) {
-                const float16 as = (float16)(ar[t][(size_t)k * sak]);
-#pragma unroll
-                for (int v = 0; v < GEMM_NV; v++)
-                    acc[t][v] = fma(bv[v], as, acc[t][v]);
-            }
-        }
+        GEMM_BC_LOOP(float tb[16 * GEMM_NV]; for (uint j = 0; j < 16 * GEMM_NV; j++) tb[j] =
+                         j < nj ? b[(size_t)k * ldb + j] : 0.0f;
+                     for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, (const float *)tb))
     }
+#undef GEMM_BC_LOOP
 
 #pragma unroll
     for (int t = 0; t < GEMM_MT; t++) {
