@@ -536,6 +536,17 @@ __kernel void conv_taps(__global uint *xo, const uint CI, const uint R, const ui
     xo[j] = (c * HP + r * DH) * WP + s * DW;
 }
 
+/* Bias of output channels k0..k0+15 of a group whose biases start at b[gb] (KO of them),
+ * 0 past KO or without `has` (b not read then): conv_kv's accumulators start from it. */
+inline float16 kv_bias(__global const float *b, const uint gb, const uint k0, const uint KO,
+                       const uint has)
+{
+    float t[16];
+    for (int l = 0; l < 16; l++)
+        t[l] = has && k0 + l < KO ? b[gb + k0 + l] : 0.0f;
+    return vload16(0, (const float *)t);
+}
+
 /* The same sum as conv_direct, tiled the other way round: one work-item computes
  * 16*CONV_KV output channels (float16 vectors, read straight from wt's channel-innermost
  * rows) for CONV_PX consecutive pixels of one output row (each input pixel broadcast to
@@ -567,12 +578,7 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
     float16 acc[CONV_KV][CONV_PX];
 #pragma unroll
     for (int v = 0; v < CONV_KV; v++) {
-        float t[16];
-        for (int l = 0; l < 16; l++) {
-            const uint k = k0 + 16 * v + l;
-            t[l] = (flags & 1u) && k < KO ? b[g * KO + k] : 0.0f;
-        }
-        const float16 bias = vload16(0, (const float *)t);
+        const float16 bias = kv_bias(b, g * KO, k0 + 16 * v, KO, flags & 1u);
 #pragma unroll
         for (int x = 0; x < CONV_PX; x++)
             acc[v][x] = bias;
@@ -651,12 +657,7 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
     float16 acc[CONV_KV][2][2 * CONV_PP];
 #pragma unroll
     for (int v = 0; v < CONV_KV; v++) {
-        float t[16];
-        for (int l = 0; l < 16; l++) {
-            const uint k = k0 + 16 * v + l;
-            t[l] = (flags & 1u) && k < KO ? b[g * KO + k] : 0.0f;
-        }
-        const float16 bias = vload16(0, (const float *)t);
+        const float16 bias = kv_bias(b, g * KO, k0 + 16 * v, KO, flags & 1u);
 #pragma unroll
         for (int r = 0; r < 2; r++)
 #pragma unroll
