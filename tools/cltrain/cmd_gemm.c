@@ -1,4 +1,4 @@
-/* cltrain gemm — one GEMM through CLBlast on the device, checked against a plain C
+/* cltrain gemm — one GEMM through ct_gemm on the device, checked against a plain C
  * product, with its speed. */
 #include <math.h>
 #include <stdio.h>
@@ -38,9 +38,10 @@ int cli_gemm(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0) {
             printf("usage: cltrain gemm [--device D] [--m M] [--n N] [--k K]\n\n"
-                   "C(MxN) = A(MxK) B(KxN) on the device through CLBlast (defaults 256), checked\n"
-                   "against a plain C product; prints the first-call time (kernel compilation\n"
-                   "included) and GFLOP/s over 10 repetitions.\n");
+                   "C(MxN) = A(MxK) B(KxN) on the device (defaults 256) through ct_gemm:\n"
+                   "kernels/gemm.cl on CPU devices, CLBlast on GPUs, CLTRAIN_GEMM=own|clblast to\n"
+                   "choose; checked against a plain C product; prints the first-call time (kernel\n"
+                   "compilation included) and GFLOP/s over 10 repetitions.\n");
             return 0;
         } else if (strcmp(a, "--device") == 0 && v) {
             device = v;
