@@ -87,7 +87,7 @@ static ct_status own_gemm(ct_context *ctx, bool ta, bool tb, size_t m, size_t n,
         x = b, y = a, mi = n, nj = m, sxi = ldb, sxk = 1, ldy = lda, csi = 1, csj = ldc;
         sx = sb, sy = sa;
     }
-    size_t global[3] = {(nj + 16 * nv - 1) / (16 * nv), (mi + mt - 1) / mt, batch};
+    size_t global[3] = {(mi + mt - 1) / mt, (nj + 16 * nv - 1) / (16 * nv), batch};
     CT_TRY(ct_kernel_get(ctx, "gemm.cl", "gemm_bc", opts, &kern));
     CT_TRY(CT_SETARGS(kern, "gemm_bc", CT_T(x), CT_T(y), CT_T(c), CT_U32(mi), CT_U32(nj), CT_U32(k),
                       CT_U32(sxi), CT_U32(sxk), CT_U32(ldy), CT_U32(csi), CT_U32(csj), CT_U32(sx),
