@@ -221,7 +221,7 @@ ct_status ct_gemm_nt_bias_act(ct_context *ctx, size_t m, size_t n, size_t k, con
 /* Per-device tuning table (lib/core/tune.c): fills ctx->tune_options. */
 void ct_tune_select(ct_context *ctx);
 /* A kernel tunable NAME: from CLTRAIN_TUNE ("-DNAME=v ..."), else the device's table,
- * else dflt (values 1..1023). The host passes the value to the kernel as -DNAME=v, so
+ * else dflt (values 1..2^20-1). The host passes the value to the kernel as -DNAME=v, so
  * both sides agree. lib/core/tune.c */
 unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt);
 /* Applies the CLBlast parameters of ct_tune_resolve once per context (tune.c); called

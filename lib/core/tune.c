@@ -114,7 +114,7 @@ unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt)
     if (!at)
         return dflt;
     unsigned long v = strtoul(at + strlen(key), NULL, 10);
-    return v > 0 && v < 1024 ? (unsigned)v : dflt;
+    return v > 0 && v < (1u << 20) ? (unsigned)v : dflt;
 }
 
 const char *ct_context_clblast_source(ct_context *ctx)

@@ -41,6 +41,8 @@ typedef struct conv_tune {
     unsigned wg;    /* CONV_WG: work-group size along the pixel dimension (host only) */
     unsigned bw_cache; /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
                         * limit (host only) */
+    unsigned bw_slice; /* CONV_BW_SLICE: KiB of padded copies per backward batch slice, 0 no
+                        * limit (host only) */
     char options[256];
 } conv_tune;
 
@@ -70,6 +72,7 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->wg = ct_tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
     t->bw_cache = ctx->info.is_gpu ? 0 : 1024;
     t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", t->bw_cache);
+    t->bw_slice = ct_tune_value(ctx, "CONV_BW_SLICE", ctx->info.is_gpu ? 0 : 8192);
     conv_options(t, t->px ? t->px : 7, t->options, sizeof t->options);
 }
 
@@ -430,6 +433,7 @@ cleanup:
 typedef struct dy_src {
     const ct_tensor *dy;
     const ct_tensor *y, *idx; /* set for a fused pool */
+    size_t idx_skip;          /* fused pool: bytes of idx before this batch slice's */
     bool relu;                /* fused pool: the ReLU before it cuts where y <= 0 */
     size_t ph, pw;            /* fused pool: the pooled size */
 } dy_src;
@@ -461,7 +465,7 @@ static ct_status write_dy(ct_context *ctx, const conv_tune *t, const conv_geom *
     CT_TRY(ct_scratch_get(ctx, SLOT_DYPAD, (elems + 4 * t->qv) * sizeof(float), &lay->mem));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_unpool", planes, CT_MEM(lay->mem), CT_U32(lay->base),
                       CT_T(src->dy), CT_T(src->y),
-                      CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float)),
+                      CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float) + src->idx_skip),
                       CT_U32(planes), CT_U32(src->ph), CT_U32(src->pw), CT_U32(lay->hp),
                       CT_U32(lay->wp), CT_U32(lay->off_h), CT_U32(lay->off_w),
                       CT_U32(src->relu)));
@@ -588,7 +592,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
                          1, 1, SLOT_XPAD, 0, &xp));
         if (src->y)
             CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_T(src->y),
-                              CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float)),
+                              CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float) + src->idx_skip),
                               CT_MEM(dst), CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg),
                               CT_U32(d->g), CT_U32(hp), CT_U32(wp), CT_U32(d->r), CT_U32(d->s),
                               CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
@@ -615,13 +619,50 @@ cleanup:
 }
 
 /* The three backward passes from either form of the output gradient. */
+/* Images [n0, n0 + nn) of t, a batch-first tensor, as a tensor on the stack (no view
+ * object: kernels only read mem, offset and sizes). */
+static ct_tensor batch_slice(const ct_tensor *t, size_t n0, size_t nn)
+{
+    ct_tensor s = *t;
+    size_t per = t->numel / t->shape[0];
+    s.offset += n0 * per;
+    s.shape[0] = nn;
+    s.numel = nn * per;
+    return s;
+}
+
+static ct_status backward_slice(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                                const ct_conv2d_params *p, const ct_tensor *x,
+                                const ct_tensor *w, const dy_src *src, ct_tensor *dx,
+                                ct_tensor *dw, ct_tensor *db)
+{
+    ct_status st = CT_SUCCESS;
+    dy_layout lay = {0};
+    if (dx)
+        CT_TRY(backward_data(ctx, t, d, p, w, src, &lay, dx));
+    if (dw)
+        CT_TRY(backward_weight(ctx, t, d, p, x, src, dx ? &lay : NULL, dw));
+    if (db) {
+        const ct_tensor *mask = src->y && src->relu ? src->y : src->dy;
+        size_t pq = src->y ? src->ph * src->pw : d->p * d->q;
+        CT_TRY(CONV_RUN1D(ctx, t, "conv_bwd_b", d->k, CT_T(src->dy), CT_T(mask), CT_T(db),
+                          CT_U32(d->n), CT_U32(d->k), CT_U32(pq), CT_U32(mask != src->dy)));
+    }
+cleanup:
+    return st;
+}
+
+/* The backward passes, over the batch in slices whose padded copies of the output
+ * gradient and the input fit CONV_BW_SLICE KiB (CPUs: 8 MiB, about MiniCNN's conv2 at
+ * batch 64; 0 = the whole batch at once), so that what one pass writes the next reads
+ * from cache. Parameter gradients accumulate over the slices (+=). MiniCNN at batch 512:
+ * conv2's unpooled gradient is 33 MB in one piece, 4 MB a slice. */
 static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv2d_params *p,
                               const ct_tensor *x, const ct_tensor *w, const dy_src *src,
                               ct_tensor *dx, ct_tensor *dw, ct_tensor *db)
 {
     ct_status st = CT_SUCCESS;
     conv_tune t;
-    dy_layout lay = {0};
     if (dw)
         CT_TRY(ct_tensor_expect(dw, "conv2d weight gradient dw", 4, w->shape));
     if (dx)
@@ -630,15 +671,30 @@ static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv
         CT_TRY(ct_tensor_expect(db, "conv2d bias gradient db", 1, (size_t[]){d->k}));
     conv_tune_get(ctx, &t);
 
-    if (dx)
-        CT_TRY(backward_data(ctx, &t, d, p, w, src, &lay, dx));
-    if (dw)
-        CT_TRY(backward_weight(ctx, &t, d, p, x, src, dx ? &lay : NULL, dw));
-    if (db) {
-        const ct_tensor *mask = src->y && src->relu ? src->y : src->dy;
-        size_t pq = src->y ? src->ph * src->pw : d->p * d->q;
-        CT_TRY(CONV_RUN1D(ctx, &t, "conv_bwd_b", d->k, CT_T(src->dy), CT_T(mask), CT_T(db),
-                          CT_U32(d->n), CT_U32(d->k), CT_U32(pq), CT_U32(mask != src->dy)));
+    size_t per_image = sizeof(float) * (d->k * (d->p + d->r) * (d->q + d->s) +
+                                        d->c * (d->h + d->r) * (d->w + d->s));
+    size_t budget = (size_t)t.bw_slice * 1024, slice = d->n;
+    if (budget && d->n * per_image > budget)
+        slice = budget / per_image > 1 ? budget / per_image : 1;
+    if (slice >= d->n) {
+        CT_TRY(backward_slice(ctx, &t, d, p, x, w, src, dx, dw, db));
+        goto cleanup;
+    }
+    for (size_t n0 = 0; n0 < d->n; n0 += slice) {
+        size_t nn = d->n - n0 < slice ? d->n - n0 : slice;
+        conv_geom ds = *d;
+        ds.n = nn;
+        ct_tensor xs = batch_slice(x, n0, nn), dys = batch_slice(src->dy, n0, nn), ys, dxs;
+        dy_src ss = *src;
+        ss.dy = &dys;
+        if (src->y) {
+            ys = batch_slice(src->y, n0, nn);
+            ss.y = &ys;
+            ss.idx_skip = src->idx_skip + n0 * d->k * src->ph * src->pw;
+        }
+        if (dx)
+            dxs = batch_slice(dx, n0, nn);
+        CT_TRY(backward_slice(ctx, &t, &ds, p, &xs, w, &ss, dx ? &dxs : NULL, dw, db));
     }
 cleanup:
     return st;

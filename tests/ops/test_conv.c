@@ -259,3 +259,63 @@ Test(conv, shape_errors)
     ct_tensor_free(y), ct_tensor_free(ybad);
     ct_context_free(ctx);
 }
+
+/* The backward passes over the batch in slices (CONV_BW_SLICE, forced down to one image
+ * per slice here) give what one pass over the whole batch gives: dx exactly (each image's
+ * dx is its own), dw and db up to the order of their sums. Dense and fused-pool
+ * gradients, with and without dx. */
+Test(conv, backward_in_batch_slices)
+{
+    ct_context *ctx = tu_context();
+    const size_t n = 5, c = 3, h = 9, w = 11, k = 32;
+    ct_conv2d_params p = {1, 1, 1, 1, 1, 1, 1};
+    float *hx = tu_rand(n * c * h * w, 71, -1, 1), *hw = tu_rand(k * c * 9, 72, -1, 1);
+    float *hdy = tu_rand(n * k * h * w, 73, -1, 1);
+    ct_tensor *x = tu_tensor(ctx, TU_SHAPE(n, c, h, w), hx);
+    ct_tensor *wt = tu_tensor(ctx, TU_SHAPE(k, c, 3, 3), hw);
+    ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(n, k, h, w), hdy);
+    ct_tensor *gp = tu_tensor(ctx, TU_SHAPE(n, k, h / 2, w / 2), hdy);
+    ct_tensor *y = tu_tensor(ctx, TU_SHAPE(n, k, h / 2, w / 2), NULL);
+    ct_tensor *idx = tu_tensor(ctx, TU_SHAPE((n * k * (h / 2) * (w / 2) + 3) / 4), NULL);
+    TU_OK(ct_conv2d_pool_forward(ctx, x, wt, NULL, &p, true, y, idx));
+    for (int pooled = 0; pooled < 2; pooled++) {
+        for (int with_dx = 0; with_dx < 2; with_dx++) {
+            float *got[2][3];
+            for (int sliced = 0; sliced < 2; sliced++) {
+                if (sliced)
+                    setenv("CLTRAIN_TUNE", "-DCONV_BW_SLICE=1", 1);
+                ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(n, c, h, w), NULL), *dw = NULL, *db = NULL;
+                TU_OK(ct_tensor_zeros(ctx, 4, (size_t[]){k, c, 3, 3}, &dw));
+                TU_OK(ct_tensor_zeros(ctx, 1, (size_t[]){k}, &db));
+                if (pooled)
+                    TU_OK(ct_conv2d_pool_backward(ctx, x, wt, gp, y, idx, &p, true,
+                                                  with_dx ? dx : NULL, dw, db));
+                else
+                    TU_OK(ct_conv2d_backward(ctx, x, wt, dy, &p, with_dx ? dx : NULL, dw, db));
+                unsetenv("CLTRAIN_TUNE");
+                got[sliced][0] = with_dx ? tu_download(dx) : NULL;
+                got[sliced][1] = tu_download(dw);
+                got[sliced][2] = tu_download(db);
+                ct_tensor_free(dx), ct_tensor_free(dw), ct_tensor_free(db);
+            }
+            char what[96];
+            if (with_dx) {
+                snprintf(what, sizeof what, "sliced dx (pooled=%d)", pooled);
+                tu_assert_close_f(what, got[1][0], got[0][0], n * c * h * w, 0.0, 0.0);
+            }
+            /* dw, db: sums of n*h*w terms in another order; 1e-5 * sqrt(terms) as above */
+            double tol = 1e-5 * sqrt((double)(n * h * w));
+            snprintf(what, sizeof what, "sliced dw (pooled=%d dx=%d)", pooled, with_dx);
+            tu_assert_close_f(what, got[1][1], got[0][1], k * c * 9, tol, tol);
+            snprintf(what, sizeof what, "sliced db (pooled=%d dx=%d)", pooled, with_dx);
+            tu_assert_close_f(what, got[1][2], got[0][2], k, tol, tol);
+            for (int s = 0; s < 2; s++)
+                for (int j = 0; j < 3; j++)
+                    free(got[s][j]);
+        }
+    }
+    ct_tensor_free(x), ct_tensor_free(wt), ct_tensor_free(dy), ct_tensor_free(gp);
+    ct_tensor_free(y), ct_tensor_free(idx);
+    free(hx), free(hw), free(hdy);
+    ct_context_free(ctx);
+}
