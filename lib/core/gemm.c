@@ -24,11 +24,11 @@ static ct_status check_operand(const char *name, const ct_tensor *t, bool trans,
     /* stored row-major: op(X) rows x cols means X is (cols x rows) when transposed */
     size_t srows = trans ? cols : rows, scols = trans ? rows : cols;
     CT_REQUIRE(t != NULL, CT_ERR_INVALID_ARG, "gemm: %s is NULL", name);
-    CT_REQUIRE(ld >= scols, CT_ERR_SHAPE, "gemm: ld%s=%zu is smaller than its row length %zu",
-               name, ld, scols);
+    CT_REQUIRE(ld >= scols, CT_ERR_SHAPE, "gemm: ld%s=%zu is smaller than its row length %zu", name,
+               ld, scols);
     size_t need = (srows - 1) * ld + scols + (batch - 1) * stride;
-    CT_REQUIRE(need <= t->numel, CT_ERR_SHAPE,
-               "gemm: %s needs %zu elements but the tensor has %zu", name, need, t->numel);
+    CT_REQUIRE(need <= t->numel, CT_ERR_SHAPE, "gemm: %s needs %zu elements but the tensor has %zu",
+               name, need, t->numel);
 cleanup:
     return st;
 }
@@ -97,10 +97,10 @@ cleanup:
     return st;
 }
 
-ct_status ct_gemm_batched(ct_context *ctx, bool trans_a, bool trans_b, size_t m, size_t n,
-                          size_t k, float alpha, const ct_tensor *a, size_t lda, size_t stride_a,
-                          const ct_tensor *b, size_t ldb, size_t stride_b, float beta,
-                          ct_tensor *c, size_t ldc, size_t stride_c, size_t batch)
+ct_status ct_gemm_batched(ct_context *ctx, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+                          float alpha, const ct_tensor *a, size_t lda, size_t stride_a,
+                          const ct_tensor *b, size_t ldb, size_t stride_b, float beta, ct_tensor *c,
+                          size_t ldc, size_t stride_c, size_t batch)
 {
     ct_status st = CT_SUCCESS;
     cl_event ev = NULL;
@@ -160,7 +160,8 @@ ct_status ct_gemm_nt_bias_act(ct_context *ctx, size_t m, size_t n, size_t k, con
     CT_TRY(check_operand("C", c, false, m, n, n, 0, 1));
     CT_REQUIRE(!bias || bias->numel >= n, CT_ERR_SHAPE, "gemm: bias has %zu elements, needs %zu",
                bias ? bias->numel : 0, n);
-    CT_TRY(own_gemm(ctx, false, true, m, n, k, 1.0f, a, k, 0, b, k, 0, 0.0f, c, n, 0, 1, bias, relu));
+    CT_TRY(
+        own_gemm(ctx, false, true, m, n, k, 1.0f, a, k, 0, b, k, 0, 0.0f, c, n, 0, 1, bias, relu));
     *fused = true;
 cleanup:
     return st;

@@ -11,10 +11,11 @@
  *                  and conv_bwd_w_flat runs instead
  *   backward-bias  conv_bwd_b(dy) -> db (+=)
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
- * fill its vectors, else as conv_direct (vectors over pixels). A conv fused with its ReLU
- * and a 2x2 max pool (ct_conv2d_pool_*) runs conv_kv_pool, or conv_direct_pool below
- * CONV_POOL_TAPS (32) taps per output channel, and backward from the pooled gradient. Measured on PoCL 3.1, 2-core
+ * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
  * AVX-512 (MiniCNN conv2, batch 64): conv_kv ~110 GFLOP/s per core, conv_direct ~45.
+ * A conv fused with its ReLU and a 2x2 max pool (ct_conv2d_pool_*) runs conv_kv_pool, or
+ * conv_direct_pool below CONV_POOL_TAPS (32) taps per output channel, and its backward
+ * starts from the pooled gradient (conv_unpool, conv_bwd_w_pool).
  * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw;
  * conv_kv's tap offsets live in constant buffers of the context (ct_const_buffer).
  */
@@ -38,11 +39,11 @@ typedef struct conv_tune {
     unsigned bw_st; /* CONV_BW_ST: (c, r, s) taps per work-item of conv_bwd_w */
     unsigned pp;    /* CONV_PP: pooled pixels per work-item of conv_kv_pool */
     unsigned bwp_kt, bwp_st; /* CONV_BWP_KT/ST: conv_bwd_w_pool's tile */
-    unsigned wg;    /* CONV_WG: work-group size along the pixel dimension (host only) */
-    unsigned bw_cache; /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
-                        * limit (host only) */
-    unsigned bw_slice; /* CONV_BW_SLICE: KiB of padded copies per backward batch slice, 0 no
-                        * limit (host only) */
+    unsigned wg;             /* CONV_WG: work-group size along the pixel dimension (host only) */
+    unsigned bw_cache;       /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
+                              * limit (host only) */
+    unsigned bw_slice;       /* CONV_BW_SLICE: KiB of padded copies per backward batch slice, 0 no
+                              * limit (host only) */
     char options[256];
 } conv_tune;
 
@@ -70,8 +71,7 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->bwp_kt = ct_tune_value(ctx, "CONV_BWP_KT", 2);
     t->bwp_st = ct_tune_value(ctx, "CONV_BWP_ST", 9);
     t->wg = ct_tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
-    t->bw_cache = ctx->info.is_gpu ? 0 : 1024;
-    t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", t->bw_cache);
+    t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", ctx->info.is_gpu ? 0 : 1024);
     t->bw_slice = ct_tune_value(ctx, "CONV_BW_SLICE", ctx->info.is_gpu ? 0 : 8192);
     conv_options(t, t->px ? t->px : 7, t->options, sizeof t->options);
 }
@@ -164,9 +164,8 @@ static ct_status pad_input(ct_context *ctx, const conv_tune *t, const ct_tensor 
                "conv2d: padded input of %zu elements exceeds the kernels' 32-bit indices", elems);
     CT_TRY(ct_scratch_get(ctx, slot, (elems + 4 * t->qv) * sizeof(float), out));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_pad", planes, CT_MEM(*out), CT_U32(base), CT_T(src),
-                      CT_U32(planes),
-                      CT_U32(hs), CT_U32(ws), CT_U32(hp), CT_U32(wp), CT_I32(off_h), CT_I32(off_w),
-                      CT_U32(ups_h), CT_U32(ups_w)));
+                      CT_U32(planes), CT_U32(hs), CT_U32(ws), CT_U32(hp), CT_U32(wp), CT_I32(off_h),
+                      CT_I32(off_w), CT_U32(ups_h), CT_U32(ups_w)));
 cleanup:
     return st;
 }
@@ -232,10 +231,10 @@ static direct_plan direct_plan_make(const conv_tune *t, size_t ko, size_t q)
 /* The direct pass over a padded input xp (N, G*ci, hp, wp) with weights wt
  * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). */
 static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_plan *pl, cl_mem xp,
-                            size_t xp_off, cl_mem wt, const ct_tensor *b, ct_tensor *y, size_t n, size_t g,
-                            size_t ci, size_t ko, size_t hp, size_t wp, size_t r, size_t s,
-                            size_t sh, size_t sw, size_t dh, size_t dw, size_t p, size_t q,
-                            unsigned flags)
+                            size_t xp_off, cl_mem wt, const ct_tensor *b, ct_tensor *y, size_t n,
+                            size_t g, size_t ci, size_t ko, size_t hp, size_t wp, size_t r,
+                            size_t s, size_t sh, size_t sw, size_t dh, size_t dw, size_t p,
+                            size_t q, unsigned flags)
 {
     ct_status st = CT_SUCCESS;
     cl_kernel k = NULL;
@@ -249,16 +248,16 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
         conv_options(t, (unsigned)pl->run, opts, sizeof opts);
         CT_TRY(tap_offsets(ctx, t, ci, r, s, hp, wp, dh, dw, &taps));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", opts, &k));
-        CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
-                          CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
-                          CT_U32(wp), CT_U32(crs), CT_U32(sh), CT_U32(sw), CT_U32(p), CT_U32(q),
-                          CT_U32(nqr), CT_U32(flags)));
+        CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_MEM(taps),
+                          CT_T(b ? b : y), CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop),
+                          CT_U32(g), CT_U32(hp), CT_U32(wp), CT_U32(crs), CT_U32(sh), CT_U32(sw),
+                          CT_U32(p), CT_U32(q), CT_U32(nqr), CT_U32(flags)));
         global[1] /= 16 * (size_t)t->kv;
         CT_TRY(ct_launch(ctx, k, "conv_kv", 3, global, local));
     } else {
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct", t->options, &k));
-        CT_TRY(CT_SETARGS(k, "conv_direct", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
-                          CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
+        CT_TRY(CT_SETARGS(k, "conv_direct", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_T(b ? b : y),
+                          CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop), CT_U32(g), CT_U32(hp),
                           CT_U32(wp), CT_U32(r), CT_U32(s), CT_U32(sh), CT_U32(sw), CT_U32(dh),
                           CT_U32(dw), CT_U32(p), CT_U32(q), CT_U32(nqr), CT_U32(flags)));
         global[1] /= t->kt;
@@ -283,8 +282,8 @@ static ct_status forward_prepare(ct_context *ctx, const conv_tune *t, const conv
                      1, 1, SLOT_XPAD, 0, xp));
     size_t nwt = d->g * d->cg * d->r * d->s * kop;
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), wt));
-    CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_fwd", nwt, CT_MEM(*wt), CT_T(w), CT_U32(d->g),
-                      CT_U32(d->cg), CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s)));
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_fwd", nwt, CT_MEM(*wt), CT_T(w), CT_U32(d->g), CT_U32(d->cg),
+                      CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s)));
 cleanup:
     return st;
 }
@@ -334,8 +333,16 @@ bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_
         return false;
     conv_tune t;
     conv_tune_get(ctx, &t);
-    conv_geom d = {.n = 1, .c = in_chw[0], .h = in_chw[1], .w = in_chw[2], .k = k, .r = r, .s = s,
-                   .g = p->groups, .cg = in_chw[0] / p->groups, .kg = k / p->groups};
+    conv_geom d = {.n = 1,
+                   .c = in_chw[0],
+                   .h = in_chw[1],
+                   .w = in_chw[2],
+                   .k = k,
+                   .r = r,
+                   .s = s,
+                   .g = p->groups,
+                   .cg = in_chw[0] / p->groups,
+                   .kg = k / p->groups};
     d.p = ct_conv_out_size(d.h, r, 1, p->pad_h, p->dil_h);
     d.q = ct_conv_out_size(d.w, s, 1, p->pad_w, p->dil_w);
     if (d.p < 2 || d.q < 2 || !direct_plan_make(&t, d.kg, d.q).kv)
@@ -397,9 +404,9 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
                                &wt));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct_pool", t.options, &k));
         CT_TRY(CT_SETARGS(k, "conv_direct_pool", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
-                          CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg),
-                          CT_U32(kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(d.r),
-                          CT_U32(d.s), CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
+                          CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg), CT_U32(kop),
+                          CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(d.r), CT_U32(d.s),
+                          CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
                           CT_U32(p->dil_w), CT_U32(ph), CT_U32(pw), CT_U32(nqr), CT_U32(flags)));
         size_t global[3] = {ph * nqr, d.g * kop / t.kt, d.n};
         size_t local[3] = {t.wg, 1, 1};
@@ -415,8 +422,8 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     CT_TRY(CT_SETARGS(k, "conv_kv_pool", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
                       CT_T(y), CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg),
                       CT_U32(pl.kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(crs),
-                      CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(ph), CT_U32(pw),
-                      CT_U32(nqr), CT_U32(flags)));
+                      CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(ph), CT_U32(pw), CT_U32(nqr),
+                      CT_U32(flags)));
     {
         size_t global[3] = {ph * nqr, d.g * pl.kop / (16 * (size_t)t.kv), d.n};
         size_t local[3] = {t.wg, 1, 1};
@@ -464,11 +471,10 @@ static ct_status write_dy(ct_context *ctx, const conv_tune *t, const conv_geom *
                elems);
     CT_TRY(ct_scratch_get(ctx, SLOT_DYPAD, (elems + 4 * t->qv) * sizeof(float), &lay->mem));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_unpool", planes, CT_MEM(lay->mem), CT_U32(lay->base),
-                      CT_T(src->dy), CT_T(src->y),
-                      CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float) + src->idx_skip),
-                      CT_U32(planes), CT_U32(src->ph), CT_U32(src->pw), CT_U32(lay->hp),
-                      CT_U32(lay->wp), CT_U32(lay->off_h), CT_U32(lay->off_w),
-                      CT_U32(src->relu)));
+                      CT_T(src->dy), CT_T(src->y), CT_MEM(src->idx->mem),
+                      CT_U32(src->idx->offset * sizeof(float) + src->idx_skip), CT_U32(planes),
+                      CT_U32(src->ph), CT_U32(src->pw), CT_U32(lay->hp), CT_U32(lay->wp),
+                      CT_U32(lay->off_h), CT_U32(lay->off_w), CT_U32(src->relu)));
 cleanup:
     return st;
 }
@@ -494,8 +500,8 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d->g), CT_U32(d->cg),
                       CT_U32(d->kg), CT_U32(cgp), CT_U32(d->r), CT_U32(d->s)));
-    CT_TRY(run_direct(ctx, t, &pl, lay->mem, lay->base, wt, NULL, dx, d->n, d->g, d->kg, d->cg, lay->hp,
-                      lay->wp, d->r, d->s, 1, 1, p->dil_h, p->dil_w, d->h, d->w, 0));
+    CT_TRY(run_direct(ctx, t, &pl, lay->mem, lay->base, wt, NULL, dx, d->n, d->g, d->kg, d->cg,
+                      lay->hp, lay->wp, d->r, d->s, 1, 1, p->dil_h, p->dil_w, d->h, d->w, 0));
 cleanup:
     return st;
 }
@@ -535,7 +541,8 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     size_t per_image = sizeof(float) * (d->c * (d->h + d->r) * (d->w + d->s) +
                                         d->k * (d->p + d->r) * (d->q + d->s));
     if (t->bw_cache && npc * per_image > (size_t)t->bw_cache * 1024)
-        npc = (size_t)t->bw_cache * 1024 / per_image > 1 ? (size_t)t->bw_cache * 1024 / per_image : 1;
+        npc =
+            (size_t)t->bw_cache * 1024 / per_image > 1 ? (size_t)t->bw_cache * 1024 / per_image : 1;
     chunks = (d->n + npc - 1) / npc;
     /* with one chunk the kernel adds straight into dw, else it stores partial sums */
     cl_mem dst = dw->mem;
@@ -591,20 +598,19 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
         CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h, (long)p->pad_w,
                          1, 1, SLOT_XPAD, 0, &xp));
         if (src->y)
-            CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_T(src->y),
-                              CT_MEM(src->idx->mem), CT_U32(src->idx->offset * sizeof(float) + src->idx_skip),
-                              CT_MEM(dst), CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg),
-                              CT_U32(d->g), CT_U32(hp), CT_U32(wp), CT_U32(d->r), CT_U32(d->s),
-                              CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
-                              CT_U32(p->dil_w), CT_U32(src->ph), CT_U32(src->pw), CT_U32(d->n),
-                              CT_U32(npc), CT_U32(src->relu), CT_U32(chunks == 1)));
+            CT_TRY(CT_SETARGS(
+                k, name, CT_MEM(xp), CT_T(src->dy), CT_T(src->y), CT_MEM(src->idx->mem),
+                CT_U32(src->idx->offset * sizeof(float) + src->idx_skip), CT_MEM(dst),
+                CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
+                CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w),
+                CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(src->ph), CT_U32(src->pw), CT_U32(d->n),
+                CT_U32(npc), CT_U32(src->relu), CT_U32(chunks == 1)));
         else
             CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_MEM(dst), CT_U32(dst_off),
                               CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
-                              CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h),
-                              CT_U32(p->stride_w), CT_U32(p->dil_h), CT_U32(p->dil_w),
-                              CT_U32(d->p), CT_U32(d->q), CT_U32(d->n), CT_U32(npc),
-                              CT_U32(chunks == 1)));
+                              CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w),
+                              CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(d->p), CT_U32(d->q),
+                              CT_U32(d->n), CT_U32(npc), CT_U32(chunks == 1)));
     }
     {
         size_t global[3] = {(crs + ts - 1) / ts, d->g * ((d->kg + kt - 1) / kt), chunks};
@@ -632,9 +638,8 @@ static ct_tensor batch_slice(const ct_tensor *t, size_t n0, size_t nn)
 }
 
 static ct_status backward_slice(ct_context *ctx, const conv_tune *t, const conv_geom *d,
-                                const ct_conv2d_params *p, const ct_tensor *x,
-                                const ct_tensor *w, const dy_src *src, ct_tensor *dx,
-                                ct_tensor *dw, ct_tensor *db)
+                                const ct_conv2d_params *p, const ct_tensor *x, const ct_tensor *w,
+                                const dy_src *src, ct_tensor *dx, ct_tensor *dw, ct_tensor *db)
 {
     ct_status st = CT_SUCCESS;
     dy_layout lay = {0};

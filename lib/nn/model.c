@@ -92,15 +92,6 @@ static void same_shape(ct_layer *l)
 
 /* ---- conv2d ----------------------------------------------------------------------- */
 
-/* PyTorch: (in + 2*pad - dil*(k-1) - 1) / stride + 1, or 0 when the kernel does not fit. */
-static size_t conv_out(size_t in, size_t k, size_t stride, size_t pad, size_t dil)
-{
-    size_t span = dil * (k - 1) + 1;
-    if (in + 2 * pad < span)
-        return 0;
-    return (in + 2 * pad - span) / stride + 1;
-}
-
 static ct_status conv_setup(ct_layer *l)
 {
     ct_status st = CT_SUCCESS;
@@ -116,8 +107,8 @@ static ct_status conv_setup(ct_layer *l)
     if (c % d->groups || d->out % d->groups)
         LAYER_FAIL(l, "groups %zu must divide in channels %zu and out channels %zu", d->groups, c,
                    d->out);
-    size_t p = conv_out(l->in_shape[1], d->kernel_h, d->stride_h, d->pad_h, d->dil_h);
-    size_t q = conv_out(l->in_shape[2], d->kernel_w, d->stride_w, d->pad_w, d->dil_w);
+    size_t p = ct_conv_out_size(l->in_shape[1], d->kernel_h, d->stride_h, d->pad_h, d->dil_h);
+    size_t q = ct_conv_out_size(l->in_shape[2], d->kernel_w, d->stride_w, d->pad_w, d->dil_w);
     if (p == 0 || q == 0)
         LAYER_FAIL(l, "kernel %zux%zu (dilation %zux%zu, padding %zux%zu) does not fit input %s",
                    d->kernel_h, d->kernel_w, d->dil_h, d->dil_w, d->pad_h, d->pad_w,
@@ -156,19 +147,6 @@ static ct_status conv_backward(ct_layer *l, ct_context *ctx, const ct_tensor *x,
 
 /* ---- pooling ---------------------------------------------------------------------- */
 
-/* PyTorch's pooling_output_shape (dilation 1); 0 when the window does not fit. */
-static size_t pool_out(size_t in, size_t k, size_t stride, size_t pad, bool ceil_mode)
-{
-    if (in + 2 * pad < k)
-        return 0;
-    size_t num = in + 2 * pad - k + (ceil_mode ? stride - 1 : 0);
-    size_t out = num / stride + 1;
-    /* the last window must start inside the input or its left padding */
-    if (ceil_mode && (out - 1) * stride >= in + pad)
-        out--;
-    return out;
-}
-
 static ct_status pool_setup(ct_layer *l)
 {
     ct_status st = CT_SUCCESS;
@@ -184,8 +162,8 @@ static ct_status pool_setup(ct_layer *l)
     if (d->pad_h > d->kernel_h / 2 || d->pad_w > d->kernel_w / 2)
         LAYER_FAIL(l, "padding %zux%zu must be at most half the kernel %zux%zu", d->pad_h, d->pad_w,
                    d->kernel_h, d->kernel_w);
-    size_t p = pool_out(l->in_shape[1], d->kernel_h, sh, d->pad_h, d->ceil_mode);
-    size_t q = pool_out(l->in_shape[2], d->kernel_w, sw, d->pad_w, d->ceil_mode);
+    size_t p = ct_pool_out_size(l->in_shape[1], d->kernel_h, sh, d->pad_h, d->ceil_mode);
+    size_t q = ct_pool_out_size(l->in_shape[2], d->kernel_w, sw, d->pad_w, d->ceil_mode);
     if (p == 0 || q == 0)
         LAYER_FAIL(l, "window %zux%zu does not fit input %s", d->kernel_h, d->kernel_w,
                    fmt_shape(sb, sizeof sb, l->in_ndim, l->in_shape));
@@ -723,11 +701,9 @@ static void plan_fusion(ct_model *m)
         size_t end = i + 1 + (l->fused_relu ? 1 : 0);
         if (end >= m->nlayers)
             continue;
-        ct_layer *pool = &m->layers[end];
-        const ct_pool2d_params *pp = &pool->pool;
-        if (pool->desc.kind != CT_LAYER_MAXPOOL2D || pp->kernel_h != 2 || pp->kernel_w != 2 ||
-            pp->stride_h != 2 || pp->stride_w != 2 || pp->pad_h != 0 || pp->pad_w != 0 ||
-            pool->out_shape[1] != l->out_shape[1] / 2 || pool->out_shape[2] != l->out_shape[2] / 2 ||
+        const ct_layer *pool = &m->layers[end];
+        if (pool->desc.kind != CT_LAYER_MAXPOOL2D ||
+            !ct_pool2d_is_2x2(&pool->pool, pool->in_shape[1], pool->in_shape[2]) ||
             !ct_conv2d_pool_fusable(m->ctx, l->in_shape, l->desc.out, l->desc.kernel_h,
                                     l->desc.kernel_w, &l->conv))
             continue;
@@ -917,12 +893,11 @@ ct_status ct_model_forward(ct_model *m, const ct_tensor *x, ct_tensor **y)
             l->rng_counter = m->rng_counter++;
         }
         if (l->pool_fused) {
-            st = ct_conv2d_pool_forward(m->ctx, in, l->param[0], l->nparams > 1 ? l->param[1] : NULL,
-                                        &l->conv, l->fused_relu, m->act[l->pool_end],
-                                        m->training ? l->pool_idx : NULL);
+            st = ct_conv2d_pool_forward(
+                m->ctx, in, l->param[0], l->nparams > 1 ? l->param[1] : NULL, &l->conv,
+                l->fused_relu, m->act[l->pool_end], m->training ? l->pool_idx : NULL);
             if (st != CT_SUCCESS) {
-                ct_error_prefix("layers %zu-%zu (conv2d+maxpool) forward", l->index,
-                                l->pool_end);
+                ct_error_prefix("layers %zu-%zu (conv2d+maxpool) forward", l->index, l->pool_end);
                 goto cleanup;
             }
             i = l->pool_end;
@@ -985,7 +960,8 @@ ct_status ct_model_backward(ct_model *m, const ct_tensor *dy)
             dx = c > m->first_param_layer ? m->gin[nb][c] : NULL;
             st = ct_conv2d_pool_backward(m->ctx, c ? m->act[c - 1] : m->x, conv->param[0], cur,
                                          m->act[i], conv->pool_idx, &conv->conv, conv->fused_relu,
-                                         dx, conv->grad[0], conv->nparams > 1 ? conv->grad[1] : NULL);
+                                         dx, conv->grad[0],
+                                         conv->nparams > 1 ? conv->grad[1] : NULL);
             if (st != CT_SUCCESS) {
                 ct_error_prefix("layers %zu-%zu (conv2d+maxpool) backward", conv->index, i);
                 goto cleanup;
@@ -1216,8 +1192,8 @@ ct_status ct_model_layer_describe(const ct_model *m, size_t i, char *buf, size_t
     case CT_LAYER_MAXPOOL2D:
     case CT_LAYER_AVGPOOL2D:
         snprintf(args, sizeof args, "(%zux%zu, stride %zux%zu, pad %zux%zu)%s", l->pool.kernel_h,
-                 l->pool.kernel_w, l->pool.stride_h, l->pool.stride_w, l->pool.pad_h,
-                 l->pool.pad_w, l->in_pool_block ? " (fused)" : "");
+                 l->pool.kernel_w, l->pool.stride_h, l->pool.stride_w, l->pool.pad_h, l->pool.pad_w,
+                 l->in_pool_block ? " (fused)" : "");
         break;
     case CT_LAYER_LINEAR:
         snprintf(args, sizeof args, "(%zu->%zu)%s", l->in_shape[0], d->out,

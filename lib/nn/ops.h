@@ -34,8 +34,7 @@ size_t ct_conv_out_size(size_t in, size_t k, size_t stride, size_t pad, size_t d
 /* y = conv(x, w) + b, then max(y, 0) when `relu`.
  * x: (N, C, H, W)  w: (K, C/groups, R, S)  b: (K) or NULL  y: (N, K, P, Q) */
 ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
-                            const ct_tensor *b, const ct_conv2d_params *p, bool relu,
-                            ct_tensor *y);
+                            const ct_tensor *b, const ct_conv2d_params *p, bool relu, ct_tensor *y);
 
 /* Gradients of conv (without the fused ReLU: the caller passes dy already masked).
  * dy: (N, K, P, Q); dx: like x (overwritten) or NULL; dw: like w (+=); db: (K) (+=) or NULL. */
@@ -71,8 +70,18 @@ typedef struct ct_pool2d_params {
     size_t stride_h, stride_w; /* PyTorch's default stride is the kernel size */
     size_t pad_h, pad_w;       /* <= kernel/2, as PyTorch requires */
     bool ceil_mode;
-    bool count_include_pad;    /* AvgPool2d only; PyTorch's default is true */
+    bool count_include_pad; /* AvgPool2d only; PyTorch's default is true */
 } ct_pool2d_params;
+
+/* Output size of one spatial dimension, PyTorch's pooling_output_shape (dilation 1):
+ * floor or ceil of (in + 2*pad - k)/stride, plus one; in ceil mode a last window starting
+ * past the input and left padding is dropped. 0 when no window fits. */
+size_t ct_pool_out_size(size_t in, size_t k, size_t stride, size_t pad, bool ceil_mode);
+
+/* Whether p is a 2x2 window at stride 2 without padding whose windows tile an h x w
+ * input exactly (floor of h/2, w/2 outputs): the vectorised maxpool2_* kernels, and the
+ * pool a conv can fuse (ct_conv2d_pool_*). */
+bool ct_pool2d_is_2x2(const ct_pool2d_params *p, size_t h, size_t w);
 
 /* x: (N, C, H, W) -> y: (N, C, P, Q). Padding counts as -inf for max. */
 ct_status ct_maxpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_pool2d_params *p,
@@ -146,8 +155,8 @@ typedef struct ct_bn_params {
 } ct_bn_params;
 ct_status ct_batchnorm_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor *gamma,
                                const ct_tensor *beta, ct_tensor *running_mean,
-                               ct_tensor *running_var, const ct_bn_params *p,
-                               ct_tensor *save_mean, ct_tensor *save_invstd, ct_tensor *y);
+                               ct_tensor *running_var, const ct_bn_params *p, ct_tensor *save_mean,
+                               ct_tensor *save_invstd, ct_tensor *y);
 /* Training-mode backward. dx overwritten (or NULL); dgamma, dbeta (+=) or NULL. */
 ct_status ct_batchnorm_backward(ct_context *ctx, const ct_tensor *x, const ct_tensor *gamma,
                                 const ct_tensor *save_mean, const ct_tensor *save_invstd,

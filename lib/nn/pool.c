@@ -32,7 +32,7 @@ cleanup:
 /* Output size of one dimension, PyTorch's rule: floor or ceil of (in + 2*pad - k)/stride,
  * plus one; in ceil mode a last window starting past the input and left padding is
  * dropped. 0 when no window fits. */
-static size_t pool_out_size(size_t in, size_t k, size_t stride, size_t pad, bool ceil_mode)
+size_t ct_pool_out_size(size_t in, size_t k, size_t stride, size_t pad, bool ceil_mode)
 {
     long num = (long)in + 2 * (long)pad - (long)k + (ceil_mode ? (long)stride - 1 : 0);
     if (num < 0)
@@ -62,8 +62,8 @@ static ct_status pool_check(const char *what, const ct_tensor *x, const ct_pool2
                "%s: padding %zux%zu must be at most half the kernel %zux%zu", what, p->pad_h,
                p->pad_w, p->kernel_h, p->kernel_w);
     g->nc = x->shape[0] * x->shape[1], g->h = x->shape[2], g->w = x->shape[3];
-    g->p = pool_out_size(g->h, p->kernel_h, p->stride_h, p->pad_h, p->ceil_mode);
-    g->q = pool_out_size(g->w, p->kernel_w, p->stride_w, p->pad_w, p->ceil_mode);
+    g->p = ct_pool_out_size(g->h, p->kernel_h, p->stride_h, p->pad_h, p->ceil_mode);
+    g->q = ct_pool_out_size(g->w, p->kernel_w, p->stride_w, p->pad_w, p->ceil_mode);
     CT_REQUIRE(g->p > 0 && g->q > 0, CT_ERR_SHAPE,
                "%s: a %zux%zu window does not fit a %zux%zu input padded by %zux%zu", what,
                p->kernel_h, p->kernel_w, g->h, g->w, p->pad_h, p->pad_w);
@@ -80,11 +80,17 @@ cleanup:
         CT_U32((p)->kernel_h), CT_U32((p)->kernel_w), CT_U32((p)->stride_h),                       \
         CT_U32((p)->stride_w), CT_U32((p)->pad_h), CT_U32((p)->pad_w)
 
+bool ct_pool2d_is_2x2(const ct_pool2d_params *p, size_t h, size_t w)
+{
+    return p->kernel_h == 2 && p->kernel_w == 2 && p->stride_h == 2 && p->stride_w == 2 &&
+           p->pad_h == 0 && p->pad_w == 0 && ct_pool_out_size(h, 2, 2, 0, p->ceil_mode) == h / 2 &&
+           ct_pool_out_size(w, 2, 2, 0, p->ceil_mode) == w / 2;
+}
+
 /* 2x2 windows at stride 2, no padding, every window inside the input: maxpool2_* */
 static bool pool_is_2x2(const ct_pool2d_params *p, const pool_geom *g)
 {
-    return p->kernel_h == 2 && p->kernel_w == 2 && p->stride_h == 2 && p->stride_w == 2 &&
-           p->pad_h == 0 && p->pad_w == 0 && g->p == g->h / 2 && g->q == g->w / 2;
+    return ct_pool2d_is_2x2(p, g->h, g->w);
 }
 
 ct_status ct_maxpool2d_forward(ct_context *ctx, const ct_tensor *x, const ct_pool2d_params *p,

@@ -1,5 +1,5 @@
-/* cltrain bench: the GEMMs (ct_gemm: CLBlast or kernels/gemm.cl) at the exact shapes of the model's linear layers, and the
- * device memory a training run holds. */
+/* cltrain bench: the GEMMs (ct_gemm: CLBlast or kernels/gemm.cl) at the exact shapes of the model's
+ * linear layers, and the device memory a training run holds. */
 #include <stdlib.h>
 #include <string.h>
 

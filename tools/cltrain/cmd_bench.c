@@ -231,7 +231,8 @@ static void print_header(bench *b, const ct_device_info *dev)
            ct_optim_kind_name(b->o.optim), b->o.lr, (unsigned long long)b->o.seed);
     printf("  device: %s (%s), %u compute units, %s\n", dev->name, dev->platform,
            dev->compute_units, dev->driver);
-    printf("  GEMM: %s\n", b->gemm_clblast ? "CLBlast" : "kernels/gemm.cl (CLTRAIN_GEMM=clblast for CLBlast)");
+    printf("  GEMM: %s\n",
+           b->gemm_clblast ? "CLBlast" : "kernels/gemm.cl (CLTRAIN_GEMM=clblast for CLBlast)");
     if (threads)
         printf("  POCL_MAX_PTHREAD_COUNT=%s\n", threads);
     if (load >= 0)
