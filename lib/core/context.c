@@ -23,6 +23,9 @@ ct_status ct_context_create(const char *choice, unsigned flags, ct_context **out
     *out = NULL;
     ctx = calloc(1, sizeof *ctx);
     CT_REQUIRE(ctx != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");
+    const char *gemm = getenv("CLTRAIN_GEMM");
+    CT_REQUIRE(!gemm || !*gemm || strcmp(gemm, "own") == 0 || strcmp(gemm, "clblast") == 0,
+               CT_ERR_INVALID_ARG, "CLTRAIN_GEMM=%s: expected own or clblast", gemm);
     ctx->flags = flags;
     CT_TRY(ct_device_choose(choice, &ctx->info));
     CT_TRY(ct_device_handles(ctx->info.index, &ctx->platform, &ctx->device));

@@ -73,6 +73,25 @@ Test(device, env_choice)
     cr_assert_null(ctx);
 }
 
+/* CLTRAIN_GEMM takes own or clblast; anything else is refused when the context is made,
+ * naming the value, rather than quietly running the default. */
+Test(device, gemm_choice_is_checked)
+{
+    ct_context *ctx = NULL;
+    setenv("CLTRAIN_GEMM", "fastest", 1);
+    cr_assert_eq(ct_context_create(NULL, 0, &ctx), CT_ERR_INVALID_ARG);
+    cr_assert(strstr(ct_last_error(), "CLTRAIN_GEMM=fastest") != NULL, "%s", ct_last_error());
+    cr_assert_null(ctx);
+    setenv("CLTRAIN_GEMM", "clblast", 1);
+    ct_status st = ct_context_create(NULL, 0, &ctx);
+    if (st == CT_ERR_NO_DEVICE)
+        cr_skip_test("no OpenCL device");
+    cr_assert_eq(st, CT_SUCCESS, "%s", ct_last_error());
+    cr_assert_eq(ct_gemm_backend(ctx), CT_GEMM_CLBLAST);
+    unsetenv("CLTRAIN_GEMM");
+    ct_context_free(ctx);
+}
+
 Test(tensor, upload_download_fill_copy)
 {
     ct_context *ctx = tu_context();

@@ -44,6 +44,8 @@ static void usage(FILE *to)
             "                     'cltrain tune', else built-in for CPUs)\n"
             "  CLTRAIN_GEMM       GEMM implementation: own (kernels/gemm.cl, the default on\n"
             "                     CPU devices) or clblast (the default on GPUs)\n"
+            "  CLTRAIN_TUNE       kernel tunables over the device's table, for experiments,\n"
+            "                     e.g. \"-DCONV_KV=1 -DGEMM_MT=6\" (README lists the names)\n"
             "  NO_COLOR           no colour in terminal output\n"
             "\n"
             "Run 'cltrain COMMAND --help' for a command's options.\n");
