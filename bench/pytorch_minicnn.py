@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch counterpart of `cltrain bench`: the same model, batch, optimizer and synthetic
-data, trained with PyTorch on the CPU with a given number of threads.
+data, trained with PyTorch on the CPU with a given number of threads (or, with
+--device cuda, on an NVIDIA GPU, to set beside a `cltrain bench` run on that GPU's OpenCL).
 
     python3 bench/pytorch_minicnn.py --threads 2                  # MiniCNN, batch 64
     python3 bench/pytorch_minicnn.py --model cifar --input 3,32,32
+    python3 bench/pytorch_minicnn.py --device cuda
 
 A training step is PyTorch's ordinary loop,
 
@@ -15,7 +17,7 @@ the faster one is PyTorch's best configuration. Each is timed as `cltrain bench`
 itself: --warmup untimed steps, then --runs runs of --steps steps, median step time.
 The last line is machine-readable:
 
-    RESULT torch=<version> model=<name> batch=<N> threads=<T> train_ips=<images/s>
+    RESULT torch=<version> device=<cpu|cuda> model=<name> batch=<N> threads=<T> train_ips=<images/s>
            train_format=<fmt> infer_ips=<images/s> infer_format=<fmt>
 """
 import argparse
@@ -78,15 +80,18 @@ def parse_spec(spec, in_shape):
     return nn.Sequential(*layers), shape
 
 
-def timed(fn, warmup, runs, steps):
-    """Median seconds per call of fn over `runs` runs of `steps` calls, after `warmup`."""
+def timed(fn, warmup, runs, steps, sync):
+    """Median seconds per call of fn over `runs` runs of `steps` calls, after `warmup`;
+    sync() waits for the device before each clock reading."""
     for _ in range(warmup):
         fn()
     per = []
     for _ in range(runs):
+        sync()
         t0 = time.perf_counter()
         for _ in range(steps):
             fn()
+        sync()
         per.append((time.perf_counter() - t0) / steps)
     return statistics.median(per), min(per)
 
@@ -104,7 +109,15 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--formats", default="nchw,channels_last")
+    ap.add_argument("--device", default="cpu",
+                    help="torch device: cpu (default) or cuda to compare with a GPU run")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        sync = torch.cuda.synchronize
+    else:
+        def sync():
+            pass
 
     torch.set_num_threads(a.threads)
     try:
@@ -117,7 +130,9 @@ def main():
     probe, out_shape = parse_spec(a.model, in_shape)
     y = torch.randint(0, out_shape[0], (a.batch,), generator=g)
     nparams = sum(p.numel() for p in probe.parameters())
-    print(f"pytorch {torch.__version__}: {a.model}, input {in_shape}, batch {a.batch}, "
+    x0, y = x0.to(dev), y.to(dev)
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    print(f"pytorch {torch.__version__} on {where}: {a.model}, input {in_shape}, batch {a.batch}, "
           f"{nparams} parameters, {a.optimizer} lr {a.lr}, {torch.get_num_threads()} threads; "
           f"{a.runs} runs of {a.steps} steps after {a.warmup} warm-up steps")
 
@@ -126,7 +141,7 @@ def main():
         torch.manual_seed(a.seed)
         model, _ = parse_spec(a.model, in_shape)
         mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
-        model = model.to(memory_format=mf)
+        model = model.to(dev, memory_format=mf)
         x = x0.contiguous(memory_format=mf) if x0.dim() == 4 else x0
         if a.optimizer == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=a.lr)
@@ -139,7 +154,7 @@ def main():
             loss.backward()
             opt.step()
 
-        med, fast = timed(step, a.warmup, a.runs, a.steps)
+        med, fast = timed(step, a.warmup, a.runs, a.steps, sync)
         ips = a.batch / med
         print(f"  {fmt:14s} train  median {med * 1e3:9.3f} ms/step = {ips:8.0f} images/s "
               f"(best {a.batch / fast:8.0f})")
@@ -152,14 +167,14 @@ def main():
             with torch.no_grad():
                 model(x)
 
-        med, fast = timed(infer, a.warmup, a.runs, a.steps)
+        med, fast = timed(infer, a.warmup, a.runs, a.steps, sync)
         ips = a.batch / med
         print(f"  {fmt:14s} infer  median {med * 1e3:9.3f} ms/batch = {ips:8.0f} images/s "
               f"(best {a.batch / fast:8.0f})")
         if ips > best["infer"][0]:
             best["infer"] = (ips, fmt)
 
-    print(f"RESULT torch={torch.__version__} model={a.model} batch={a.batch} "
+    print(f"RESULT torch={torch.__version__} device={a.device} model={a.model} batch={a.batch} "
           f"threads={torch.get_num_threads()} train_ips={best['train'][0]:.1f} "
           f"train_format={best['train'][1]} infer_ips={best['infer'][0]:.1f} "
           f"infer_format={best['infer'][1]}")

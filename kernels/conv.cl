@@ -31,7 +31,8 @@
  *     images of one batch chunk and all their pixels in a fixed order (the lanes of the
  *     vector accumulators are summed last, in a fixed tree). Chunks land in a partial
  *     buffer reduced by conv_reduce, in order: no atomics, the same bits on every run.
- *   conv_bwd_b:  one work-item per output channel.
+ *   conv_bwd_b:  one work-item per output channel (CPUs); conv_bwd_b_wg: one work-group
+ *                of CONV_BB_WG per output channel, a tree sum in local memory (GPUs).
  * A conv followed by (its ReLU and) a 2x2 max pool at stride 2 can run fused: conv_kv_pool
  * (conv_kv over a 2-row tile, pooled in registers; stores the pooled output and one
  * argmax byte per window), or conv_direct_pool for layers with few taps (vectors over
@@ -39,7 +40,7 @@
  * conv_pad's padded layout, straight from the pooled one) or conv_bwd_w_pool (dw with the
  * gradient unpooled in registers, for a first layer that needs no dx).
  * Tunables (-D, defaults below): CONV_KV, CONV_PX, CONV_KT, CONV_PT, CONV_QV (8 or 16),
- * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST. The host reads the same
+ * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BB_WG. The host reads the same
  * names from the tuning table (or CLTRAIN_TUNE) and passes them all explicitly, so both
  * sides agree.
  */
@@ -997,4 +998,35 @@ __kernel void conv_bwd_b(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, c
         }
     }
     db[k] += vsum(acc) + tail;
+}
+
+#ifndef CONV_BB_WG
+#define CONV_BB_WG 256
+#endif
+
+__kernel __attribute__((reqd_work_group_size(CONV_BB_WG, 1, 1))) void
+conv_bwd_b_wg(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K, const uint PQ,
+              const uint masked)
+{
+    __local float part[CONV_BB_WG];
+    const uint k = get_group_id(0), l = get_local_id(0);
+    dy += dy_off;
+    mask += mask_off;
+    db += db_off;
+    float acc = 0.0f;
+    for (uint i = l; i < N * PQ; i += CONV_BB_WG) {
+        const uint n = i / PQ;
+        const size_t at = ((size_t)n * K + k) * PQ + (i - n * PQ);
+        const float v = dy[at];
+        acc += masked ? (mask[at] > 0.0f ? v : 0.0f) : v;
+    }
+    part[l] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = CONV_BB_WG / 2; s > 0; s >>= 1) {
+        if (l < s)
+            part[l] += part[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0 && k < K)
+        db[k] += part[0];
 }

@@ -7,8 +7,9 @@
  * (two FMA ports with a latency of 4 cycles need 8 in flight); PEAK_ACC 8 float16 = 8
  * zmm registers on AVX-512, well inside its 32. m (just below 1) and c arrive at run
  * time, so the recurrence can be neither folded nor overflow; the store keeps it alive.
- * Layout: out, one float per work-item. The host runs a few work-groups of one
- * work-item per compute unit (PoCL hands each work-group to one thread).
+ * Layout: out, one float per work-item. On a CPU the host runs a few one-item work-groups
+ * per compute unit (PoCL hands each work-group to one thread); on a GPU 2048 items per
+ * compute unit in groups of 128.
  * Keep this file under 4095 characters: cltrain bench embeds it as one C string.
  */
 #ifndef PEAK_ACC

@@ -25,7 +25,16 @@ static const tune_entry table[] = {
 void ct_tune_select(ct_context *ctx)
 {
     const tune_entry *e = &table[ctx->info.is_gpu ? 1 : 0];
-    snprintf(ctx->tune_options, sizeof ctx->tune_options, "%s", e->options);
+    /* Division and sqrt correctly rounded wherever the device offers it, as on the host
+     * and in PyTorch: OpenCL allows 2.5 ulp (3 for sqrt) by default, and NVIDIA's driver
+     * uses that, so (p / 255 - mean) / std and Adam's m / (sqrt(v) + eps) would differ
+     * from PyTorch's in the last bits. */
+    cl_device_fp_config fp = 0;
+    int exact = clGetDeviceInfo(ctx->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) ==
+                    CL_SUCCESS &&
+                (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT);
+    snprintf(ctx->tune_options, sizeof ctx->tune_options, "%s%s", e->options,
+             exact ? " -cl-fp32-correctly-rounded-divide-sqrt" : "");
 }
 
 /* Overrides CLBlast's parameters of the three families with `p` (no cache clearing). */

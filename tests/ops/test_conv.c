@@ -263,7 +263,8 @@ Test(conv, shape_errors)
 /* The backward passes over the batch in slices (CONV_BW_SLICE, forced down to one image
  * per slice here) give what one pass over the whole batch gives: dx exactly (each image's
  * dx is its own), dw and db up to the order of their sums. Dense and fused-pool
- * gradients, with and without dx. */
+ * gradients, with and without dx. The same for db summed by work-groups (CONV_BB_WG=64,
+ * the GPUs' conv_bwd_b_wg) instead of one work-item per channel. */
 Test(conv, backward_in_batch_slices)
 {
     ct_context *ctx = tu_context();
@@ -280,10 +281,11 @@ Test(conv, backward_in_batch_slices)
     TU_OK(ct_conv2d_pool_forward(ctx, x, wt, NULL, &p, true, y, idx));
     for (int pooled = 0; pooled < 2; pooled++) {
         for (int with_dx = 0; with_dx < 2; with_dx++) {
-            float *got[2][3];
-            for (int sliced = 0; sliced < 2; sliced++) {
-                if (sliced)
-                    setenv("CLTRAIN_TUNE", "-DCONV_BW_SLICE=1", 1);
+            static const char *variant[] = {NULL, "-DCONV_BW_SLICE=1", "-DCONV_BB_WG=64"};
+            float *got[3][3];
+            for (int sliced = 0; sliced < 3; sliced++) {
+                if (variant[sliced])
+                    setenv("CLTRAIN_TUNE", variant[sliced], 1);
                 ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(n, c, h, w), NULL), *dw = NULL, *db = NULL;
                 TU_OK(ct_tensor_zeros(ctx, 4, (size_t[]){k, c, 3, 3}, &dw));
                 TU_OK(ct_tensor_zeros(ctx, 1, (size_t[]){k}, &db));
@@ -309,7 +311,9 @@ Test(conv, backward_in_batch_slices)
             tu_assert_close_f(what, got[1][1], got[0][1], k * c * 9, tol, tol);
             snprintf(what, sizeof what, "sliced db (pooled=%d dx=%d)", pooled, with_dx);
             tu_assert_close_f(what, got[1][2], got[0][2], k, tol, tol);
-            for (int s = 0; s < 2; s++)
+            snprintf(what, sizeof what, "work-group db (pooled=%d dx=%d)", pooled, with_dx);
+            tu_assert_close_f(what, got[2][2], got[0][2], k, tol, tol);
+            for (int s = 0; s < 3; s++)
                 for (int j = 0; j < 3; j++)
                     free(got[s][j]);
         }

@@ -51,9 +51,8 @@ static int find_device(const ct_device_info *dev, cl_device_id *out, char *err, 
 }
 
 /* One timed launch: device seconds from the profiling event. */
-static int launch(cl_command_queue q, cl_kernel k, size_t global, double *seconds)
+static int launch(cl_command_queue q, cl_kernel k, size_t global, size_t local, double *seconds)
 {
-    size_t local = 1;
     cl_event ev = NULL;
     cl_ulong t0 = 0, t1 = 0;
     int ok =
@@ -93,7 +92,11 @@ int bench_peak_run(const ct_device_info *dev, double launch_s, size_t launches,
     ctx = clCreateContext(NULL, 1, &d, NULL, NULL, &e);
     if (e == CL_SUCCESS)
         q = clCreateCommandQueue(ctx, d, CL_QUEUE_PROFILING_ENABLE, &e);
-    size_t global = (size_t)(dev->compute_units ? dev->compute_units : 1) * 4;
+    /* a CPU: a few one-item work-groups per core (PoCL runs a work-group on one thread);
+     * a GPU: enough 128-item groups to fill every multiprocessor many times over */
+    size_t cus = dev->compute_units ? dev->compute_units : 1;
+    size_t local = dev->is_gpu ? 128 : 1;
+    size_t global = dev->is_gpu ? cus * 2048 : cus * 4;
     if (e == CL_SUCCESS)
         buf = clCreateBuffer(ctx, CL_MEM_READ_WRITE, global * sizeof(float), NULL, &e);
     if (e != CL_SUCCESS) {
@@ -133,7 +136,7 @@ int bench_peak_run(const ct_device_info *dev, double launch_s, size_t launches,
         /* calibrate: grow iters until one launch takes about launch_s */
         double s = 0;
         for (int tries = 0; tries < 20; tries++) {
-            if (launch(q, kern, global, &s) != 0) {
+            if (launch(q, kern, global, local, &s) != 0) {
                 snprintf(err, errcap, "peak kernel launch failed");
                 goto done;
             }
@@ -146,7 +149,7 @@ int bench_peak_run(const ct_device_info *dev, double launch_s, size_t launches,
         }
         double flops = 2.0 * 16.0 * chains * (double)iters * (double)global;
         for (size_t r = 0; r < launches; r++)
-            if (launch(q, kern, global, &t[r]) != 0) {
+            if (launch(q, kern, global, local, &t[r]) != 0) {
                 snprintf(err, errcap, "peak kernel launch failed");
                 goto done;
             }
