@@ -31,6 +31,9 @@
  *     images of one batch chunk and all their pixels in a fixed order (the lanes of the
  *     vector accumulators are summed last, in a fixed tree). Chunks land in a partial
  *     buffer reduced by conv_reduce, in order: no atomics, the same bits on every run.
+ *   conv_im2col, conv_gemm_out: the passes as GEMMs (CONV_GEMM, GPUs): the operand
+ *                matrix of a chunk of images, and the GEMM's output back in NCHW order
+ *                with bias and ReLU; one work-item per element.
  *   conv_bwd_b:  one work-item per output channel (CPUs); conv_bwd_b_wg: one work-group
  *                of CONV_BB_WG per output channel, a tree sum in local memory (GPUs).
  * A conv followed by (its ReLU and) a 2x2 max pool at stride 2 can run fused: conv_kv_pool
@@ -998,6 +1001,46 @@ __kernel void conv_bwd_b(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, c
         }
     }
     db[k] += vsum(acc) + tail;
+}
+
+/* col[j][n * P*Q + p*Q + q] = src at row p*sh + r*dh - pad_h, column q*sw + s*dw - pad_w
+ * of plane n * chans + c (0 outside its H x W), for rows j = (c, r, s) < rows and images
+ * n < nb; the planes are `plane` elements apart from src[off], rows `pitch` apart. */
+__kernel void conv_im2col(__global float *col, __global const float *src, const uint off,
+                          const uint rows, const uint chans, const uint plane, const uint pitch,
+                          const uint H, const uint W, const uint pad_h, const uint pad_w,
+                          const uint nb, const uint P, const uint Q, const uint R, const uint S,
+                          const uint sh, const uint sw, const uint dh, const uint dw)
+{
+    const uint pq = get_global_id(0), jn = get_global_id(1);
+    if (pq >= P * Q || jn >= rows * nb)
+        return;
+    const uint j = jn / nb, n = jn - j * nb;
+    const uint c = j / (R * S), tap = j - c * (R * S);
+    const uint p = pq / Q, q = pq - p * Q;
+    const int ih = (int)(p * sh + (tap / S) * dh) - (int)pad_h;
+    const int iw = (int)(q * sw + (tap % S) * dw) - (int)pad_w;
+    float v = 0.0f;
+    if (ih >= 0 && ih < (int)H && iw >= 0 && iw < (int)W)
+        v = src[off + (n * chans + c) * plane + (uint)ih * pitch + (uint)iw];
+    col[((size_t)j * nb + n) * P * Q + pq] = v;
+}
+
+/* y (NCHW, images from y_off on) = g (M x nb*PQ, a GEMM's output, row k holding images
+ * n < nb) + b[k] (flags 1), then ReLU (flags 2). */
+__kernel void conv_gemm_out(__global const float *g, CT_CARG(b), CT_ARG(y), const uint M,
+                            const uint nb, const uint PQ, const uint flags)
+{
+    const uint pq = get_global_id(0), kn = get_global_id(1);
+    if (pq >= PQ || kn >= M * nb)
+        return;
+    const uint k = kn / nb, n = kn - k * nb;
+    float v = g[(size_t)kn * PQ + pq];
+    if (flags & 1u)
+        v += b[b_off + k];
+    if (flags & 2u)
+        v = v > 0.0f ? v : 0.0f;
+    y[y_off + ((size_t)n * M + k) * PQ + pq] = v;
 }
 
 #ifndef CONV_BB_WG

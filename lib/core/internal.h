@@ -224,6 +224,8 @@ void ct_tune_select(ct_context *ctx);
  * else dflt (values 1..2^20-1). The host passes the value to the kernel as -DNAME=v, so
  * both sides agree. lib/core/tune.c */
 unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt);
+/* The same for a tunable that may be 0 (a switch or bit mask): 0..2^20-1. */
+unsigned ct_tune_flags(const ct_context *ctx, const char *name, unsigned dflt);
 /* Applies the CLBlast parameters of ct_tune_resolve once per context (tune.c); called
  * before the first GEMM. */
 void ct_tune_clblast(ct_context *ctx);

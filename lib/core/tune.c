@@ -111,7 +111,7 @@ void ct_tune_clblast(ct_context *ctx)
     }
 }
 
-unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt)
+static unsigned tune_lookup(const ct_context *ctx, const char *name, unsigned dflt, unsigned min)
 {
     char key[48];
     snprintf(key, sizeof key, "-D%s=", name);
@@ -122,8 +122,19 @@ unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt)
         at = strstr(ctx->tune_options, key);
     if (!at)
         return dflt;
-    unsigned long v = strtoul(at + strlen(key), NULL, 10);
-    return v > 0 && v < (1u << 20) ? (unsigned)v : dflt;
+    char *end = NULL;
+    unsigned long v = strtoul(at + strlen(key), &end, 10);
+    return end != at + strlen(key) && v >= min && v < (1u << 20) ? (unsigned)v : dflt;
+}
+
+unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt)
+{
+    return tune_lookup(ctx, name, dflt, 1);
+}
+
+unsigned ct_tune_flags(const ct_context *ctx, const char *name, unsigned dflt)
+{
+    return tune_lookup(ctx, name, dflt, 0);
 }
 
 const char *ct_context_clblast_source(ct_context *ctx)

@@ -126,8 +126,12 @@ static void check_grads(const tu_golden *g, ct_model *m)
     free(gr);
 }
 
-Test(minicnn_golden, forward_cross_entropy_backward)
+/* The forward, the loss and its gradient from our logits, and the backward, against
+ * PyTorch; `tune` (CLTRAIN_TUNE) picks the kernels' paths, NULL the device's default. */
+static void forward_cross_entropy_backward(const char *tune)
 {
+    if (tune)
+        setenv("CLTRAIN_TUNE", tune, 1);
     ct_context *ctx = tu_context();
     tu_golden *g = tu_golden_load("minicnn.txt");
     ct_model *m = make_model(ctx, 1, 28, 28, SEED_MNIST);
@@ -176,6 +180,19 @@ Test(minicnn_golden, forward_cross_entropy_backward)
     ct_model_free(m);
     tu_golden_free(g);
     ct_context_free(ctx);
+    unsetenv("CLTRAIN_TUNE");
+}
+
+Test(minicnn_golden, forward_cross_entropy_backward)
+{
+    forward_cross_entropy_backward(NULL);
+}
+
+/* Every convolution pass as im2col + GEMM (the model then fuses no pool): the same
+ * numbers within the same tolerances (the sums run in another order). */
+Test(minicnn_golden, forward_cross_entropy_backward_as_gemm)
+{
+    forward_cross_entropy_backward("-DCONV_GEMM=7 -DCONV_GEMM_MB=1");
 }
 
 /* The same spec adapts to 3x32x32 (Linear in-features 64*8*8). Train and eval mode

@@ -323,3 +323,61 @@ Test(conv, backward_in_batch_slices)
     free(hx), free(hw), free(hdy);
     ct_context_free(ctx);
 }
+
+/* The passes as im2col + GEMM (CONV_GEMM, the GPUs' default), forced here with 1 MiB
+ * chunks: every case, forward and backward, against the double-precision reference
+ * (ungrouped layers take it; the MiniCNN conv2 shape runs in chunks of a few images); a
+ * GEMM forward pass leaves nothing to fuse a pool into; and the weight gradient alone
+ * as a GEMM under a fused pool, with and without dx, against the default path. */
+Test(conv, passes_as_gemm)
+{
+    ct_context *ctx = tu_context();
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=7 -DCONV_GEMM_MB=1", 1);
+    for (size_t i = 0; i < NCASES; i++) {
+        forward_case(ctx, &cases[i], i);
+        backward_case(ctx, &cases[i], i);
+    }
+    const conv_case big = {64, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true};
+    forward_case(ctx, &big, 51);
+    backward_case(ctx, &big, 51);
+    ct_conv2d_params p = {1, 1, 1, 1, 1, 1, 1};
+    cr_assert_not(ct_conv2d_pool_fusable(ctx, (size_t[]){32, 14, 14}, 64, 3, 3, &p),
+                  "a GEMM forward pass has no fused pool");
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=0", 1);
+    cr_assert(ct_conv2d_pool_fusable(ctx, (size_t[]){32, 14, 14}, 64, 3, 3, &p),
+              "CONV_GEMM=0 fuses the pool again");
+    unsetenv("CLTRAIN_TUNE");
+
+    const size_t n = 3, c = 5, h = 10, w = 12, k = 32;
+    float *hx = tu_rand(n * c * h * w, 81, -1, 1), *hw = tu_rand(k * c * 9, 82, -1, 1);
+    float *hg = tu_rand(n * k * (h / 2) * (w / 2), 83, -1, 1);
+    ct_tensor *x = tu_tensor(ctx, TU_SHAPE(n, c, h, w), hx);
+    ct_tensor *wt = tu_tensor(ctx, TU_SHAPE(k, c, 3, 3), hw);
+    ct_tensor *gp = tu_tensor(ctx, TU_SHAPE(n, k, h / 2, w / 2), hg);
+    ct_tensor *y = tu_tensor(ctx, TU_SHAPE(n, k, h / 2, w / 2), NULL);
+    ct_tensor *idx = tu_tensor(ctx, TU_SHAPE((n * k * (h / 2) * (w / 2) + 3) / 4), NULL);
+    TU_OK(ct_conv2d_pool_forward(ctx, x, wt, NULL, &p, true, y, idx));
+    for (int with_dx = 0; with_dx < 2; with_dx++) {
+        float *got[2];
+        for (int as_gemm = 0; as_gemm < 2; as_gemm++) {
+            setenv("CLTRAIN_TUNE", as_gemm ? "-DCONV_GEMM=1 -DCONV_GEMM_MB=1" : "-DCONV_GEMM=0", 1);
+            ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(n, c, h, w), NULL), *dw = NULL;
+            TU_OK(ct_tensor_zeros(ctx, 4, (size_t[]){k, c, 3, 3}, &dw));
+            TU_OK(ct_conv2d_pool_backward(ctx, x, wt, gp, y, idx, &p, true, with_dx ? dx : NULL, dw,
+                                          NULL));
+            unsetenv("CLTRAIN_TUNE");
+            got[as_gemm] = tu_download(dw);
+            ct_tensor_free(dx), ct_tensor_free(dw);
+        }
+        /* sums of n*h*w terms in another order; 1e-5 * sqrt(terms) as above */
+        double tol = 1e-5 * sqrt((double)(n * h * w));
+        char what[64];
+        snprintf(what, sizeof what, "pooled dw as GEMM (dx=%d)", with_dx);
+        tu_assert_close_f(what, got[1], got[0], k * c * 9, tol, tol);
+        free(got[0]), free(got[1]);
+    }
+    ct_tensor_free(x), ct_tensor_free(wt), ct_tensor_free(gp), ct_tensor_free(y);
+    ct_tensor_free(idx);
+    free(hx), free(hw), free(hg);
+    ct_context_free(ctx);
+}
