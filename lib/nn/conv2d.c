@@ -46,8 +46,8 @@ typedef struct conv_tune {
     unsigned bw_slice;       /* CONV_BW_SLICE: KiB of padded copies per backward batch slice, 0 no
                               * limit (host only) */
     unsigned gemm;           /* CONV_GEMM: the passes run as im2col + GEMM (ungrouped layers):
-                              * 1 weight gradient, 2 forward (no fused pool then), 4 input
-                              * gradient (GPUs: 5, CPUs: 0) */
+                              * 1 weight gradient, 2 forward (a model then keeps its pools
+                              * apart), 4 input gradient (GPUs: 7, CPUs: 0) */
     unsigned gemm_mb;        /* CONV_GEMM_MB: MiB of gathered operands per chunk of images */
     unsigned bb_wg;          /* CONV_BB_WG: conv_bwd_b_wg's work-group size (a power of two up to
                               * 1024); 1: conv_bwd_b, one work-item per channel */
@@ -83,10 +83,12 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->bw_slice = ct_tune_value(ctx, "CONV_BW_SLICE", ctx->info.is_gpu ? 0 : 8192);
     /* one work-item summing a whole channel's bias gradient took 0.44 ms per layer on an
      * H200 (MiniCNN, batch 64); on a CPU that is the fastest order */
-    /* the backward passes as GEMMs on GPUs, where a conv_bwd_w_flat work-item holds too
-     * many accumulators (H200, weight gradient alone: MiniCNN 2.58 -> 2.09 ms per step,
-     * the CIFAR-shaped model 58 -> 22 ms); the forward pass keeps its fused pool */
-    t->gemm = ct_tune_flags(ctx, "CONV_GEMM", ctx->info.is_gpu ? 5 : 0);
+    /* every pass as GEMMs on GPUs, where a conv_bwd_w_flat work-item holds too many
+     * accumulators (H200, CIFAR-shaped model: 58.1 ms per step with the CPU kernels, 23.0
+     * with the weight gradient as GEMMs, 19.3 with the input gradient too, 16.3 with the
+     * forward pass too, its pools then apart); on CPUs the kernels (the same model on
+     * PoCL, 2 cores: 372 ms, and 857 / 1478 / 2057 ms) */
+    t->gemm = ct_tune_flags(ctx, "CONV_GEMM", ctx->info.is_gpu ? 7 : 0);
     t->gemm_mb = ct_tune_value(ctx, "CONV_GEMM_MB", 64);
     t->bb_wg = ct_tune_value(ctx, "CONV_BB_WG", ctx->info.is_gpu ? 256 : 1);
     if (t->bb_wg > 1024 || (t->bb_wg & (t->bb_wg - 1)))
@@ -489,8 +491,6 @@ bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_
         return false;
     conv_tune t;
     conv_tune_get(ctx, &t);
-    if ((t.gemm & CONV_GEMM_F) && p->groups == 1)
-        return false; /* the forward pass runs as a GEMM, which has no pool fused */
     conv_geom d = {.n = 1,
                    .c = in_chw[0],
                    .h = in_chw[1],
@@ -509,6 +509,15 @@ bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_
     long off_h, off_w;
     dgrad_dims(&t, &d, p, &hp, &wp, &off_h, &off_w);
     return off_h >= 0 && off_w >= 0; /* the unpooled gradient lands inside the padding */
+}
+
+bool ct_conv2d_forward_as_gemm(const ct_context *ctx, const ct_conv2d_params *p)
+{
+    if (!ctx || !p)
+        return false;
+    conv_tune t;
+    conv_tune_get(ctx, &t);
+    return (t.gemm & CONV_GEMM_F) && p->groups == 1;
 }
 
 /* The pooled tensors of a fused conv + pool: y (N, K, P/2, Q/2) and idx, at least as

@@ -326,9 +326,9 @@ Test(conv, backward_in_batch_slices)
 
 /* The passes as im2col + GEMM (CONV_GEMM, the GPUs' default), forced here with 1 MiB
  * chunks: every case, forward and backward, against the double-precision reference
- * (ungrouped layers take it; the MiniCNN conv2 shape runs in chunks of a few images); a
- * GEMM forward pass leaves nothing to fuse a pool into; and the weight gradient alone
- * as a GEMM under a fused pool, with and without dx, against the default path. */
+ * (ungrouped layers take it; the MiniCNN conv2 shape runs in chunks of a few images); the
+ * switch a model reads to keep its pools apart; and the weight gradient alone as a GEMM
+ * under a fused pool, with and without dx, against the default path. */
 Test(conv, passes_as_gemm)
 {
     ct_context *ctx = tu_context();
@@ -341,11 +341,11 @@ Test(conv, passes_as_gemm)
     forward_case(ctx, &big, 51);
     backward_case(ctx, &big, 51);
     ct_conv2d_params p = {1, 1, 1, 1, 1, 1, 1};
-    cr_assert_not(ct_conv2d_pool_fusable(ctx, (size_t[]){32, 14, 14}, 64, 3, 3, &p),
-                  "a GEMM forward pass has no fused pool");
-    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=0", 1);
+    cr_assert(ct_conv2d_forward_as_gemm(ctx, &p), "CONV_GEMM=7: the forward pass as a GEMM");
     cr_assert(ct_conv2d_pool_fusable(ctx, (size_t[]){32, 14, 14}, 64, 3, 3, &p),
-              "CONV_GEMM=0 fuses the pool again");
+              "the fused kernel stays available");
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=5", 1);
+    cr_assert_not(ct_conv2d_forward_as_gemm(ctx, &p), "CONV_GEMM=5: the forward pass's kernels");
     unsetenv("CLTRAIN_TUNE");
 
     const size_t n = 3, c = 5, h = 10, w = 12, k = 32;

@@ -435,7 +435,10 @@ Test(model, fused_conv_relu_maxpool_blocks)
     /* conv + relu + maxpool as one op (32 output channels fill the fused kernel's
      * vectors): first layer (no input gradient, conv_bwd_w_pool) on a 5x7 image whose
      * last row and column no window covers, then a block without relu that needs dx, and
-     * the model's memory report: only pooled outputs and argmax bytes are kept */
+     * the model's memory report: only pooled outputs and argmax bytes are kept. The
+     * plan when the forward pass is not a GEMM (CONV_GEMM=0; GPUs default to GEMMs); at
+     * the end, with every pass a GEMM the model keeps its pools apart. */
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=0", 1);
     const char *spec = "conv(32,3,pad=1) relu maxpool(2) conv(32,3,pad=1) maxpool(2) flatten "
                        "linear(3)";
     check_model(spec, 3, (size_t[]){1, 5, 7}, 2, 41);
@@ -459,6 +462,14 @@ Test(model, fused_conv_relu_maxpool_blocks)
     cr_assert_eq(saved, want, "saved %zu bytes, want %zu", saved, want);
     cr_assert_eq(grads, 2 * 4 * p1, "gradient buffers %zu bytes, want %zu", grads, 2 * 4 * p1);
     fixture_free(&f);
+
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=7", 1);
+    check_model(spec, 3, (size_t[]){1, 5, 7}, 2, 41);
+    fixture_init(&f, spec, 3, (size_t[]){1, 5, 7}, 2, 41);
+    TU_OK(ct_model_layer_describe(f.m, 0, line, sizeof line));
+    cr_assert(strstr(line, "+relu") != NULL && strstr(line, "+maxpool") == NULL, "%s", line);
+    fixture_free(&f);
+    unsetenv("CLTRAIN_TUNE");
 }
 
 Test(model, flatten_first_and_fused_relu_last)
@@ -653,6 +664,8 @@ Test(model, errors)
 
 Test(model, set_get_params_round_trip_and_describe)
 {
+    /* the described plan is the fused one (CONV_GEMM=0; GPUs default to GEMMs) */
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=0", 1);
     fixture f;
     fixture_init(&f, "minicnn", 3, (size_t[]){1, 28, 28}, 1, 111);
     size_t np = ct_model_param_numel(f.m);
@@ -686,6 +699,7 @@ Test(model, set_get_params_round_trip_and_describe)
     ct_model_input_shape(f.m, &nd, sh);
     cr_assert(nd == 3 && sh[0] == 1 && sh[1] == 28 && sh[2] == 28);
     fixture_free(&f);
+    unsetenv("CLTRAIN_TUNE");
 }
 
 /* PyTorch's default bounds: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in));
