@@ -139,6 +139,48 @@ bool ct_context_clblast_params(ct_context *ctx, ct_clblast_params *out);
  * leaves CLBlast's state unknown until the next successful call. For `cltrain tune`. */
 ct_status ct_context_clblast_apply(ct_context *ctx, const ct_clblast_params *p);
 
+/* ---- the stored convolution path (`cltrain tune --conv`) ----------------------------
+ *
+ * Convolutions run either on cltrain's own kernels or as im2col + GEMM, per pass (the
+ * tunable CONV_GEMM, a bit mask: 1 weight gradient, 2 forward, 4 input gradient; by
+ * default 0 on CPUs, 7 on GPUs). `cltrain tune --conv` times a model's training step with
+ * each choice and stores the fastest for the device when it beats the default, in
+ * <cache dir>/conv-<16 hex digits>.txt (named like the CLBlast file):
+ *
+ *     cltrain-conv-path 1
+ *     device ...             must equal the device's name
+ *     platform ...           ... its platform name
+ *     driver ...             ... its driver version
+ *     date ...               free text
+ *     measured ...           free text (what tune timed)
+ *     CONV_GEMM=7            0..7
+ *
+ * Every key exactly once, '#' starts a comment line, lines at most CT_TUNE_LINE_MAX bytes.
+ * A context reads it when it is made; CLTRAIN_TUNE still overrides it. A file that cannot
+ * be used is ignored, the reason in ct_context_conv_path_source(). */
+
+/* The device's CONV_GEMM without a stored file: 7 on GPUs, 0 on CPUs. */
+unsigned ct_conv_path_default(const ct_device_info *dev);
+/* Path of `dev`'s file (CT_ERR_UNSUPPORTED without a cache folder). */
+ct_status ct_conv_path_file(const ct_device_info *dev, char *buf, size_t cap);
+/* Parses a file's text (`len` bytes). Strict: CT_ERR_FORMAT, "line N: what" as the last
+ * error. info->shapes receives the measured line; info->clblast stays empty. */
+ct_status ct_conv_path_parse(const char *text, size_t len, unsigned *conv_gemm,
+                             ct_tune_file_info *info);
+/* Reads `path` and checks it was made for `dev` (CT_ERR_FORMAT otherwise; CT_ERR_NOT_FOUND
+ * when there is no file, CT_ERR_IO when it cannot be read). */
+ct_status ct_conv_path_read(const char *path, const ct_device_info *dev, unsigned *conv_gemm);
+/* Writes the choice for `dev` whole (as ct_tune_file_write); `measured` may be NULL. */
+ct_status ct_conv_path_write(const char *path, const ct_device_info *dev, unsigned conv_gemm,
+                             const char *measured);
+/* The CONV_GEMM a context on `dev` would use, and where it comes from in `source` (as
+ * ct_context_conv_path_source). Reads the file; never fails. */
+unsigned ct_conv_path_resolve(const ct_device_info *dev, char *source, size_t cap);
+/* Where this context's convolution path comes from: "stored: PATH (CONV_GEMM=N)",
+ * "default (CONV_GEMM=N)" or "default (CONV_GEMM=N; ignored PATH: REASON)". Belongs to
+ * the context. */
+const char *ct_context_conv_path_source(const ct_context *ctx);
+
 #ifdef __cplusplus
 }
 #endif

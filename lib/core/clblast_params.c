@@ -301,28 +301,9 @@ ct_status ct_tune_file_parse(const char *text, size_t len, ct_clblast_params *ou
     memset(&fi, 0, sizeof fi);
     CT_REQUIRE(text != NULL && out != NULL, CT_ERR_INVALID_ARG,
                "ct_tune_file_parse: NULL argument");
-    CT_REQUIRE(len > 0, CT_ERR_FORMAT, "the file is empty");
-    CT_REQUIRE(len <= CT_TUNE_FILE_MAX, CT_ERR_FORMAT, "the file is larger than %d bytes",
-               CT_TUNE_FILE_MAX);
-    CT_REQUIRE(text[len - 1] == '\n', CT_ERR_FORMAT,
-               "the file does not end with a newline (truncated?)");
-    while (at < len) {
-        const char *s = text + at, *nl = memchr(s, '\n', len - at);
-        size_t n = (size_t)(nl - s); /* nl exists: the text ends with '\n' */
-        at += n + 1;
-        lineno++;
-        CT_REQUIRE(n < CT_TUNE_LINE_MAX, CT_ERR_FORMAT, "line %zu is longer than %d bytes", lineno,
-                   CT_TUNE_LINE_MAX - 1);
-        for (size_t i = 0; i < n; i++)
-            CT_REQUIRE((unsigned char)s[i] >= 0x20 && s[i] != 0x7f, CT_ERR_FORMAT,
-                       "line %zu: control character 0x%02x", lineno, (unsigned char)s[i]);
-        if (lineno == 1) {
-            CT_REQUIRE(n == strlen(FILE_MAGIC) && memcmp(s, FILE_MAGIC, n) == 0, CT_ERR_FORMAT,
-                       "line 1: expected '%s'", FILE_MAGIC);
-            continue;
-        }
-        if (n == 0 || s[0] == '#')
-            continue;
+    CT_TRY(ct_text_check(text, len, FILE_MAGIC));
+    size_t n = 0;
+    for (const char *s; (s = ct_next_line(text, len, &at, &lineno, &n));) {
         const char *sp = memchr(s, ' ', n);
         size_t kl = sp ? (size_t)(sp - s) : n;
         const char *rest = sp ? sp + 1 : s + n;

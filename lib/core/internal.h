@@ -105,6 +105,8 @@ struct ct_context {
     int clblast_override;   /* 1: clblast_params are in use; 0: CLBlast's own choice */
     ct_clblast_params clblast_params;
     char clblast_source[1200]; /* ct_context_clblast_source() */
+    char host_tunables[64];    /* stored by `cltrain tune --conv`, "-DCONV_GEMM=7" (tune.c) */
+    char conv_path_source[1300]; /* ct_context_conv_path_source() */
     cl_mem scratch[CT_SCRATCH_SLOTS];
     size_t scratch_bytes[CT_SCRATCH_SLOTS];
     /* small constant tables kept across calls (ct_const_buffer), used round robin */
@@ -220,12 +222,44 @@ ct_status ct_gemm_nt_bias_act(ct_context *ctx, size_t m, size_t n, size_t k, con
 
 /* Per-device tuning table (lib/core/tune.c): fills ctx->tune_options. */
 void ct_tune_select(ct_context *ctx);
-/* A kernel tunable NAME: from CLTRAIN_TUNE ("-DNAME=v ..."), else the device's table,
- * else dflt (values 1..2^20-1). The host passes the value to the kernel as -DNAME=v, so
+/* A kernel tunable NAME: from CLTRAIN_TUNE ("-DNAME=v ..."), else what `cltrain tune
+ * --conv` stored for the device, else the device's table, else dflt (values 1..2^20-1). The host passes the value to the kernel as -DNAME=v, so
  * both sides agree. lib/core/tune.c */
 unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt);
 /* The same for a tunable that may be 0 (a switch or bit mask): 0..2^20-1. */
 unsigned ct_tune_flags(const ct_context *ctx, const char *name, unsigned dflt);
+
+/* The stored files' common parts (lib/core/tune_file.c): `src` as one line of printable
+ * text; the last error's message without its "(STATUS, file.c:N)" suffixes; the UTC time
+ * as 2026-11-26T01:02:03Z; and writing a file whole (a temporary file in the same folder,
+ * created if missing, synced, then renamed over `path`). */
+void ct_one_line(char *dst, size_t cap, const char *src);
+void ct_error_reason(char *buf, size_t cap);
+void ct_utc_date(char *buf, size_t cap);
+ct_status ct_write_text_atomic(const char *path, const char *text);
+/* <cache dir>/<prefix>-<16 hex digits>.txt, hashed over `tag` and the device's name,
+ * driver and platform. */
+ct_status ct_device_file(const ct_device_info *dev, const char *tag, const char *prefix,
+                         char *buf, size_t cap);
+/* The whole file (at most CT_TUNE_FILE_MAX bytes), malloc'd into *text: CT_ERR_NOT_FOUND,
+ * CT_ERR_IO or CT_ERR_FORMAT (too large) otherwise. */
+ct_status ct_read_small_file(const char *path, char **text, size_t *len);
+/* The checks every line of a stored file passes before it is parsed: not empty, within
+ * CT_TUNE_FILE_MAX, newline-terminated, lines under CT_TUNE_LINE_MAX bytes of printable
+ * text, line 1 equal to `magic`. */
+ct_status ct_text_check(const char *text, size_t len, const char *magic);
+/* The next line with content of a text ct_text_check passed, from *at (advanced), *lineno
+ * counting: line 1, empty lines and '#' comments skipped; *n its length. NULL at the end. */
+const char *ct_next_line(const char *text, size_t len, size_t *at, size_t *lineno, size_t *n);
+/* CT_ERR_FORMAT unless the header names this device, platform and driver ("run `again`
+ * again" in the message). */
+ct_status ct_tune_file_same_device(const ct_tune_file_info *fi, const ct_device_info *dev,
+                                   const char *again);
+/* Reads the device's stored convolution path into ctx->host_tunables and says where it
+ * came from in ctx->conv_path_source (lib/core/conv_path.c); never fails. */
+void ct_conv_path_apply(ct_context *ctx);
+/* The device's CONV_GEMM without a stored choice (ct_conv_path_default). */
+unsigned ct_conv_gemm_default(const ct_context *ctx);
 /* Applies the CLBlast parameters of ct_tune_resolve once per context (tune.c); called
  * before the first GEMM. */
 void ct_tune_clblast(ct_context *ctx);

@@ -35,6 +35,7 @@ void ct_tune_select(ct_context *ctx)
                 (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT);
     snprintf(ctx->tune_options, sizeof ctx->tune_options, "%s%s", e->options,
              exact ? " -cl-fp32-correctly-rounded-divide-sqrt" : "");
+    ct_conv_path_apply(ctx);
 }
 
 /* Overrides CLBlast's parameters of the three families with `p` (no cache clearing). */
@@ -118,6 +119,8 @@ static unsigned tune_lookup(const ct_context *ctx, const char *name, unsigned df
     /* CLTRAIN_TUNE="-DCONV_KV=1 ..." overrides the table, for experiments */
     const char *env = getenv("CLTRAIN_TUNE");
     const char *at = env ? strstr(env, key) : NULL;
+    if (!at) /* what `cltrain tune --conv` stored for the device */
+        at = strstr(ctx->host_tunables, key);
     if (!at)
         at = strstr(ctx->tune_options, key);
     if (!at)

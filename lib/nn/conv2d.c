@@ -83,12 +83,8 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->bw_slice = ct_tune_value(ctx, "CONV_BW_SLICE", ctx->info.is_gpu ? 0 : 8192);
     /* one work-item summing a whole channel's bias gradient took 0.44 ms per layer on an
      * H200 (MiniCNN, batch 64); on a CPU that is the fastest order */
-    /* every pass as GEMMs on GPUs, where a conv_bwd_w_flat work-item holds too many
-     * accumulators (H200, CIFAR-shaped model: 58.1 ms per step with the CPU kernels, 23.0
-     * with the weight gradient as GEMMs, 19.3 with the input gradient too, 16.3 with the
-     * forward pass too, its pools then apart); on CPUs the kernels (the same model on
-     * PoCL, 2 cores: 372 ms, and 857 / 1478 / 2057 ms) */
-    t->gemm = ct_tune_flags(ctx, "CONV_GEMM", ctx->info.is_gpu ? 7 : 0);
+    /* the device's stored choice or default (lib/core/conv_path.c) */
+    t->gemm = ct_tune_flags(ctx, "CONV_GEMM", ct_conv_gemm_default(ctx));
     t->gemm_mb = ct_tune_value(ctx, "CONV_GEMM_MB", 64);
     t->bb_wg = ct_tune_value(ctx, "CONV_BB_WG", ctx->info.is_gpu ? 256 : 1);
     if (t->bb_wg > 1024 || (t->bb_wg & (t->bb_wg - 1)))

@@ -1,6 +1,7 @@
-/* tests/fuzz/fuzz_tune.c — libFuzzer target for the parser of the stored CLBlast
- * parameters (ct_tune_file_parse, lib/core/clblast_params.c). Whatever the bytes, it must
- * return CT_SUCCESS or CT_ERR_FORMAT, never crash or read past `size`, and leave the output
+/* tests/fuzz/fuzz_tune.c — libFuzzer target for the parsers of the stored CLBlast
+ * parameters (ct_tune_file_parse, lib/core/clblast_params.c) and of the stored convolution
+ * path (ct_conv_path_parse, lib/core/conv_path.c), the same bytes to both. Whatever the bytes, it
+ * must return CT_SUCCESS or CT_ERR_FORMAT, never crash or read past `size`, and leave the output
  * untouched when it refuses. What it accepts must pass CLBlast's constraints and read back
  * the same after formatting.
  * Build: CC=clang meson setup -Dfuzz=true build-fuzz && meson compile -C build-fuzz
@@ -26,6 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&p, 0xa5, sizeof p);
     before = p;
     ct_status st = ct_tune_file_parse(text, size, &p, &info);
+    /* the convolution path: CT_SUCCESS with 0..7, or CT_ERR_FORMAT leaving v alone */
+    unsigned v = 99;
+    ct_status cst = ct_conv_path_parse(text, size, &v, &info);
+    if (cst == CT_SUCCESS ? v > 7 : (cst != CT_ERR_FORMAT || v != 99))
+        abort();
     free(text);
     if (st != CT_SUCCESS) {
         if (st != CT_ERR_FORMAT || memcmp(&p, &before, sizeof p) != 0)

@@ -350,6 +350,118 @@ Test(tune_context, uses_the_stored_file)
     ct_context_free(ctx);
 }
 
+/* ---- the stored convolution path (lib/core/conv_path.c) ----------------------------- */
+
+static const char conv_valid[] = "cltrain-conv-path 1\n# a comment\ndevice Test CPU 9000\n"
+                                 "platform Test Platform\ndriver 1.2.3\n"
+                                 "date 2026-11-26T00:00:00Z\nmeasured minicnn batch 64\n\n"
+                                 "CONV_GEMM=5\n";
+
+Test(conv_path, parses_a_valid_file_and_refuses_the_rest)
+{
+    unsigned v = 99;
+    ct_tune_file_info info;
+    cr_assert_eq(ct_conv_path_parse(conv_valid, strlen(conv_valid), &v, &info), CT_SUCCESS, "%s",
+                 ct_last_error());
+    cr_assert_eq(v, 5);
+    cr_assert_str_eq(info.device, "Test CPU 9000");
+    cr_assert_str_eq(info.shapes, "minicnn batch 64");
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"", "empty"},
+        {"cltrain-conv-path 2\n", "line 1"},
+        {"cltrain-conv-path 1\ndevice a\nplatform b\ndriver c\ndate d\nmeasured e\n",
+         "no CONV_GEMM line"},
+        {"cltrain-conv-path 1\ndevice a\nplatform b\ndriver c\ndate d\nCONV_GEMM=1\n",
+         "no 'measured' line"},
+        {"cltrain-conv-path 1\ndevice a\ndevice a\n", "'device' given twice"},
+        {"cltrain-conv-path 1\nCONV_GEMM=8\n", "not CONV_GEMM=0..7"},
+        {"cltrain-conv-path 1\nCONV_GEMM=12\n", "not CONV_GEMM=0..7"},
+        {"cltrain-conv-path 1\nCONV_GEMM=\n", "not CONV_GEMM=0..7"},
+        {"cltrain-conv-path 1\nCONV_GEMM=1\nCONV_GEMM=1\n", "given twice"},
+        {"cltrain-conv-path 1\nCONV_KV=1\n", "unknown line"},
+        {"cltrain-conv-path 1\ndevice a\tb\n", "control character"},
+        {"cltrain-conv-path 1\ndevice a", "newline"},
+    };
+    /* the fuzzing corpus's seed for it */
+    char seed[600], text[1024];
+    snprintf(seed, sizeof seed, "%s/../../fuzz/corpus/tune/conv-valid.txt", CT_GOLDEN_DIR);
+    FILE *f = fopen(seed, "rb");
+    cr_assert_not_null(f, "%s", seed);
+    size_t n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    cr_assert_eq(ct_conv_path_parse(text, n, &v, NULL), CT_SUCCESS, "%s", ct_last_error());
+    cr_assert_eq(v, 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 99;
+        cr_assert_eq(ct_conv_path_parse(bad[i].text, strlen(bad[i].text), &v, NULL), CT_ERR_FORMAT,
+                     "case %zu accepted", i);
+        cr_assert(strstr(ct_last_error(), bad[i].why) != NULL, "case %zu: %s", i, ct_last_error());
+        cr_assert_eq(v, 99, "case %zu: output touched", i);
+    }
+}
+
+Test(conv_path, write_read_resolve)
+{
+    temp_dir();
+    ct_device_info cpu = fake_device(0), gpu = fake_device(1), other = cpu;
+    char path[4200], gpath[4200], src[1400];
+    unsigned v = 0;
+    TU_OK(ct_conv_path_file(&cpu, path, sizeof path));
+    TU_OK(ct_conv_path_file(&gpu, gpath, sizeof gpath));
+    cr_assert(strstr(path, "/conv-") != NULL && strstr(path, ".txt") != NULL, "%s", path);
+    /* the defaults: kernels on CPUs, every pass as GEMMs on GPUs */
+    cr_assert_eq(ct_conv_path_resolve(&cpu, src, sizeof src), 0);
+    cr_assert_str_eq(src, "default (CONV_GEMM=0)");
+    cr_assert_eq(ct_conv_path_resolve(&gpu, src, sizeof src), 7);
+    cr_assert_str_eq(src, "default (CONV_GEMM=7)");
+    /* written, read back, resolved; another device's or driver's file is refused */
+    TU_OK(ct_conv_path_write(path, &cpu, 5, "a model, batch 8"));
+    TU_OK(ct_conv_path_read(path, &cpu, &v));
+    cr_assert_eq(v, 5);
+    cr_assert_eq(ct_conv_path_resolve(&cpu, src, sizeof src), 5);
+    cr_assert(strncmp(src, "stored: ", 8) == 0 && strstr(src, path) && strstr(src, "=5)"), "%s",
+              src);
+    snprintf(other.driver, sizeof other.driver, "9.9");
+    cr_assert_eq(ct_conv_path_read(path, &other, &v), CT_ERR_FORMAT);
+    cr_assert(strstr(ct_last_error(), "driver 1.2.3") != NULL, "%s", ct_last_error());
+    cr_assert_eq(ct_conv_path_write(path, &cpu, 8, NULL), CT_ERR_INVALID_ARG);
+    /* damaged: the default, and why */
+    write_file(path, "cltrain-conv-path 1\nCONV_GEMM=9\n", 32);
+    cr_assert_eq(ct_conv_path_resolve(&cpu, src, sizeof src), 0);
+    cr_assert(strstr(src, "default (CONV_GEMM=0; ignored ") == src && strstr(src, "line 2"), "%s",
+              src);
+    unlink(path);
+    cr_assert_eq(ct_conv_path_read(path, &cpu, &v), CT_ERR_NOT_FOUND);
+}
+
+/* A context on the real device applies the stored choice to its convolutions; CLTRAIN_TUNE
+ * still overrides it. */
+Test(conv_path, a_context_uses_the_stored_choice)
+{
+    temp_dir();
+    ct_device_info dev;
+    char path[4200];
+    TU_OK(ct_device_choose(NULL, &dev));
+    TU_OK(ct_conv_path_file(&dev, path, sizeof path));
+    unsigned want = ct_conv_path_default(&dev) == 5 ? 1 : 5;
+    TU_OK(ct_conv_path_write(path, &dev, want, "test"));
+    unsetenv("CLTRAIN_TUNE");
+    ct_context *ctx = tu_context();
+    const char *src = ct_context_conv_path_source(ctx);
+    cr_assert(strncmp(src, "stored: ", 8) == 0 && strstr(src, path), "%s", src);
+    cr_assert_eq(ct_tune_flags(ctx, "CONV_GEMM", 99), want);
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=2", 1);
+    cr_assert_eq(ct_tune_flags(ctx, "CONV_GEMM", 99), 2);
+    unsetenv("CLTRAIN_TUNE");
+    ct_context_free(ctx);
+    unlink(path);
+    ctx = tu_context();
+    cr_assert_eq(ct_tune_flags(ctx, "CONV_GEMM", 99), 99, "no file: the caller's default");
+    ct_context_free(ctx);
+}
+
 /* The fuzzing corpus (tests/fuzz/corpus/tune) replayed: the valid seeds parse, the others
  * are refused with CT_ERR_FORMAT. */
 Test(tune_file, corpus_is_read_or_refused_cleanly)

@@ -3,6 +3,8 @@
 # the device's file in a fresh cache folder; `devices --verbose` and `train --verbose`
 # then report the stored parameters; a damaged file is ignored with its reason and
 # training still runs; --reset removes the file; --dry-run stores nothing; usage errors.
+# Then --conv: the convolution path timed (stored or not, as measured), set by hand
+# (--conv-set), reported and used, ignored when damaged, and --conv --reset.
 #
 # Cost, measured on the 2-core machine: with PoCL's cache (~/.cache/pocl) cold for
 # candidate 1, about 47 s to compile its CLBlast program plus up to 14 s for its indirect
@@ -42,10 +44,12 @@ if [ "$dtype" = GPU ]; then
   damaged="CLBlast's database (GPU; ignored"
   default_row="in use now: CLBlast's database"
   default_reset="CLBlast's database (GPU)"
+  conv_default=7
 else
   damaged="built-in (ignored"
   default_row="in use now: built-in"
   default_reset="built-in"
+  conv_default=0
 fi
 
 # A fresh cache folder, so the stored file touches no other test; the suite's compiled
@@ -153,4 +157,60 @@ check "devices --verbose after reset: the default set" grep -qxF "      CLBlast 
 "$cltrain" tune --reset >"$tmp/out" 2>&1
 check "reset again: nothing to remove" grep -q 'no stored CLBlast parameters' "$tmp/out"
 
+# ---- --conv: the convolution path (CONV_GEMM) --------------------------------------------
+conv_tiny=(--model "conv(32,3,pad=1) relu maxpool(2) flatten linear(10)" --input 1,8,8 --batch 4
+  --runs 2)
+"$cltrain" tune --conv --model "flatten linear(10)" --input 1,8,8 >/dev/null 2>"$tmp/err"
+rc=$?
+check "tune --conv without a convolution: exit status 2" test $rc -eq 2
+check "tune --conv without a convolution: says so" grep -q 'no convolution' "$tmp/err"
+for args in "--conv-set 8" "--conv-set 1 --dry-run" "--conv-set 1 --reset"; do
+  # shellcheck disable=SC2086
+  "$cltrain" tune $args >/dev/null 2>"$tmp/err"
+  rc=$?
+  check "tune $args: exit status 2 ($(head -c 120 "$tmp/err"))" test $rc -eq 2
+done
+"$cltrain" tune --conv "${conv_tiny[@]}" --dry-run >"$tmp/out" 2>"$tmp/err"
+rc=$?
+cat "$tmp/out"
+check "tune --conv --dry-run: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+check "tune --conv: table header" grep -qE '^CONV_GEMM +ms/step +vs default +what' "$tmp/out"
+check "tune --conv: four rows, the default marked once" \
+  test "$(grep -cE '^[0157] +[0-9.]+ +[+-][0-9.]+% ' "$tmp/out")" -eq 4 -a \
+  "$(grep -c '(default)$' "$tmp/out")" -eq 1
+check "tune --conv --dry-run: says so" grep -q -- '--dry-run: nothing stored' "$tmp/out"
+check "tune --conv --dry-run: no file" test -z "$(ls "$tmp/cache"/conv-*.txt 2>/dev/null)"
+"$cltrain" tune --conv "${conv_tiny[@]}" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "tune --conv: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+cpath=$(ls "$tmp/cache"/conv-*.txt 2>/dev/null)
+if grep -q '^stored ' "$tmp/out"; then
+  check "tune --conv: the stored file holds the choice" grep -qE '^CONV_GEMM=[0-7]$' "$cpath"
+else
+  check "tune --conv: nothing stored, no file" test -z "$cpath"
+fi
+# a choice set by hand is stored, reported and used; a damaged file is ignored with why
+"$cltrain" tune --conv-set 5 >"$tmp/out" 2>&1
+rc=$?
+cpath=$(sed -n 's/^stored \(.*\): CONV_GEMM=5 .*/\1/p' "$tmp/out")
+check "tune --conv-set 5: exit status 0, file named ($(head -c 160 "$tmp/out"))" \
+  test $rc -eq 0 -a -n "$cpath"
+check "tune --conv-set 5: the file" grep -qx 'CONV_GEMM=5' "$cpath"
+"$cltrain" devices --verbose >"$tmp/out" 2>&1
+check "devices --verbose: the stored conv path" \
+  grep -qF "conv path     stored: $cpath (CONV_GEMM=5)" "$tmp/out"
+"$cltrain" "${train[@]}" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "train with a stored conv path: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+check "train --verbose: the stored conv path" grep -qF "conv path: stored: $cpath" "$tmp/err"
+echo "CONV_GEMM=6" >>"$cpath"
+"$cltrain" devices --verbose >"$tmp/out" 2>&1
+check "devices --verbose: a damaged conv file ignored, with why" \
+  grep -qF "conv path     default (CONV_GEMM=$conv_default; ignored $cpath: line " "$tmp/out"
+"$cltrain" tune --conv --reset >"$tmp/out" 2>&1
+check "tune --conv --reset: removed" grep -qF "removed $cpath" "$tmp/out"
+check "tune --conv --reset: the file is gone" test ! -e "$cpath"
+"$cltrain" tune --conv --reset >"$tmp/out" 2>&1
+check "tune --conv --reset again: nothing to remove" grep -q 'no stored convolution path' \
+  "$tmp/out"
 exit $fail

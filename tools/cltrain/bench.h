@@ -94,6 +94,10 @@ typedef struct bench_rig {
 
 ct_status bench_rig_make(ct_context *ctx, const bench *b, bench_rig *r);
 void bench_rig_free(bench_rig *r);
+/* Times `runs` runs of `steps` training steps after `warmup` steps; t[run] = seconds per
+ * step (a finish ends each run). */
+ct_status bench_time_train(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup,
+                           size_t runs, size_t steps, double *t);
 
 /* ---- layers --------------------------------------------------------------------------- */
 

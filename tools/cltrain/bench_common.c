@@ -175,6 +175,25 @@ ct_status bench_rig_make(ct_context *ctx, const bench *b, bench_rig *r)
     return st;
 }
 
+ct_status bench_time_train(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup,
+                           size_t runs, size_t steps, double *t)
+{
+    ct_status st = CT_SUCCESS;
+    for (size_t i = 0; i < warmup && !st; i++)
+        st = ct_trainer_step(r->tr, d->x, d->y, NULL);
+    if (!st)
+        st = ct_context_finish(ctx);
+    for (size_t run = 0; run < runs && !st; run++) {
+        double t0 = bench_now();
+        for (size_t i = 0; i < steps && !st; i++)
+            st = ct_trainer_step(r->tr, d->x, d->y, NULL);
+        if (!st)
+            st = ct_context_finish(ctx);
+        t[run] = (bench_now() - t0) / (double)steps;
+    }
+    return st;
+}
+
 /* ---- layers ------------------------------------------------------------------------------- */
 
 ct_status bench_layer_input(const bench *b, size_t i, size_t *ndim, size_t *shape)

@@ -26,27 +26,6 @@
 #include "bench_peak.h"
 #include "cmd_bench.h"
 
-/* Times `runs` runs of `steps` training steps after `warmup` steps; t[run] = seconds per
- * step. */
-static ct_status time_train(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup,
-                            size_t runs, size_t steps, double *t)
-{
-    ct_status st = CT_SUCCESS;
-    for (size_t i = 0; i < warmup && !st; i++)
-        st = ct_trainer_step(r->tr, d->x, d->y, NULL);
-    if (!st)
-        st = ct_context_finish(ctx);
-    for (size_t run = 0; run < runs && !st; run++) {
-        double t0 = bench_now();
-        for (size_t i = 0; i < steps && !st; i++)
-            st = ct_trainer_step(r->tr, d->x, d->y, NULL);
-        if (!st)
-            st = ct_context_finish(ctx);
-        t[run] = (bench_now() - t0) / (double)steps;
-    }
-    return st;
-}
-
 /* Same for eval-mode forward passes. */
 static ct_status time_infer(ct_context *ctx, bench_rig *r, const bench_data *d, size_t warmup,
                             size_t runs, size_t steps, double *t)
@@ -258,7 +237,7 @@ static int section_sweep(bench *b, ct_context *ctx, bench_rig *r)
         double tr, inf;
         ct_status st = bench_data_make(ctx, b, n, b->o.seed + n, &d);
         if (!st)
-            st = time_train(ctx, r, &d, b->o.warmup ? 1 : 0, b->o.runs, steps, t);
+            st = bench_time_train(ctx, r, &d, b->o.warmup ? 1 : 0, b->o.runs, steps, t);
         tr = bench_median(t, b->o.runs);
         if (!st)
             st = time_infer(ctx, r, &d, 1, b->o.runs, steps, t);
@@ -367,7 +346,7 @@ int cli_bench(int argc, char **argv)
         goto done;
     }
     if (b.o.train) {
-        if (time_train(ctx, &r, &d, b.o.warmup, b.o.runs, b.o.steps, t)) {
+        if (bench_time_train(ctx, &r, &d, b.o.warmup, b.o.runs, b.o.steps, t)) {
             rc = bench_fail("training");
             goto done;
         }

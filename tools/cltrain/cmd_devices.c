@@ -13,7 +13,8 @@ int cli_devices(int argc, char **argv)
             printf("usage: cltrain devices [--verbose]\n\nLists every OpenCL platform and device "
                    "with the index --device accepts.\n--verbose also says which CLBlast GEMM "
                    "parameters each device uses and why\n(stored by 'cltrain tune', built-in, or "
-                   "CLBlast's own).\n");
+                   "CLBlast's own), and which convolution passes\nrun as GEMMs (CONV_GEMM: stored "
+                   "by 'cltrain tune --conv', or the default).\n");
             return 0;
         }
         if (strcmp(argv[i], "--verbose") == 0) {
@@ -48,6 +49,8 @@ int cli_devices(int argc, char **argv)
             char source[2048];
             ct_tune_resolve(d, &p, source, sizeof source);
             printf("      CLBlast GEMM  %s\n", source);
+            ct_conv_path_resolve(d, source, sizeof source);
+            printf("      conv path     %s\n", source);
         }
     }
     if (have_default)

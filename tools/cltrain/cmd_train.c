@@ -622,6 +622,7 @@ int cli_train(int argc, char **argv)
                           ? "CLBlast"
                           : "kernels/gemm.cl (CLTRAIN_GEMM=clblast for CLBlast)",
                       ct_context_clblast_source(ctx));
+        progress_note(pr, "conv path: %s", ct_context_conv_path_source(ctx));
         for (size_t i = 0; i < ct_model_layer_count(r.model); i++)
             if (ct_model_layer_describe(r.model, i, line, sizeof line) == CT_SUCCESS)
                 progress_note(pr, "  %s", line);

@@ -92,7 +92,8 @@ static const char *const changes[] = {
 typedef struct tune_opts {
     bench_opts b; /* model, input, batch, device (what bench's helpers read) */
     size_t budget_s, max_candidates, runs;
-    bool dry_run, reset;
+    bool dry_run, reset, conv;
+    int conv_set; /* --conv-set N: store N without timing; -1: time */
 } tune_opts;
 
 typedef struct tshape {
@@ -135,6 +136,14 @@ static void usage(FILE *to)
             "  --threads T        sets POCL_MAX_PTHREAD_COUNT=T for PoCL's CPU device\n"
             "  --dry-run          measure and print, store nothing\n"
             "  --reset            delete the device's stored file (back to the built-in set)\n"
+            "  --conv             instead: time the model's training step with its convolutions\n"
+            "                     on cltrain's kernels or as im2col + GEMM (CONV_GEMM 0, 1, 5, 7:\n"
+            "                     none, weight gradient, + input gradient, + forward; --runs\n"
+            "                     runs of 5 steps each) and store the fastest for the device\n"
+            "                     when it beats the default by 3%%; with --reset, delete that\n"
+            "                     file (conv-<hash>.txt)\n"
+            "  --conv-set N       store CONV_GEMM=N (0..7) for the device without timing (the\n"
+            "                     default value removes the file)\n"
             "\n"
             "The file: $CLTRAIN_CACHE_DIR, else $XDG_CACHE_HOME/cltrain, else ~/.cache/cltrain,\n"
             "named clblast-<hash of device, driver, platform>.txt; 'cltrain devices --verbose'\n"
@@ -152,6 +161,7 @@ static int parse_args(int argc, char **argv, tune_opts *o)
     o->budget_s = 600;
     o->max_candidates = 1 + NCHANGES;
     o->runs = 7;
+    o->conv_set = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         size_t x = 0;
@@ -176,6 +186,10 @@ static int parse_args(int argc, char **argv, tune_opts *o)
             ok = bench_parse_uint(v, 1, 1u << 20, &o->max_candidates);
         } else if (strcmp(a, "--runs") == 0) {
             ok = bench_parse_uint(v, 1, 1000, &o->runs);
+        } else if (strcmp(a, "--conv-set") == 0) {
+            ok = bench_parse_uint(v, 0, 7, &x);
+            o->conv_set = (int)x;
+            o->conv = true;
         } else if (strcmp(a, "--threads") == 0) {
             ok = bench_parse_uint(v, 1, 4096, &x) && setenv("POCL_MAX_PTHREAD_COUNT", v, 1) == 0;
         } else {
@@ -184,6 +198,8 @@ static int parse_args(int argc, char **argv, tune_opts *o)
                 o->dry_run = true;
             else if (strcmp(a, "--reset") == 0)
                 o->reset = true;
+            else if (strcmp(a, "--conv") == 0)
+                o->conv = true;
             else {
                 fprintf(stderr, CMD ": unknown option '%s' (see cltrain tune --help)\n", a);
                 return 2;
@@ -200,6 +216,11 @@ static int parse_args(int argc, char **argv, tune_opts *o)
         fprintf(stderr, CMD ": --reset and --dry-run do not combine\n");
         return 2;
     }
+    if (o->conv_set >= 0 && (o->reset || o->dry_run)) {
+        fprintf(stderr, CMD ": --conv-set does not combine with %s\n",
+                o->reset ? "--reset" : "--dry-run");
+        return 2;
+    }
     return -1; /* go on */
 }
 
@@ -208,8 +229,20 @@ static int reset(const tune_opts *o)
     ct_device_info dev;
     char path[4200];
     if (ct_device_choose(o->b.device, &dev) != CT_SUCCESS ||
-        ct_tune_file_path(&dev, path, sizeof path) != CT_SUCCESS) {
+        (o->conv ? ct_conv_path_file(&dev, path, sizeof path)
+                 : ct_tune_file_path(&dev, path, sizeof path)) != CT_SUCCESS) {
         fprintf(stderr, CMD ": %s\n", ct_last_error());
+        return 1;
+    }
+    if (o->conv) {
+        int r = remove(path), e = errno;
+        if (r == 0 || e == ENOENT) {
+            printf("%s %s: %s uses the default convolution path (CONV_GEMM=%u)\n",
+                   r == 0 ? "removed" : "no stored convolution path at", path, dev.name,
+                   ct_conv_path_default(&dev));
+            return 0;
+        }
+        fprintf(stderr, CMD ": cannot remove %s: %s\n", path, strerror(e));
         return 1;
     }
     if (remove(path) == 0) {
@@ -573,6 +606,204 @@ static void shapes_text(const tshape *s, size_t ns, size_t batch, char *buf, siz
 
 /* ---- the command -------------------------------------------------------------------------- */
 
+/* ---- --conv: the convolution path ------------------------------------------------------ */
+
+#define CONV_STEPS 5
+
+/* Median seconds per training step of the model built with CONV_GEMM=v (the model reads
+ * it when it plans its fusions, the conv ops on every call): CLTRAIN_TUNE is the user's
+ * value with "-DCONV_GEMM=v" in front, so that it wins. */
+static ct_status conv_time(ct_context *ctx, const bench *b, const bench_data *d, unsigned v,
+                           const char *user, size_t runs, double *ms)
+{
+    ct_status st = CT_SUCCESS;
+    char env[1024];
+    double t[1000];
+    bench_rig r;
+    snprintf(env, sizeof env, "-DCONV_GEMM=%u %s", v, user ? user : "");
+    if (setenv("CLTRAIN_TUNE", env, 1) != 0)
+        return CT_ERR_INVALID_ARG;
+    if ((st = bench_rig_make(ctx, b, &r)) == CT_SUCCESS) {
+        st = bench_time_train(ctx, &r, d, 2, runs, CONV_STEPS, t);
+        bench_rig_free(&r);
+    }
+    *ms = st == CT_SUCCESS ? bench_median(t, runs) * 1e3 : NAN;
+    return st;
+}
+
+/* --conv-set N: the choice stored (or, for the default, the file removed) as given. */
+static int conv_set(const tune_opts *o)
+{
+    ct_device_info dev;
+    char path[4200];
+    unsigned v = (unsigned)o->conv_set;
+    if (ct_device_choose(o->b.device, &dev) != CT_SUCCESS ||
+        ct_conv_path_file(&dev, path, sizeof path) != CT_SUCCESS) {
+        fprintf(stderr, CMD ": %s\n", ct_last_error());
+        return 1;
+    }
+    if (v == ct_conv_path_default(&dev)) {
+        int r = remove(path), e = errno;
+        if (r != 0 && e != ENOENT) {
+            fprintf(stderr, CMD ": cannot remove %s: %s\n", path, strerror(e));
+            return 1;
+        }
+        printf("CONV_GEMM=%u is the default for %s: nothing stored%s%s\n", v, dev.name,
+               r == 0 ? "; removed " : "", r == 0 ? path : "");
+        return 0;
+    }
+    if (ct_conv_path_write(path, &dev, v, "set by cltrain tune --conv-set, not measured") !=
+        CT_SUCCESS) {
+        fprintf(stderr, CMD ": %s\n", ct_last_error());
+        return 1;
+    }
+    printf("stored %s: CONV_GEMM=%u for every cltrain run on this device "
+           "('cltrain tune --conv --reset' goes back to the default)\n",
+           path, v);
+    return 0;
+}
+
+static int tune_conv(const tune_opts *o)
+{
+    if (o->conv_set >= 0)
+        return conv_set(o);
+    static const unsigned values[] = {0, 1, 5, 7};
+    static const char *const what[] = {"cltrain's kernels", "weight gradient as GEMMs",
+                                       "weight and input gradients as GEMMs",
+                                       "every pass as GEMMs"};
+    int rc = 1;
+    bench b;
+    bench_data d = {0};
+    ct_context *ctx = NULL;
+    char path[4200] = "", source[1400], measured[CT_TUNE_LINE_MAX];
+    const char *user = getenv("CLTRAIN_TUNE");
+    char *user_copy = user ? strdup(user) : NULL;
+    memset(&b, 0, sizeof b);
+    b.o = o->b;
+    b.o.optim = CT_OPTIM_ADAM;
+    b.o.lr = 1e-3;
+    b.o.seed = 1;
+    size_t ond = 0, oshape[3] = {0};
+    if (ct_spec_parse(b.o.model, &b.layers, &b.nlayers) != CT_SUCCESS ||
+        ct_layers_check(b.layers, b.nlayers, b.o.in_ndim, b.o.in_shape, &ond, oshape, NULL) !=
+            CT_SUCCESS) {
+        fprintf(stderr, CMD ": model: %s\n", ct_last_error());
+        rc = 2;
+        goto done;
+    }
+    bool has_conv = false;
+    for (size_t i = 0; i < b.nlayers; i++)
+        has_conv = has_conv || b.layers[i].kind == CT_LAYER_CONV2D;
+    if (!has_conv || ond != 1 || oshape[0] < 2) {
+        fprintf(stderr, CMD ": %s\n",
+                !has_conv ? "the model has no convolution: no path to choose"
+                          : "the model must end in (N, classes) with at least 2 classes");
+        rc = 2;
+        goto done;
+    }
+    b.classes = oshape[0];
+    if (cli_context(b.o.device, 0, &ctx) != CT_SUCCESS) {
+        rc = cli_fail("opening the device", CT_ERR_NO_DEVICE);
+        goto done;
+    }
+    const ct_device_info *dev = ct_context_device(ctx);
+    if (ct_conv_path_file(dev, path, sizeof path) != CT_SUCCESS) {
+        if (!o->dry_run) {
+            fprintf(stderr,
+                    CMD ": nowhere to store the result: %s (use --dry-run to only measure)\n",
+                    ct_last_error());
+            goto done;
+        }
+        snprintf(path, sizeof path, "(none: no cache folder)");
+    }
+    ct_conv_path_resolve(dev, source, sizeof source);
+    unsigned dflt = ct_conv_path_default(dev);
+    if (bench_data_make(ctx, &b, b.o.batch, 7, &d) != CT_SUCCESS) {
+        rc = cli_fail("preparing the data", CT_ERR_OUT_OF_MEMORY);
+        goto done;
+    }
+    printf("cltrain tune --conv: the convolution path for %s\n", dev->name);
+    printf("  platform %s, driver %s\n", dev->platform, dev->driver);
+    printf("  model %s, input (%zu", b.o.model, b.o.in_shape[0]);
+    for (size_t i = 1; i < b.o.in_ndim; i++)
+        printf(",%zu", b.o.in_shape[i]);
+    printf("), batch %zu, Adam; median of %zu runs of %d training steps\n", b.o.batch, o->runs,
+           CONV_STEPS);
+    printf("  in use now: %s\n", source);
+    printf("  stores to: %s%s\n\n", path, o->dry_run ? " (not with --dry-run)" : "");
+    printf("CONV_GEMM  ms/step  vs default  what\n");
+    fflush(stdout);
+
+    double ms[4];
+    size_t best = 0, idflt = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (values[i] == dflt)
+            idflt = i;
+        fprintf(stderr, CMD ": CONV_GEMM=%u...\n", values[i]);
+        if (conv_time(ctx, &b, &d, values[i], user_copy, o->runs, &ms[i]) != CT_SUCCESS) {
+            rc = cli_fail("a training step", CT_ERR_INVALID_ARG);
+            goto done;
+        }
+        if (ms[i] < ms[best])
+            best = i;
+    }
+    for (size_t i = 0; i < 4; i++)
+        printf("%-9u  %7.3f  %+9.1f%%  %s%s\n", values[i], ms[i],
+               100.0 * (ms[i] - ms[idflt]) / ms[idflt], what[i], i == idflt ? " (default)" : "");
+    /* the winner must beat the default by MARGIN again, timed back to back */
+    double again_best = ms[best], again_dflt = ms[idflt];
+    if (best != idflt &&
+        (conv_time(ctx, &b, &d, values[idflt], user_copy, o->runs, &again_dflt) != CT_SUCCESS ||
+         conv_time(ctx, &b, &d, values[best], user_copy, o->runs, &again_best) != CT_SUCCESS)) {
+        rc = cli_fail("a training step", CT_ERR_INVALID_ARG);
+        goto done;
+    }
+    unsigned chosen = dflt;
+    if (best != idflt && again_best < (1.0 - MARGIN) * again_dflt &&
+        ms[best] < (1.0 - MARGIN) * ms[idflt])
+        chosen = values[best];
+    printf("\n");
+    if (best != idflt)
+        printf("timed again, back to back: CONV_GEMM=%u %.3f ms, the default %.3f ms (%+.1f%%)\n",
+               values[best], again_best, again_dflt,
+               100.0 * (again_best - again_dflt) / again_dflt);
+    snprintf(measured, sizeof measured, "%s batch %zu: CONV_GEMM=0 %.3f, 1 %.3f, 5 %.3f, 7 %.3f ms",
+             b.o.model, b.o.batch, ms[0], ms[1], ms[2], ms[3]);
+    if (o->dry_run) {
+        printf("fastest: CONV_GEMM=%u; --dry-run: nothing stored\n", chosen);
+        rc = 0;
+        goto done;
+    }
+    if (chosen == dflt) {
+        int r = remove(path), e = errno;
+        if (r != 0 && e != ENOENT) {
+            fprintf(stderr, CMD ": cannot remove %s: %s\n", path, strerror(e));
+            goto done;
+        }
+        printf("the default (CONV_GEMM=%u) is fastest, or within %.0f%%: nothing stored%s%s\n",
+               dflt, MARGIN * 100, r == 0 ? "; removed " : "", r == 0 ? path : "");
+    } else {
+        if (ct_conv_path_write(path, dev, chosen, measured) != CT_SUCCESS) {
+            fprintf(stderr, CMD ": %s\n", ct_last_error());
+            goto done;
+        }
+        printf("stored %s: CONV_GEMM=%u for every cltrain run on this device "
+               "('cltrain tune --conv --reset' goes back to the default)\n",
+               path, chosen);
+    }
+    rc = 0;
+done:
+    if (user_copy)
+        setenv("CLTRAIN_TUNE", user_copy, 1);
+    else
+        unsetenv("CLTRAIN_TUNE");
+    free(user_copy);
+    bench_data_free(&d);
+    free(b.layers);
+    ct_context_free(ctx);
+    return rc;
+}
+
 int cli_tune(int argc, char **argv)
 {
     tune_opts o;
@@ -581,6 +812,8 @@ int cli_tune(int argc, char **argv)
         return rc;
     if (o.reset)
         return reset(&o);
+    if (o.conv)
+        return tune_conv(&o);
 
     bench b;
     memset(&b, 0, sizeof b);
