@@ -9,6 +9,7 @@
 struct ct_profile_rec {
     char label[64];
     cl_event ev;
+    cl_event from; /* a marker enqueued before the work (ct_profile_add_span), or NULL */
 };
 
 void ct_program_cache_free(ct_context *ctx); /* program.c */
@@ -181,14 +182,28 @@ void ct_profile_add(ct_context *ctx, const char *label, cl_event ev)
     ct_profile_rec *r = &ctx->prof[ctx->prof_len++];
     snprintf(r->label, sizeof r->label, "%s", label ? label : "?");
     r->ev = ev;
+    r->from = NULL;
+}
+
+void ct_profile_add_span(ct_context *ctx, const char *label, cl_event from, cl_event ev)
+{
+    size_t before = ctx->prof_len;
+    ct_profile_add(ctx, label, ev);
+    if (from && ctx->prof_len > before)
+        ctx->prof[before].from = from;
+    else if (from)
+        clReleaseEvent(from);
 }
 
 void ct_profile_reset(ct_context *ctx)
 {
     if (!ctx)
         return;
-    for (size_t i = 0; i < ctx->prof_len; i++)
+    for (size_t i = 0; i < ctx->prof_len; i++) {
         clReleaseEvent(ctx->prof[i].ev);
+        if (ctx->prof[i].from)
+            clReleaseEvent(ctx->prof[i].from);
+    }
     ctx->prof_len = 0;
 }
 
@@ -207,7 +222,14 @@ ct_status ct_profile_collect(ct_context *ctx, ct_profile_entry **out, size_t *co
     CT_REQUIRE(list != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     for (size_t i = 0; i < ctx->prof_len; i++) {
         cl_ulong t0 = 0, t1 = 0;
-        CT_CL(clGetEventProfilingInfo(ctx->prof[i].ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL));
+        /* a span starts where its marker completed: the in-order queue starts the work
+         * after it */
+        if (ctx->prof[i].from)
+            CT_CL(clGetEventProfilingInfo(ctx->prof[i].from, CL_PROFILING_COMMAND_END, sizeof t0,
+                                          &t0, NULL));
+        else
+            CT_CL(clGetEventProfilingInfo(ctx->prof[i].ev, CL_PROFILING_COMMAND_START, sizeof t0,
+                                          &t0, NULL));
         CT_CL(clGetEventProfilingInfo(ctx->prof[i].ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL));
         size_t j = 0;
         while (j < n && strcmp(list[j].label, ctx->prof[i].label) != 0)

@@ -196,6 +196,9 @@ ct_status ct_run1d(ct_context *ctx, const char *file, const char *name, size_t n
 /* Records a profiling event for work enqueued outside ct_launch (e.g. CLBlast). Takes
  * ownership of `ev`; releases it when profiling is off. */
 void ct_profile_add(ct_context *ctx, const char *label, cl_event ev);
+/* The same for work of several kernels (a library's): from `from` (a marker enqueued
+ * before it; its end) to the end of `ev` (its last kernel). Takes ownership of both. */
+void ct_profile_add_span(ct_context *ctx, const char *label, cl_event from, cl_event ev);
 /* Pointer to pass as the event out-parameter of an enqueue, or NULL without profiling. */
 #define CT_PROF_EVENT(ctx, evp) (((ctx)->flags & CT_CONTEXT_PROFILING) ? (evp) : NULL)
 

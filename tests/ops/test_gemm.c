@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -18,8 +19,8 @@
 typedef struct gemm_case {
     size_t m, n, k, batch;
     bool ta, tb;
-    size_t pad;  /* extra columns in every leading dimension */
-    size_t off;  /* element offset of every operand inside its buffer */
+    size_t pad; /* extra columns in every leading dimension */
+    size_t off; /* element offset of every operand inside its buffer */
     float alpha, beta;
 } gemm_case;
 
@@ -33,7 +34,8 @@ static void run_case_on(ct_context *ctx, gemm_case c, const char *backend)
     size_t lda = cols_a + c.pad, ldb = cols_b + c.pad, ldc = c.n + c.pad;
     size_t sa = rows_a * lda + 3, sb = rows_b * ldb + 5, sc = c.m * ldc + 2; /* batch strides */
     size_t na = c.off + sa * c.batch, nb = c.off + sb * c.batch, nc = c.off + sc * c.batch + 7;
-    float *ha = malloc(na * sizeof *ha), *hb = malloc(nb * sizeof *hb), *hc = malloc(nc * sizeof *hc);
+    float *ha = malloc(na * sizeof *ha), *hb = malloc(nb * sizeof *hb),
+          *hc = malloc(nc * sizeof *hc);
     double *ref = malloc(nc * sizeof *ref);
     cr_assert(ha && hb && hc && ref);
     tu_fill_uniform(ha, na, 11 + c.m, -1, 1);
@@ -44,7 +46,8 @@ static void run_case_on(ct_context *ctx, gemm_case c, const char *backend)
     for (size_t b = 0; b < c.batch; b++)
         for (size_t i = 0; i < c.m; i++)
             for (size_t j = 0; j < c.n; j++)
-                hc[c.off + b * sc + i * ldc + j] = (float)(0.25 * sin((double)(i * 31 + j * 7 + b)));
+                hc[c.off + b * sc + i * ldc + j] =
+                    (float)(0.25 * sin((double)(i * 31 + j * 7 + b)));
     for (size_t i = 0; i < nc; i++)
         ref[i] = hc[i];
     for (size_t b = 0; b < c.batch; b++)
@@ -52,8 +55,10 @@ static void run_case_on(ct_context *ctx, gemm_case c, const char *backend)
             for (size_t j = 0; j < c.n; j++) {
                 double s = 0;
                 for (size_t p = 0; p < c.k; p++) {
-                    double x = c.ta ? ha[c.off + b * sa + p * lda + i] : ha[c.off + b * sa + i * lda + p];
-                    double y = c.tb ? hb[c.off + b * sb + j * ldb + p] : hb[c.off + b * sb + p * ldb + j];
+                    double x =
+                        c.ta ? ha[c.off + b * sa + p * lda + i] : ha[c.off + b * sa + i * lda + p];
+                    double y =
+                        c.tb ? hb[c.off + b * sb + j * ldb + p] : hb[c.off + b * sb + p * ldb + j];
                     s += x * y;
                 }
                 size_t at = c.off + b * sc + i * ldc + j;
@@ -104,8 +109,8 @@ Test(gemm, awkward_shapes_all_transposes)
                                 {33, 65, 129}, {64, 128, 96}, {17, 64, 16}, {8, 32, 40}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
-            run_case(ctx, (gemm_case){shapes[s][0], shapes[s][1], shapes[s][2], 1, t & 1, t & 2,
-                                      0, 0, 1.0f, 0.0f});
+            run_case(ctx, (gemm_case){shapes[s][0], shapes[s][1], shapes[s][2], 1, t & 1, t & 2, 0,
+                                      0, 1.0f, 0.0f});
     ct_context_free(ctx);
 }
 
@@ -140,7 +145,8 @@ Test(gemm, bad_arguments_are_errors)
     cr_assert_eq(ct_gemm(ctx, false, false, 3, 2, 2, 1, a, 2, b, 2, 0, c, 2), CT_ERR_SHAPE);
     cr_assert(strstr(ct_last_error(), "C needs") != NULL, "%s", ct_last_error());
     cr_assert_eq(ct_gemm(ctx, false, false, 0, 2, 2, 1, a, 2, b, 2, 0, c, 2), CT_ERR_SHAPE);
-    cr_assert_eq(ct_gemm(ctx, false, false, 2, 2, 2, 1, NULL, 2, b, 2, 0, c, 2), CT_ERR_INVALID_ARG);
+    cr_assert_eq(ct_gemm(ctx, false, false, 2, 2, 2, 1, NULL, 2, b, 2, 0, c, 2),
+                 CT_ERR_INVALID_ARG);
     ct_tensor_free(a);
     ct_tensor_free(b);
     ct_tensor_free(c);
@@ -163,17 +169,58 @@ Test(gemm, model_shapes_and_beta_zero_ignores_c)
             bool ta = shapes[s][3] & 1, tb = shapes[s][3] & 2;
             float *ha = tu_rand(m * k, 11 + s, -1, 1), *hb = tu_rand(k * n, 12 + s, -1, 1);
             float *hc = tu_nans(m * n);
-            ct_tensor *a = tu_tensor(ctx, TU_SHAPE(m * k), ha), *b = tu_tensor(ctx, TU_SHAPE(k * n), hb);
+            ct_tensor *a = tu_tensor(ctx, TU_SHAPE(m * k), ha),
+                      *b = tu_tensor(ctx, TU_SHAPE(k * n), hb);
             ct_tensor *c = tu_tensor(ctx, TU_SHAPE(m * n), hc);
             TU_OK(ct_gemm(ctx, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n));
             float *got = tu_download(c);
             for (size_t e = 0; e < m * n; e++)
-                cr_assert(isfinite(got[e]), "gemm (%s) ta=%d tb=%d: C[%zu] = %g with beta 0 over NaN",
-                          backends[i], ta, tb, e, (double)got[e]);
+                cr_assert(isfinite(got[e]),
+                          "gemm (%s) ta=%d tb=%d: C[%zu] = %g with beta 0 over NaN", backends[i],
+                          ta, tb, e, (double)got[e]);
             free(got), free(ha), free(hb), free(hc);
             ct_tensor_free(a), ct_tensor_free(b), ct_tensor_free(c);
         }
     }
     unsetenv("CLTRAIN_GEMM");
+    ct_context_free(ctx);
+}
+
+/* Profiling a CLBlast GEMM: one "gemm" record per call, from a marker enqueued before it to
+ * its last kernel's end (CLBlast's own event is its last kernel's alone; an indirect GEMM
+ * pads and transposes its operands in kernels before it); the spans lie within the
+ * calls' wall time. */
+Test(gemm, profiled_clblast_span)
+{
+    setenv("CLTRAIN_GEMM", "clblast", 1);
+    ct_context *ctx = tu_context_flags(CT_CONTEXT_PROFILING);
+    const size_t m = 130, n = 120, k = 300;
+    float *ha = tu_rand(m * k, 1, -1, 1), *hb = tu_rand(k * n, 2, -1, 1);
+    ct_tensor *a = tu_tensor(ctx, TU_SHAPE(m, k), ha), *b = tu_tensor(ctx, TU_SHAPE(k, n), hb);
+    ct_tensor *c = tu_tensor(ctx, TU_SHAPE(m, n), NULL);
+    TU_OK(ct_gemm(ctx, false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n)); /* compiles */
+    TU_OK(ct_context_finish(ctx));
+    ct_profile_reset(ctx);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 2; i++)
+        TU_OK(ct_gemm(ctx, true, true, m, n, k, 1.0f, a, m, b, k, 0.0f, c, n));
+    TU_OK(ct_context_finish(ctx));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double wall_ms =
+        (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+    ct_profile_entry *e = NULL;
+    size_t ne = 0;
+    TU_OK(ct_profile_collect(ctx, &e, &ne));
+    cr_assert_eq(ne, 1, "one label, got %zu", ne);
+    cr_assert_str_eq(e[0].label, "gemm");
+    cr_assert_eq(e[0].launches, 2);
+    /* device clocks against the host's: 1% and 0.05 ms of slack */
+    cr_assert(e[0].total_ms > 0.0 && e[0].total_ms <= wall_ms * 1.01 + 0.05,
+              "%g ms profiled in %g ms of wall time", e[0].total_ms, wall_ms);
+    free(e);
+    unsetenv("CLTRAIN_GEMM");
+    ct_tensor_free(a), ct_tensor_free(b), ct_tensor_free(c);
+    free(ha), free(hb);
     ct_context_free(ctx);
 }

@@ -44,11 +44,7 @@ typedef struct bench {
     double peak_gflops;          /* 0 when not measured */
     double flops_fwd, flops_bwd; /* per image, conv and linear layers */
     double step_ms;              /* median training step at --batch, wall clock; 0 if not run */
-    /* per layer: the GEMMs' time in ms (wall clock, bench_gemm.c), forward and backward;
-     * NULL when that section did not run. The profile uses these for the "gemm" label,
-     * whose event covers only the last of CLBlast's kernels. */
-    double *gemm_fwd_ms, *gemm_bwd_ms;
-    bool gemm_clblast; /* ct_gemm runs CLBlast (its profiling events miss kernels) */
+    bool gemm_clblast;           /* ct_gemm runs CLBlast */
 } bench;
 
 /* ---- helpers (bench_common.c) ----------------------------------------------------- */

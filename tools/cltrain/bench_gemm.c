@@ -76,14 +76,6 @@ int bench_section_gemm(bench *b, ct_context *ctx)
            b->gemm_clblast ? "CLBlast" : "kernels/gemm.cl", n, b->o.runs);
     printf("  %-5s %-9s %-16s %-6s %9s %9s %7s\n", "layer", "pass", "m x n x k", "op", "ms",
            "GFLOP/s", "%peak");
-    free(b->gemm_fwd_ms);
-    free(b->gemm_bwd_ms);
-    b->gemm_fwd_ms = calloc(b->nlayers, sizeof *b->gemm_fwd_ms);
-    b->gemm_bwd_ms = calloc(b->nlayers, sizeof *b->gemm_bwd_ms);
-    if (!b->gemm_fwd_ms || !b->gemm_bwd_ms) {
-        fprintf(stderr, "cltrain bench: out of host memory\n");
-        return 1;
-    }
     size_t count = bench_gemm_shapes(b, n, NULL, 0);
     bench_gemm_shape *g = count != (size_t)-1 ? calloc(count ? count : 1, sizeof *g) : NULL;
     if (!g)
@@ -96,10 +88,6 @@ int bench_section_gemm(bench *b, ct_context *ctx)
             return bench_fail("gemm");
         }
         double gf = 2.0 * (double)g[j].m * (double)g[j].n * (double)g[j].k / sec * 1e-9;
-        if (g[j].pass[0] == 'f')
-            b->gemm_fwd_ms[g[j].layer] += sec * 1e3;
-        else
-            b->gemm_bwd_ms[g[j].layer] += sec * 1e3;
         char shape[40], item[80];
         snprintf(shape, sizeof shape, "%zux%zux%zu", g[j].m, g[j].n, g[j].k);
         printf("  %-5zu %-9s %-16s %-6s %9.3f %9.1f %7s\n", g[j].layer, g[j].pass, shape,

@@ -163,33 +163,19 @@ static ct_status prefix_run(ct_context *ctx, prefix *p, const bench_data *d, lab
     return st;
 }
 
-/* Ends the runs. CLBlast's profiling event covers only the LAST of the kernels a GEMM
- * runs (the indirect GEMM pads and transposes its operands first), so with the GEMM
- * section's wall-clock times at hand those replace the "gemm" label's time. */
-static void prefix_finish(const bench *b, prefix *p, labtab *t)
+/* Ends the runs: no negative times from the prefix differences. */
+static void prefix_finish(prefix *p)
 {
     for (size_t ph = 0; ph < PH_COUNT; ph++)
         for (size_t l = 0; l < MAX_LABELS; l++)
             p->best.ms[ph][l] = p->best.ms[ph][l] < 0 ? 0 : p->best.ms[ph][l];
-    if (!b->gemm_fwd_ms || !b->gemm_clblast)
-        return;
-    size_t id = lab_id(t, "gemm");
-    double f = 0, bw = 0;
-    for (size_t j = 0; j < p->count; j++) {
-        f += b->gemm_fwd_ms[j];
-        bw += b->gemm_bwd_ms[j];
-    }
-    if (p->best.launches[PH_FWD][id] > 0)
-        p->best.ms[PH_FWD][id] = f;
-    if (p->best.launches[PH_BWD][id] > 0)
-        p->best.ms[PH_BWD][id] = bw;
 }
 
 /* Labels whose work is the FLOPs counted for conv and linear layers: lib/nn/conv2d.c's
  * convolution kernels (conv_kv*, conv_direct*: forward, with a fused pool, and input
- * gradient; conv_bwd_w*: weight gradient) and the GEMMs. The rest is padding, weight re-layout, bias,
- * pooling, element-wise. Follow conv2d.c's launch labels when they change; the kernel
- * table names the labels that matched. */
+ * gradient; conv_bwd_w*: weight gradient) and the GEMMs. The rest is padding, weight re-layout,
+ * bias, pooling, element-wise. Follow conv2d.c's launch labels when they change; the kernel table
+ * names the labels that matched. */
 static bool main_kernel(const char *label)
 {
     return strncmp(label, "conv_kv", 7) == 0 || strncmp(label, "conv_direct", 11) == 0 ||
@@ -299,12 +285,9 @@ static void kernel_table(bench *b, const profile *full, const labtab *t)
     }
     if (!b->gemm_clblast)
         printf("  (gemm: kernels/gemm.cl, one kernel per product)\n");
-    else if (b->gemm_fwd_ms)
-        printf("  (gemm: wall-clock times from the GEMM section above; CLBlast's profiling "
-               "event\n  covers only the last of its kernels)\n");
     else
-        printf("  (gemm: CLBlast's profiling event covers only the last of its kernels, so "
-               "this is\n  too low; run without --no-gemm for its wall-clock times)\n");
+        printf("  (gemm: CLBlast, from a marker enqueued before each call to its last kernel's "
+               "end)\n");
     printf("  %-22s", "total");
     for (size_t p = 0; p < PH_COUNT; p++)
         printf(" %9.3f", phase_ms[p]);
@@ -370,7 +353,7 @@ int bench_section_layers(bench *b)
                 goto done;
             }
     for (size_t k = 0; k < npre; k++)
-        prefix_finish(b, &pre[k], t);
+        prefix_finish(&pre[k]);
 
     printf("\nper layer group, batch %zu (device time from profiling events, fastest of %zu "
            "runs; GFLOP/s\nover the group's time, and over its conv/GEMM kernels' time alone)\n",

@@ -417,8 +417,6 @@ done:
         rc = 1;
     }
     free(b.layers);
-    free(b.gemm_fwd_ms);
-    free(b.gemm_bwd_ms);
     free(t);
     return rc;
 }
