@@ -84,6 +84,22 @@ CLTRAIN_CACHE=0 "$cltrain" tune "${tiny[@]}" --candidates 1 >/dev/null 2>"$tmp/e
 rc=$?
 check "CLTRAIN_CACHE=0: exit status 1" test $rc -eq 1
 check "CLTRAIN_CACHE=0: says so" grep -q 'nowhere to store' "$tmp/err"
+# a tiny dataset in Fashion-MNIST's format, 8x8 images
+python3 - "$tmp/syn" <<'EOF'
+import gzip, os, random, struct, sys
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+rng = random.Random(3)
+for prefix, n in (("train", 32), ("t10k", 16)):
+    labs = bytes(rng.randrange(10) for _ in range(n))
+    imgs = bytes(rng.randrange(256) for _ in range(n * 64))
+    with gzip.open(os.path.join(d, prefix + "-images-idx3-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 8, 8) + imgs)
+    with gzip.open(os.path.join(d, prefix + "-labels-idx1-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labs)
+EOF
+train=(train --data "$tmp/syn" --model "flatten linear(10)" --batch-size 4 --max-steps 2 --verbose)
+
 # ---- a real search of two candidates -------------------------------------------------------
 start=$(date +%s)
 "$cltrain" tune "${tiny[@]}" --candidates 2 >"$tmp/out" 2>"$tmp/err"
@@ -102,60 +118,47 @@ fi
 if [ "$dtype" = GPU ] && grep -q "^CLBlast's own parameters were fastest: nothing stored" "$tmp/out"; then
   check "GPU, CLBlast's own set kept: no file" test -z "$(ls "$tmp/cache"/clblast-*.txt 2>/dev/null)"
   echo "skip: the checks of a stored file (CLBlast's own set won on this GPU)"
-  exit $fail
+  stored=0
 fi
-path=$(sed -n 's/^stored \(.*\): used by every.*/\1/p' "$tmp/out")
-check "tune: names the stored file" test -n "$path"
-check "tune: the file is in CLTRAIN_CACHE_DIR" test "$(dirname "$path")" = "$tmp/cache"
-check "tune: the file exists" test -s "$path"
-for key in 'cltrain-clblast-params 1' 'device ' 'platform ' 'driver ' 'clblast ' 'date ' \
-  'shapes batch 4: 4x10x64:NT 10x64x4:TN+C' 'Xgemm GEMMK=' 'XgemmDirect KWID=' \
-  'GemmRoutine XGEMM_MIN_INDIRECT_SIZE='; do
-  check "file has '$key'" grep -q "^$key" "$path"
-done
+if [ "${stored:-1}" = 1 ]; then
+  path=$(sed -n 's/^stored \(.*\): used by every.*/\1/p' "$tmp/out")
+  check "tune: names the stored file" test -n "$path"
+  check "tune: the file is in CLTRAIN_CACHE_DIR" test "$(dirname "$path")" = "$tmp/cache"
+  check "tune: the file exists" test -s "$path"
+  for key in 'cltrain-clblast-params 1' 'device ' 'platform ' 'driver ' 'clblast ' 'date ' \
+    'shapes batch 4: 4x10x64:NT 10x64x4:TN+C' 'Xgemm GEMMK=' 'XgemmDirect KWID=' \
+    'GemmRoutine XGEMM_MIN_INDIRECT_SIZE='; do
+    check "file has '$key'" grep -q "^$key" "$path"
+  done
 
-# ---- later runs use it ----------------------------------------------------------------------
-"$cltrain" devices --verbose >"$tmp/out" 2>&1
-check "devices --verbose: stored" grep -qF "CLBlast GEMM  stored: $path" "$tmp/out"
+  # ---- later runs use it ----------------------------------------------------------------------
+  "$cltrain" devices --verbose >"$tmp/out" 2>&1
+  check "devices --verbose: stored" grep -qF "CLBlast GEMM  stored: $path" "$tmp/out"
 
-# a tiny dataset in Fashion-MNIST's format, 8x8 images
-python3 - "$tmp/syn" <<'EOF'
-import gzip, os, random, struct, sys
-d = sys.argv[1]
-os.makedirs(d, exist_ok=True)
-rng = random.Random(3)
-for prefix, n in (("train", 32), ("t10k", 16)):
-    labs = bytes(rng.randrange(10) for _ in range(n))
-    imgs = bytes(rng.randrange(256) for _ in range(n * 64))
-    with gzip.open(os.path.join(d, prefix + "-images-idx3-ubyte.gz"), "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 8, 8) + imgs)
-    with gzip.open(os.path.join(d, prefix + "-labels-idx1-ubyte.gz"), "wb") as f:
-        f.write(struct.pack(">II", 0x801, n) + labs)
-EOF
-train=(train --data "$tmp/syn" --model "flatten linear(10)" --batch-size 4 --max-steps 2 --verbose)
-"$cltrain" "${train[@]}" >"$tmp/out" 2>"$tmp/err"
-rc=$?
-check "train: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
-check "train --verbose: uses the stored parameters" grep -qF "CLBlast parameters: stored: $path" "$tmp/err"
+  "$cltrain" "${train[@]}" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  check "train: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+  check "train --verbose: uses the stored parameters" grep -qF "CLBlast parameters: stored: $path" "$tmp/err"
 
-# a damaged file is ignored, the reason shown, and training still runs
-echo "Xgemm MWG=banana" >>"$path"
-"$cltrain" "${train[@]}" >"$tmp/out" 2>"$tmp/err"
-rc=$?
-check "damaged file: train exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
-check "damaged file: the default set, with the reason" \
-  grep -qF "CLBlast parameters: $damaged $path: line " "$tmp/err"
+  # a damaged file is ignored, the reason shown, and training still runs
+  echo "Xgemm MWG=banana" >>"$path"
+  "$cltrain" "${train[@]}" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  check "damaged file: train exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+  check "damaged file: the default set, with the reason" \
+    grep -qF "CLBlast parameters: $damaged $path: line " "$tmp/err"
 
-# ---- --reset ---------------------------------------------------------------------------------
-"$cltrain" tune --reset >"$tmp/out" 2>&1
-rc=$?
-check "reset: exit status 0" test $rc -eq 0
-check "reset: says what it removed" grep -qF "removed $path" "$tmp/out"
-check "reset: the file is gone" test ! -e "$path"
-"$cltrain" devices --verbose >"$tmp/out" 2>&1
-check "devices --verbose after reset: the default set" grep -qxF "      CLBlast GEMM  $default_reset" "$tmp/out"
-"$cltrain" tune --reset >"$tmp/out" 2>&1
-check "reset again: nothing to remove" grep -q 'no stored CLBlast parameters' "$tmp/out"
+  # ---- --reset ---------------------------------------------------------------------------------
+  "$cltrain" tune --reset >"$tmp/out" 2>&1
+  rc=$?
+  check "reset: exit status 0" test $rc -eq 0
+  check "reset: says what it removed" grep -qF "removed $path" "$tmp/out"
+  check "reset: the file is gone" test ! -e "$path"
+  "$cltrain" devices --verbose >"$tmp/out" 2>&1
+  check "devices --verbose after reset: the default set" grep -qxF "      CLBlast GEMM  $default_reset" "$tmp/out"
+  "$cltrain" tune --reset >"$tmp/out" 2>&1
+  check "reset again: nothing to remove" grep -q 'no stored CLBlast parameters' "$tmp/out"
+fi # a stored CLBlast file
 
 # ---- --conv: the convolution path (CONV_GEMM) --------------------------------------------
 conv_tiny=(--model "conv(32,3,pad=1) relu maxpool(2) flatten linear(10)" --input 1,8,8 --batch 4
