@@ -109,7 +109,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--formats", default="nchw,channels_last")
-    ap.add_argument("--device", default="cpu",
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="torch device: cpu (default) or cuda to compare with a GPU run")
     a = ap.parse_args()
     dev = torch.device(a.device)

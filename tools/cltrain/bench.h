@@ -69,6 +69,12 @@ const char *bench_fmt_pct(char *buf, size_t cap, double pct);
  * each in [1, hi]. */
 bool bench_parse_uint(const char *v, size_t lo, size_t hi, size_t *out);
 bool bench_parse_list(const char *v, size_t hi, size_t *out, size_t cap, size_t *n);
+/* The model options both commands take, and their defaults (minicnn, input 1,28,28,
+ * batch 64): bench_model_option parses option `a` with value `v` into o when it is one of
+ * --model, --input, --batch, --device, --threads (T sets POCL_MAX_PTHREAD_COUNT), setting
+ * *ok to whether the value is good; false when `a` is none of them. */
+void bench_model_defaults(bench_opts *o);
+bool bench_model_option(const char *a, const char *v, bench_opts *o, bool *ok);
 
 /* ---- data and the rig ----------------------------------------------------------------- */
 

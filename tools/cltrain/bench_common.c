@@ -115,6 +115,37 @@ bool bench_parse_list(const char *v, size_t hi, size_t *out, size_t cap, size_t 
     return *n > 0;
 }
 
+void bench_model_defaults(bench_opts *o)
+{
+    o->model = "minicnn";
+    o->in_ndim = 3;
+    o->in_shape[0] = 1;
+    o->in_shape[1] = o->in_shape[2] = 28;
+    o->batch = 64;
+}
+
+bool bench_model_option(const char *a, const char *v, bench_opts *o, bool *ok)
+{
+    size_t x = 0;
+    if (strcmp(a, "--model") == 0) {
+        *ok = v && *v;
+        o->model = v;
+    } else if (strcmp(a, "--input") == 0) {
+        *ok = bench_parse_list(v, 1u << 20, o->in_shape, 3, &o->in_ndim) &&
+              (o->in_ndim == 3 || o->in_ndim == 1);
+    } else if (strcmp(a, "--batch") == 0) {
+        *ok = bench_parse_uint(v, 1, 1u << 20, &o->batch);
+    } else if (strcmp(a, "--device") == 0) {
+        *ok = v != NULL;
+        o->device = v;
+    } else if (strcmp(a, "--threads") == 0) {
+        *ok = bench_parse_uint(v, 1, 4096, &x) && setenv("POCL_MAX_PTHREAD_COUNT", v, 1) == 0;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* ---- data and the rig ------------------------------------------------------------------ */
 
 void bench_data_free(bench_data *d)

@@ -83,11 +83,7 @@ static void usage(FILE *to)
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->model = "minicnn";
-    o->in_ndim = 3;
-    o->in_shape[0] = 1;
-    o->in_shape[1] = o->in_shape[2] = 28;
-    o->batch = 64;
+    bench_model_defaults(o);
     static const size_t sweep[] = {16, 32, 64, 128, 256, 512};
     memcpy(o->batches, sweep, sizeof sweep);
     o->nbatches = sizeof sweep / sizeof sweep[0];
@@ -105,14 +101,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--model") == 0) {
-            ok = v && *v;
-            o->model = v;
-        } else if (strcmp(a, "--input") == 0) {
-            ok = bench_parse_list(v, 1u << 20, o->in_shape, 3, &o->in_ndim) &&
-                 (o->in_ndim == 3 || o->in_ndim == 1);
-        } else if (strcmp(a, "--batch") == 0) {
-            ok = bench_parse_uint(v, 1, 1u << 20, &o->batch);
+        } else if (bench_model_option(a, v, o, &ok)) {
+            /* --model, --input, --batch, --device, --threads */
         } else if (strcmp(a, "--batches") == 0) {
             if (v && strcmp(v, "0") == 0) {
                 o->sweep = false;
@@ -144,11 +134,6 @@ static int parse_args(int argc, char **argv, bench_opts *o)
                     o->optim = (ct_optim_kind)k;
                     ok = true;
                 }
-        } else if (strcmp(a, "--device") == 0) {
-            ok = v != NULL;
-            o->device = v;
-        } else if (strcmp(a, "--threads") == 0) {
-            ok = bench_parse_uint(v, 1, 4096, &x) && setenv("POCL_MAX_PTHREAD_COUNT", v, 1) == 0;
         } else if (strcmp(a, "--csv") == 0) {
             ok = v && *v;
             o->csv = v;

@@ -153,11 +153,7 @@ static void usage(FILE *to)
 static int parse_args(int argc, char **argv, tune_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->b.model = "minicnn";
-    o->b.in_ndim = 3;
-    o->b.in_shape[0] = 1;
-    o->b.in_shape[1] = o->b.in_shape[2] = 28;
-    o->b.batch = 64;
+    bench_model_defaults(&o->b);
     o->budget_s = 600;
     o->max_candidates = 1 + NCHANGES;
     o->runs = 7;
@@ -169,17 +165,8 @@ static int parse_args(int argc, char **argv, tune_opts *o)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--model") == 0) {
-            ok = v && *v;
-            o->b.model = v;
-        } else if (strcmp(a, "--input") == 0) {
-            ok = bench_parse_list(v, 1u << 20, o->b.in_shape, 3, &o->b.in_ndim) &&
-                 (o->b.in_ndim == 3 || o->b.in_ndim == 1);
-        } else if (strcmp(a, "--batch") == 0) {
-            ok = bench_parse_uint(v, 1, 1u << 20, &o->b.batch);
-        } else if (strcmp(a, "--device") == 0) {
-            ok = v != NULL;
-            o->b.device = v;
+        } else if (bench_model_option(a, v, &o->b, &ok)) {
+            /* --model, --input, --batch, --device, --threads */
         } else if (strcmp(a, "--budget") == 0) {
             ok = bench_parse_uint(v, 0, 7 * 24 * 3600, &o->budget_s);
         } else if (strcmp(a, "--candidates") == 0) {
@@ -190,8 +177,6 @@ static int parse_args(int argc, char **argv, tune_opts *o)
             ok = bench_parse_uint(v, 0, 7, &x);
             o->conv_set = (int)x;
             o->conv = true;
-        } else if (strcmp(a, "--threads") == 0) {
-            ok = bench_parse_uint(v, 1, 4096, &x) && setenv("POCL_MAX_PTHREAD_COUNT", v, 1) == 0;
         } else {
             takes = false;
             if (strcmp(a, "--dry-run") == 0)
