@@ -8,7 +8,9 @@
  *                                          outside the image is 0, so loads need no masks
  *   wt  (G, CI*R*S, KOP)     raw           weights with the output channel innermost,
  *                                          padded with zeros to KOP = KO rounded up to the
- *                                          kernel's channel tile (conv_wt_fwd / conv_wt_bwd)
+ *                                          kernel's channel tile (conv_wt_fwd / conv_wt_bwd);
+ *                                          for conv_kv in tiles of 16*CONV_KV channels, each
+ *                                          tile's rows contiguous (wt_index)
  *   y   (N, G*KO, P, Q)      tensor        the output, KO channels per group
  *
  * The direct kernels compute
@@ -31,6 +33,11 @@
  *     images of one batch chunk and all their pixels in a fixed order (the lanes of the
  *     vector accumulators are summed last, in a fixed tree). Chunks land in a partial
  *     buffer reduced by conv_reduce, in order: no atomics, the same bits on every run.
+ *   conv_bwd_w_kv: dw with vectors over 16*CONV_KV output channels (the layout of
+ *     conv_kv turned to the weight gradient): one work-item = a channel tile x
+ *     CONV_BWK_T taps, over the pixels of a batch chunk, from the output gradient with
+ *     the channels of each tile innermost (conv_dyt); no lane sums, no padded columns.
+ *     The fast one on CPUs whenever the output channels fill its vectors.
  *   conv_im2col, conv_gemm_out: the passes as GEMMs (CONV_GEMM, GPUs): the operand
  *                matrix of a chunk of images, and the GEMM's output back in NCHW order
  *                with bias and ReLU; one work-item per element.
@@ -43,7 +50,7 @@
  * conv_pad's padded layout, straight from the pooled one) or conv_bwd_w_pool (dw with the
  * gradient unpooled in registers, for a first layer that needs no dx).
  * Tunables (-D, defaults below): CONV_KV, CONV_PX, CONV_KT, CONV_PT, CONV_QV (8 or 16),
- * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BB_WG. The host reads the same
+ * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BWK_T, CONV_BB_WG. The host reads the same
  * names from the tuning table (or CLTRAIN_TUNE) and passes them all explicitly, so both
  * sides agree.
  */
@@ -77,6 +84,9 @@
 #endif
 #ifndef CONV_BWP_ST
 #define CONV_BWP_ST 9
+#endif
+#ifndef CONV_BWK_T
+#define CONV_BWK_T 9
 #endif
 
 #if CONV_QV == 16
@@ -318,33 +328,52 @@ __kernel void conv_unpool(CT_ARG(dst), CT_CARG(gp), CT_CARG(yv), __global const 
     }
 }
 
-/* wt[g, (c*R + r)*S + s, k] = w[g*KG + k, c, r, s], zero for KG <= k < KOP.
+/* The weight layouts of the direct passes: output channels innermost, in tiles of TW
+ * channels (a divisor of KOP), each tile's CRS rows contiguous:
+ *   wt[g, k / TW, j, k % TW] for tap j = (c*R + r)*S + s, channel k < KOP.
+ * With TW = KOP that is one (G, CRS, KOP) matrix (conv_direct, the GEMM passes); conv_kv
+ * takes TW = 16*CONV_KV, so that a work-item's weights are one contiguous run: rows of
+ * KOP at a 1 KiB pitch (256 channels) used only 2 cache lines each, the same 256 of L2's
+ * 2048 sets, and a 256-channel layer's 2304 rows overflowed them (conv_kv at 60% of the
+ * speed of 128 input channels). */
+inline uint wt_index(const uint i, const uint CRS, const uint KOP, const uint TW, uint *g, uint *j)
+{
+    const uint kk = i % TW, row = i / TW;
+    *j = row % CRS;
+    const uint tile = (row / CRS) % (KOP / TW);
+    *g = row / CRS / (KOP / TW);
+    return tile * TW + kk;
+}
+
+/* wt (tiles of TW) = w[g*KG + k, c, r, s], zero for KG <= k < KOP.
  * w: (G*KG, CG, R, S). One work-item per element of wt. */
 __kernel void conv_wt_fwd(__global float *wt, CT_CARG(w), const uint G, const uint CG,
-                          const uint KG, const uint KOP, const uint RS)
+                          const uint KG, const uint KOP, const uint RS, const uint TW)
 {
     const uint i = get_global_id(0);
     if (i >= G * CG * RS * KOP)
         return;
     w += w_off;
-    const uint k = i % KOP, crs = (i / KOP) % (CG * RS), g = i / (KOP * CG * RS);
+    uint g, crs;
+    const uint k = wt_index(i, CG * RS, KOP, TW, &g, &crs);
     wt[i] = k < KG ? w[((size_t)(g * KG + k)) * CG * RS + crs] : 0.0f;
 }
 
-/* Weights of the backward-data pass: in and out channels swapped, taps flipped.
- * wt[g, (k*R + r)*S + s, c] = w[g*KG + k, c, R-1-r, S-1-s], zero for CG <= c < CGP.
- * One work-item per element of wt. */
+/* Weights of the backward-data pass: in and out channels swapped, taps flipped; tiles
+ * of TW input channels: wt[g, c / TW, (k*R + r)*S + s, c % TW] = w[g*KG + k, c, R-1-r,
+ * S-1-s], zero for CG <= c < CGP. One work-item per element of wt. */
 __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const uint CG,
-                          const uint KG, const uint CGP, const uint R, const uint S)
+                          const uint KG, const uint CGP, const uint R, const uint S, const uint TW)
 {
     const uint i = get_global_id(0);
     if (i >= G * KG * R * S * CGP)
         return;
     w += w_off;
-    const uint c = i % CGP, krs = (i / CGP) % (KG * R * S), g = i / (CGP * KG * R * S);
+    uint g, krs;
+    const uint c = wt_index(i, KG * R * S, CGP, TW, &g, &krs);
     const uint k = krs / (R * S), r = (krs / S) % R, s = krs % S;
-    wt[i] = c < CG ? w[(((size_t)(g * KG + k) * CG + c) * R + (R - 1 - r)) * S + (S - 1 - s)]
-                   : 0.0f;
+    wt[i] =
+        c < CG ? w[(((size_t)(g * KG + k) * CG + c) * R + (R - 1 - r)) * S + (S - 1 - s)] : 0.0f;
 }
 
 /* ---- direct convolution (forward and backward-data) -------------------------------- */
@@ -552,8 +581,8 @@ inline float16 kv_bias(__global const float *b, const uint gb, const uint k0, co
 }
 
 /* The same sum as conv_direct, tiled the other way round: one work-item computes
- * 16*CONV_KV output channels (float16 vectors, read straight from wt's channel-innermost
- * rows) for CONV_PX consecutive pixels of one output row (each input pixel broadcast to
+ * 16*CONV_KV output channels (float16 vectors, one contiguous row of its channel tile of wt
+ * per tap) for CONV_PX consecutive pixels of one output row (each input pixel broadcast to
  * all lanes). One loop over the CI*R*S taps (offsets from conv_taps) carries CONV_KV
  * vector loads and CONV_PX broadcasts for CONV_KV*CONV_PX FMAs, and rows need not be
  * multiples of a vector width. Requires KOP % (16*CONV_KV) == 0.
@@ -577,7 +606,7 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
     const uint p = pq / NQR, q0 = (pq % NQR) * CONV_PX;
 
     __global const float *xb = xp + ((size_t)(n * G + g) * CI * HP + p * SH) * WP + q0 * SW;
-    __global const float *wb = wt + (size_t)g * CRS * KOP + k0;
+    __global const float *wb = wt + (size_t)g * CRS * KOP + (size_t)k0 * CRS;
 
     float16 acc[CONV_KV][CONV_PX];
 #pragma unroll
@@ -593,7 +622,7 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
         __global const float *xj = xb + xo[j];                                             \
         float16 w[CONV_KV];                                                                \
         _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) w[v] =                         \
-            vload16(v, wb + (size_t)j * KOP);                                              \
+            vload16(v, wb + (size_t)j * (16 * CONV_KV));                                   \
         _Pragma("unroll") for (int x = 0; x < CONV_PX; x++) {                              \
             const float16 xs = (float16)(xj[x * (STRIDE)]);                                \
             _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) acc[v][x] =                \
@@ -656,7 +685,7 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
 
     __global const float *xb =
         xp + ((size_t)(n * G + g) * CI * HP + 2 * ph * SH) * WP + 2 * u0 * SW;
-    __global const float *wb = wt + (size_t)g * CRS * KOP + k0;
+    __global const float *wb = wt + (size_t)g * CRS * KOP + (size_t)k0 * CRS;
 
     float16 acc[CONV_KV][2][2 * CONV_PP];
 #pragma unroll
@@ -675,7 +704,7 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
         float16 w[CONV_KV];
 #pragma unroll
         for (int v = 0; v < CONV_KV; v++)
-            w[v] = vload16(v, wb + (size_t)j * KOP);
+            w[v] = vload16(v, wb + (size_t)j * (16 * CONV_KV));
 #pragma unroll
         for (int r = 0; r < 2; r++)
 #pragma unroll
@@ -951,6 +980,129 @@ __kernel void conv_bwd_w_flat(__global const float *xp, CT_CARG(dyp), CT_ARG(dst
     }
 
     CONV_BWW_STORE(acc);
+}
+
+/* dyt (N, G, NKT, P*Q, 16*CONV_KV) with NKT = ceil(KG / (16*CONV_KV)): the output
+ * gradient with the channels of each tile innermost, 0 for channels >= KG. From the dense
+ * dy (N, G*KG, P, Q); or with `pooled` rebuilt by unpool_run (conv_unpool's rule) from a
+ * fused 2x2 max pool's gradient dy, pooled output yv and argmax bytes idx ((N, G*KG, PH,
+ * PW) each; rows and columns past 2*PH, 2*PW get 0). One work-item = a run of CONV_QV
+ * pixels of one row x a channel tile: a vector per channel in, transposed in private
+ * memory, a row of 16*CONV_KV channels per pixel out.
+ * global (P * ceil(Q / CONV_QV), G*NKT, N). */
+__kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global const uchar *idx,
+                       const uint idx_off, const uint G, const uint KG, const uint P,
+                       const uint Q, const uint PH, const uint PW, const uint pooled,
+                       const uint relu)
+{
+    const uint TKV = 16 * CONV_KV, NKT = (KG + TKV - 1) / TKV;
+    const uint NQR = (Q + CONV_QV - 1) / CONV_QV;
+    const uint pr = get_global_id(0), gk = get_global_id(1), n = get_global_id(2);
+    if (pr >= P * NQR)
+        return;
+    dy += dy_off;
+    yv += yv_off;
+    idx += idx_off;
+    const uint p = pr / NQR, q0 = (pr % NQR) * CONV_QV, nq = min((uint)CONV_QV, Q - q0);
+    const uint g = gk / NKT, kt = gk % NKT;
+    float t[CONV_QV][16 * CONV_KV];
+    for (uint l = 0; l < TKV; l++) {
+        const uint k = kt * TKV + l;
+        VT v = (VT)(0.0f);
+        if (k < KG) {
+            const size_t plane = (size_t)(n * G + g) * KG + k;
+            if (!pooled) {
+                __global const float *d = dy + plane * P * Q + p * Q + q0;
+                v = nq == CONV_QV ? VLOAD(d) : vload_tail(d, nq);
+            } else if (p < 2 * PH && q0 < 2 * PW) {
+                const uint at = (p / 2) * PW + q0 / 2;
+                const size_t e = plane * PH * PW + at;
+                v = unpool_run(dy + e, yv + e, idx + e, min((uint)CONV_QV / 2, PW - q0 / 2),
+                               PH * PW - at, p & 1u, relu);
+            }
+        }
+        float tv[CONV_QV];
+        VSTORE(v, tv);
+        for (uint x = 0; x < CONV_QV; x++)
+            t[x][l] = tv[x];
+    }
+    __global float *o = dyt + (((size_t)(n * G + g) * NKT + kt) * P * Q + p * Q + q0) * TKV;
+    for (uint x = 0; x < nq; x++)
+#pragma unroll
+        for (int v = 0; v < CONV_KV; v++)
+            vstore16(vload16(v, t[x]), v, o + x * TKV);
+}
+
+/* dw (G*KG, CG*R*S) += sum over the images of chunk ch = get_global_id(2) (NPC each)
+ * and their pixels (n, p, q in that order) of dyt[n, g, tile, p*Q + q, :] (conv_dyt) x
+ * xp[n, g*CG + c, p*SH + r*DH, q*SW + s*DW], xp padded (N, G*CG, HP, WP) and xo its tap
+ * offsets (conv_taps). One work-item = 16*CONV_KV output channels (float16 vectors, one
+ * per lane) x CONV_BWK_T consecutive taps: per pixel CONV_KV vector loads and CONV_BWK_T
+ * broadcasts for CONV_KV*CONV_BWK_T FMAs, and at the end each lane is one channel's sum.
+ * dst and `accumulate` as conv_bwd_w. global (ceil(CRS / CONV_BWK_T), G*NKT, chunks). */
+__kernel void conv_bwd_w_kv(__global const float *xp, __global const uint *xo,
+                            __global const float *dyt, CT_ARG(dst), const uint CG, const uint KG,
+                            const uint G, const uint HP, const uint WP, const uint CRS,
+                            const uint SH, const uint SW, const uint P, const uint Q,
+                            const uint N, const uint NPC, const uint accumulate)
+{
+    const uint TKV = 16 * CONV_KV, NKT = (KG + TKV - 1) / TKV;
+    const uint j0 = get_global_id(0) * CONV_BWK_T;
+    const uint gk = get_global_id(1);
+    const uint ch = get_global_id(2);
+    if (j0 >= CRS)
+        return;
+    dst += dst_off;
+    const uint g = gk / NKT, kt = gk % NKT, k0 = kt * TKV;
+    const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);
+    uint xt[CONV_BWK_T];
+#pragma unroll
+    for (int j = 0; j < CONV_BWK_T; j++)
+        xt[j] = xo[min(j0 + j, CRS - 1)];
+    float16 acc[CONV_KV][CONV_BWK_T];
+#pragma unroll
+    for (int v = 0; v < CONV_KV; v++)
+#pragma unroll
+        for (int j = 0; j < CONV_BWK_T; j++)
+            acc[v][j] = (float16)(0.0f);
+
+    for (uint n = n0; n < n1; n++) {
+        __global const float *xn = xp + (size_t)(n * G + g) * CG * HP * WP;
+        __global const float *dn = dyt + ((size_t)(n * G + g) * NKT + kt) * P * Q * TKV;
+        for (uint p = 0; p < P; p++) {
+            __global const float *xr = xn + p * SH * WP;
+            for (uint q = 0; q < Q; q++, dn += TKV) {
+                __global const float *xq = xr + q * SW;
+                float16 d[CONV_KV];
+#pragma unroll
+                for (int v = 0; v < CONV_KV; v++)
+                    d[v] = vload16(v, dn);
+#pragma unroll
+                for (int j = 0; j < CONV_BWK_T; j++) {
+                    const float16 xs = (float16)(xq[xt[j]]);
+#pragma unroll
+                    for (int v = 0; v < CONV_KV; v++)
+                        acc[v][j] = fma(d[v], xs, acc[v][j]);
+                }
+            }
+        }
+    }
+
+    __global float *o = dst + (accumulate ? 0 : (size_t)ch * G * KG * CRS);
+#pragma unroll
+    for (int v = 0; v < CONV_KV; v++)
+#pragma unroll
+        for (int j = 0; j < CONV_BWK_T; j++) {
+            float t[16];
+            vstore16(acc[v][j], 0, t);
+            for (uint l = 0; l < 16; l++) {
+                const uint k = k0 + 16 * v + l;
+                if (k < KG && j0 + j < CRS) {
+                    const size_t at = (size_t)(g * KG + k) * CRS + j0 + j;
+                    o[at] = accumulate ? o[at] + t[l] : t[l];
+                }
+            }
+        }
 }
 
 /* dw[i] += sum over chunks ch = 0, 1, ... of part[ch*M + i], in that order.

@@ -8,7 +8,9 @@
  *   backward-wt    conv_pad(x) -> xp, conv_bwd_w(xp, dy) -> dw (+=), through a partial
  *                  buffer and conv_reduce when the batch is split into chunks; at stride
  *                  1 with >= 32 taps per output channel dy is padded to x's row pitch too
- *                  and conv_bwd_w_flat runs instead
+ *                  and conv_bwd_w_flat runs instead; where the output channels fill
+ *                  conv_kv's vectors (CPUs, CONV_BWK), conv_dyt(dy) -> dyt (channels
+ *                  innermost) and conv_bwd_w_kv(xp, dyt) -> dw, any stride
  *   backward-bias  conv_bwd_b(dy) -> db (+=)
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
  * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
@@ -16,7 +18,7 @@
  * A conv fused with its ReLU and a 2x2 max pool (ct_conv2d_pool_*) runs conv_kv_pool, or
  * conv_direct_pool below CONV_POOL_TAPS (32) taps per output channel, and its backward
  * starts from the pooled gradient (conv_unpool, conv_bwd_w_pool).
- * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy, 3 partial sums of dw;
+ * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy (or dyt), 3 partial sums of dw;
  * conv_kv's tap offsets live in constant buffers of the context (ct_const_buffer).
  */
 #include <stdio.h>
@@ -40,6 +42,8 @@ typedef struct conv_tune {
     unsigned bw_st; /* CONV_BW_ST: (c, r, s) taps per work-item of conv_bwd_w */
     unsigned pp;    /* CONV_PP: pooled pixels per work-item of conv_kv_pool */
     unsigned bwp_kt, bwp_st; /* CONV_BWP_KT/ST: conv_bwd_w_pool's tile */
+    unsigned bwk;            /* CONV_BWK: 1 conv_bwd_w_kv where it applies (CPUs), 0 never */
+    unsigned bwk_t;          /* CONV_BWK_T: taps per work-item of conv_bwd_w_kv */
     unsigned wg;             /* CONV_WG: work-group size along the pixel dimension (host only) */
     unsigned bw_cache;       /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
                               * limit (host only) */
@@ -59,9 +63,10 @@ static void conv_options(const conv_tune *t, unsigned px, char *buf, size_t cap)
 {
     snprintf(buf, cap,
              "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
-             "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u -DCONV_BB_WG=%u",
+             "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u -DCONV_BWK_T=%u "
+             "-DCONV_BB_WG=%u",
              t->kt, t->qv, t->pt, t->kv, px, t->bw_kt, t->bw_st, t->pp, t->bwp_kt, t->bwp_st,
-             t->bb_wg);
+             t->bwk_t, t->bb_wg);
 }
 
 static void conv_tune_get(const ct_context *ctx, conv_tune *t)
@@ -78,6 +83,8 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->pp = ct_tune_value(ctx, "CONV_PP", 2);
     t->bwp_kt = ct_tune_value(ctx, "CONV_BWP_KT", 2);
     t->bwp_st = ct_tune_value(ctx, "CONV_BWP_ST", 9);
+    t->bwk = ct_tune_flags(ctx, "CONV_BWK", ctx->info.is_gpu ? 0 : 1);
+    t->bwk_t = ct_tune_value(ctx, "CONV_BWK_T", 9);
     t->wg = ct_tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
     t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", ctx->info.is_gpu ? 0 : 1024);
     t->bw_slice = ct_tune_value(ctx, "CONV_BW_SLICE", ctx->info.is_gpu ? 0 : 8192);
@@ -246,6 +253,12 @@ static direct_plan direct_plan_make(const conv_tune *t, size_t ko, size_t q)
     return d;
 }
 
+/* The channel tile of the weight layout a direct pass reads (conv.cl, conv_wt_fwd). */
+static size_t plan_tile(const conv_tune *t, const direct_plan *pl)
+{
+    return pl->kv ? 16 * (size_t)t->kv : pl->kop;
+}
+
 /* The direct pass over a padded input xp (N, G*ci, hp, wp) with weights wt
  * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). */
 static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_plan *pl, cl_mem xp,
@@ -290,7 +303,7 @@ cleanup:
  * of rows x run. */
 static ct_status forward_prepare(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                  const ct_conv2d_params *p, const ct_tensor *x, const ct_tensor *w,
-                                 size_t kop, size_t rows, size_t run, size_t out_rows,
+                                 size_t kop, size_t tw, size_t rows, size_t run, size_t out_rows,
                                  size_t out_cols, size_t *hp, size_t *wp, cl_mem *xp, cl_mem *wt)
 {
     ct_status st = CT_SUCCESS;
@@ -301,7 +314,7 @@ static ct_status forward_prepare(ct_context *ctx, const conv_tune *t, const conv
     size_t nwt = d->g * d->cg * d->r * d->s * kop;
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), wt));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_fwd", nwt, CT_MEM(*wt), CT_T(w), CT_U32(d->g), CT_U32(d->cg),
-                      CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s)));
+                      CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s), CT_U32(tw)));
 cleanup:
     return st;
 }
@@ -458,8 +471,8 @@ ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
 
     direct_plan pl = direct_plan_make(&t, d.kg, d.q);
     size_t hp, wp;
-    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, pl.rows, pl.run, d.p, d.q, &hp, &wp, &xp,
-                           &wt));
+    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, plan_tile(&t, &pl), pl.rows, pl.run, d.p,
+                           d.q, &hp, &wp, &xp, &wt));
     CT_TRY(run_direct(ctx, &t, &pl, xp, 0, wt, b, y, d.n, d.g, d.cg, d.kg, hp, wp, d.r, d.s,
                       p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q,
                       (b ? 1u : 0u) | (relu ? 2u : 0u)));
@@ -563,8 +576,8 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     if (crs < ct_tune_value(ctx, "CONV_POOL_TAPS", 32)) {
         /* few taps: vectors over pixels, vector stores (conv_direct_pool) */
         size_t kop = round_up(d.kg, t.kt), hv = t.qv / 2, nqr = (pw + hv - 1) / hv;
-        CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, kop, 2, t.qv, 2 * ph, 2 * pw, &hp, &wp, &xp,
-                               &wt));
+        CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, kop, kop, 2, t.qv, 2 * ph, 2 * pw, &hp, &wp,
+                               &xp, &wt));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct_pool", t.options, &k));
         CT_TRY(CT_SETARGS(k, "conv_direct_pool", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
                           CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg), CT_U32(kop),
@@ -578,8 +591,8 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     }
     direct_plan pl = direct_plan_make(&t, d.kg, d.q);
     size_t nqr = (pw + t.pp - 1) / t.pp;
-    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, 2, 2 * (size_t)t.pp, 2 * ph, 2 * pw, &hp,
-                           &wp, &xp, &wt));
+    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, plan_tile(&t, &pl), 2, 2 * (size_t)t.pp,
+                           2 * ph, 2 * pw, &hp, &wp, &xp, &wt));
     CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, &taps));
     CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv_pool", t.options, &k));
     CT_TRY(CT_SETARGS(k, "conv_kv_pool", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
@@ -644,10 +657,11 @@ cleanup:
 
 /* dx = the transposed convolution of dy: a stride-1 direct convolution of dy, upsampled
  * by the stride and padded by (R-1)*dil - pad (written into `lay`), with flipped,
- * channel-swapped weights. */
+ * channel-swapped weights (written into SLOT_WT unless `wt_ready`: a later batch slice
+ * finds them there). */
 static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                const ct_conv2d_params *p, const ct_tensor *w, const dy_src *src,
-                               dy_layout *lay, ct_tensor *dx)
+                               bool wt_ready, dy_layout *lay, ct_tensor *dx)
 {
     ct_status st = CT_SUCCESS;
     cl_mem wt = NULL;
@@ -660,10 +674,13 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
     lay->base = first >= 0 ? (t->qv - (size_t)first % t->qv) % t->qv : 0;
     CT_TRY(write_dy(ctx, t, d, src, p->stride_h, p->stride_w, lay));
     size_t nwt = d->g * d->kg * d->r * d->s * cgp;
+    const bool by_gemm = (t->gemm & CONV_GEMM_D) && d->g == 1;
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
-    CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d->g), CT_U32(d->cg),
-                      CT_U32(d->kg), CT_U32(cgp), CT_U32(d->r), CT_U32(d->s)));
-    if ((t->gemm & CONV_GEMM_D) && d->g == 1) {
+    if (!wt_ready)
+        CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d->g),
+                          CT_U32(d->cg), CT_U32(d->kg), CT_U32(cgp), CT_U32(d->r), CT_U32(d->s),
+                          CT_U32(by_gemm ? cgp : plan_tile(t, &pl))));
+    if (by_gemm) {
         /* wt: (K*R*S) x cgp, flipped; the GEMM takes its transpose */
         col_src ds = {lay->mem, lay->base, d->k, lay->hp * lay->wp, lay->wp, lay->hp,
                       lay->wp,  0,         0};
@@ -721,10 +738,22 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
         CT_TRY(weight_by_gemm(ctx, t, d, p, x, &dys, dw));
         goto cleanup;
     }
-    const bool flat = p->stride_h == 1 && p->stride_w == 1 && crs >= 32;
-    const char *name = flat ? "conv_bwd_w_flat" : src->y ? "conv_bwd_w_pool" : "conv_bwd_w";
-    const size_t kt = !flat && src->y ? t->bwp_kt : t->bw_kt;
-    const size_t ts = !flat && src->y ? t->bwp_st : t->bw_st;
+    /* vectors over the output channels when they fill them, as conv_kv: no lane sums and
+     * no padded columns (PoCL, 2 cores, batch 64: MiniCNN conv2 1.39 ms + 0.40 for
+     * conv_dyt against conv_bwd_w_flat's 2.01; conv 256->256 on 8x8, 19.2 ms against 35.0) */
+    const size_t tkv = 16 * (size_t)t->kv;
+    const bool kvw = t->bwk && crs >= 32 && round_up(d->kg, tkv) * 4 <= d->kg * 5;
+    const bool flat = !kvw && p->stride_h == 1 && p->stride_w == 1 && crs >= 32;
+    const char *name = kvw      ? "conv_bwd_w_kv"
+                       : flat   ? "conv_bwd_w_flat"
+                       : src->y ? "conv_bwd_w_pool"
+                                : "conv_bwd_w";
+    const size_t kt = kvw ? tkv : !flat && src->y ? t->bwp_kt : t->bw_kt;
+    const size_t ts = kvw ? t->bwk_t : !flat && src->y ? t->bwp_st : t->bw_st;
+    size_t hpk = 0, wpk = 0; /* conv_bwd_w_kv's padded x: exactly what the taps reach */
+    if (kvw)
+        pad_dims(1, 1, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hpk,
+                 &wpk);
 
     size_t tiles = (crs + ts - 1) / ts * d->g * ((d->kg + kt - 1) / kt);
     size_t want = 64 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
@@ -734,9 +763,11 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     size_t npc = (d->n + chunks - 1) / chunks;
     /* every tile of a chunk reads the chunk's x and dy again: on a CPU they should stay
      * in its cache (MiniCNN conv2 at batch 64, PoCL, 2 cores: 8 images per chunk instead
-     * of all 64 took the flat kernel from 2.6 to 2.1 ms) */
-    size_t per_image = sizeof(float) * (d->c * (d->h + d->r) * (d->w + d->s) +
-                                        d->k * (d->p + d->r) * (d->q + d->s));
+     * of all 64 took the flat kernel from 2.6 to 2.1 ms); conv_bwd_w_kv's consecutive
+     * work-items share a channel tile's slice of dy, so its x alone counts */
+    size_t per_image = kvw ? sizeof(float) * d->c * hpk * wpk
+                           : sizeof(float) * (d->c * (d->h + d->r) * (d->w + d->s) +
+                                              d->k * (d->p + d->r) * (d->q + d->s));
     if (t->bw_cache && npc * per_image > (size_t)t->bw_cache * 1024)
         npc =
             (size_t)t->bw_cache * 1024 / per_image > 1 ? (size_t)t->bw_cache * 1024 / per_image : 1;
@@ -753,7 +784,35 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
                "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets", dst_off);
 
     CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
-    if (flat) {
+    if (kvw) {
+        /* dy with each channel tile innermost (conv_dyt) in SLOT_DYPAD, where the
+         * backward-data pass, done by now, kept its padded copy */
+        cl_mem dyt = NULL, taps = NULL;
+        size_t rows = d->n * d->g * ((d->kg + tkv - 1) / tkv) * d->p * d->q;
+        const ct_tensor *yv = src->y ? src->y : src->dy;
+        const ct_tensor *ix = src->y ? src->idx : src->dy;
+        CT_REQUIRE(rows * tkv < 0xffffffffu, CT_ERR_UNSUPPORTED,
+                   "conv2d: output gradient of %zu elements exceeds the kernels' 32-bit indices",
+                   rows * tkv);
+        CT_TRY(ct_scratch_get(ctx, SLOT_DYPAD, rows * tkv * sizeof(float), &dyt));
+        cl_kernel kdy = NULL;
+        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_dyt", t->options, &kdy));
+        CT_TRY(CT_SETARGS(kdy, "conv_dyt", CT_MEM(dyt), CT_T(src->dy), CT_T(yv), CT_MEM(ix->mem),
+                          CT_U32(src->y ? ix->offset * sizeof(float) + src->idx_skip : 0),
+                          CT_U32(d->g), CT_U32(d->kg), CT_U32(d->p), CT_U32(d->q), CT_U32(src->ph),
+                          CT_U32(src->pw), CT_U32(src->y != NULL), CT_U32(src->relu)));
+        size_t gdy[3] = {d->p * ((d->q + t->qv - 1) / t->qv), d->g * ((d->kg + tkv - 1) / tkv),
+                         d->n};
+        CT_TRY(ct_launch(ctx, kdy, "conv_dyt", 3, gdy, (size_t[]){1, 1, 1}));
+        CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hpk, wpk, (long)p->pad_h,
+                         (long)p->pad_w, 1, 1, SLOT_XPAD, 0, &xp));
+        CT_TRY(tap_offsets(ctx, t, d->cg, d->r, d->s, hpk, wpk, p->dil_h, p->dil_w, &taps));
+        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(taps), CT_MEM(dyt), CT_MEM(dst),
+                          CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hpk),
+                          CT_U32(wpk), CT_U32(crs), CT_U32(p->stride_h), CT_U32(p->stride_w),
+                          CT_U32(d->p), CT_U32(d->q), CT_U32(d->n), CT_U32(npc),
+                          CT_U32(chunks == 1)));
+    } else if (flat) {
         /* common pitch wp; lp pixels per plane (P*wp rounded up to a vector); xp gets
          * zero rows below the image so that the farthest tap of the last vector stays
          * inside its plane; dy sits at element `off` of planes of dpl elements with
@@ -836,12 +895,13 @@ static ct_tensor batch_slice(const ct_tensor *t, size_t n0, size_t nn)
 
 static ct_status backward_slice(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                 const ct_conv2d_params *p, const ct_tensor *x, const ct_tensor *w,
-                                const dy_src *src, ct_tensor *dx, ct_tensor *dw, ct_tensor *db)
+                                const dy_src *src, bool first, ct_tensor *dx, ct_tensor *dw,
+                                ct_tensor *db)
 {
     ct_status st = CT_SUCCESS;
     dy_layout lay = {0};
     if (dx)
-        CT_TRY(backward_data(ctx, t, d, p, w, src, &lay, dx));
+        CT_TRY(backward_data(ctx, t, d, p, w, src, !first, &lay, dx));
     if (dw)
         CT_TRY(backward_weight(ctx, t, d, p, x, src, dx ? &lay : NULL, dw));
     if (db) {
@@ -882,7 +942,7 @@ static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv
     if (budget && d->n * per_image > budget)
         slice = budget / per_image > 1 ? budget / per_image : 1;
     if (slice >= d->n) {
-        CT_TRY(backward_slice(ctx, &t, d, p, x, w, src, dx, dw, db));
+        CT_TRY(backward_slice(ctx, &t, d, p, x, w, src, true, dx, dw, db));
         goto cleanup;
     }
     for (size_t n0 = 0; n0 < d->n; n0 += slice) {
@@ -899,7 +959,7 @@ static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv
         }
         if (dx)
             dxs = batch_slice(dx, n0, nn);
-        CT_TRY(backward_slice(ctx, &t, &ds, p, &xs, w, &ss, dx ? &dxs : NULL, dw, db));
+        CT_TRY(backward_slice(ctx, &t, &ds, p, &xs, w, &ss, n0 == 0, dx ? &dxs : NULL, dw, db));
     }
 cleanup:
     return st;

@@ -273,6 +273,8 @@ static const tt_conv conv_cases[] = {
      false},
     {"32 input channels (conv_kv backward-data)", 2, 32, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, true,
      false},
+    {"32 output channels, 36 taps, stride 2 (conv_dyt, conv_bwd_w_kv)", 2, 4, 5, 4, 32, 3, 3, 2, 1,
+     1, 1, 1, 1, 1, true, false},
 };
 
 /* Tolerances: every output is a float sum of at most C/g*R*S (forward), K/g*R*S (dx) or
@@ -390,9 +392,10 @@ static const tt_convpool convpool_cases[] = {
     /* 17 conv columns -> 8 pooled: unpool_run's whole-vector loads (CONV_QV/2 windows) */
     {"one channel, 2x17 conv output (8 windows a row), dx", 1, 1, 4, 19, 32, 3, 3, 0, 0, 1, 1,
      false, true, true},
-    /* 36 taps with dx: conv_bwd_w_flat on conv_unpool's layout of the backward-data pass */
+    /* 36 taps with dx: conv_bwd_w_kv (conv_dyt unpooling), or with CONV_BWK=0
+     * conv_bwd_w_flat on conv_unpool's layout of the backward-data pass */
     {"4 channels, 3x3 pad 1, 36 taps, dx", 1, 4, 4, 6, 32, 3, 3, 1, 1, 1, 1, true, true, true},
-    /* 36 taps without dx: conv_bwd_w_flat on its own conv_unpool copy; dilation 2 */
+    /* 36 taps without dx: the same, conv_bwd_w_flat on its own conv_unpool copy; dilation 2 */
     {"4 channels, 3x3 dilation 2 pad 2, dx NULL", 1, 4, 5, 5, 32, 3, 3, 2, 2, 2, 2, true, true,
      false},
     /* 32 input channels: backward-data by conv_kv; its layout too small for the flat dw */
@@ -532,8 +535,12 @@ Test(tiny, conv2d_pool_forward)
 Test(tiny, conv2d_pool_backward)
 {
     ct_context *ctx = tu_context();
-    for (size_t ci = 0; ci < sizeof convpool_cases / sizeof convpool_cases[0]; ci++)
-        tt_convpool_case(ctx, &convpool_cases[ci], 200 + 10 * ci, true);
+    for (int bwk = 1; bwk >= 0; bwk--) {
+        setenv("CLTRAIN_TUNE", bwk ? "-DCONV_BWK=1" : "-DCONV_BWK=0", 1);
+        for (size_t ci = 0; ci < sizeof convpool_cases / sizeof convpool_cases[0]; ci++)
+            tt_convpool_case(ctx, &convpool_cases[ci], 200 + 10 * ci, true);
+    }
+    unsetenv("CLTRAIN_TUNE");
     ct_context_free(ctx);
 }
 

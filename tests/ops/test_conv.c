@@ -53,6 +53,10 @@ static const conv_case cases[] = {
     {2, 32, 7, 9, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, true},  /* C = K = 32 */
     {1, 64, 5, 17, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1, true, false}, /* 1x1, C = 64 */
     {2, 32, 9, 8, 32, 3, 3, 3, 2, 2, 1, 2, 1, 1, true, false},  /* C = 32, stride 3x2, dil */
+    /* and the weight gradient's channel-vector kernel (conv_bwd_w_kv: >= 26 output
+     * channels per group, >= 32 taps) */
+    {2, 8, 7, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2, true, false},  /* groups 2 of 32 */
+    {1, 4, 6, 5, 60, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, false}, /* 2 tiles, 4 channels short */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -180,6 +184,18 @@ Test(conv, backward)
     ct_context *ctx = tu_context();
     for (size_t i = 0; i < NCASES; i++)
         backward_case(ctx, &cases[i], i);
+    ct_context_free(ctx);
+}
+
+/* Every case's backward pass once more with the weight gradient's other kernels
+ * (CONV_BWK=0: conv_bwd_w_flat, conv_bwd_w; what a GPU runs without CONV_GEMM). */
+Test(conv, backward_without_kv_weight_kernel)
+{
+    ct_context *ctx = tu_context();
+    setenv("CLTRAIN_TUNE", "-DCONV_BWK=0", 1);
+    for (size_t i = 0; i < NCASES; i++)
+        backward_case(ctx, &cases[i], i);
+    unsetenv("CLTRAIN_TUNE");
     ct_context_free(ctx);
 }
 
