@@ -10,7 +10,7 @@
  *                                          padded with zeros to KOP = KO rounded up to the
  *                                          kernel's channel tile (conv_wt_fwd / conv_wt_bwd);
  *                                          for conv_kv in tiles of 16*CONV_KV channels, each
- *                                          tile's rows contiguous (wt_index)
+ *                                          tile's rows contiguous (conv_wt_fwd)
  *   y   (N, G*KO, P, Q)      tensor        the output, KO channels per group
  *
  * The direct kernels compute
@@ -336,44 +336,42 @@ __kernel void conv_unpool(CT_ARG(dst), CT_CARG(gp), CT_CARG(yv), __global const 
  * KOP at a 1 KiB pitch (256 channels) used only 2 cache lines each, the same 256 of L2's
  * 2048 sets, and a 256-channel layer's 2304 rows overflowed them (conv_kv at 60% of the
  * speed of 128 input channels). */
-inline uint wt_index(const uint i, const uint CRS, const uint KOP, const uint TW, uint *g, uint *j)
-{
-    const uint kk = i % TW, row = i / TW;
-    *j = row % CRS;
-    const uint tile = (row / CRS) % (KOP / TW);
-    *g = row / CRS / (KOP / TW);
-    return tile * TW + kk;
-}
 
-/* wt (tiles of TW) = w[g*KG + k, c, r, s], zero for KG <= k < KOP.
- * w: (G*KG, CG, R, S). One work-item per element of wt. */
+/* wt (tiles of TW) = w[g*KG + k, c, r, s], zero for KG <= k < KOP. w: (G*KG, CG, R, S).
+ * One work-item per row of a tile (G*(KOP/TW)*CG*R*S of them), TW elements each. */
 __kernel void conv_wt_fwd(__global float *wt, CT_CARG(w), const uint G, const uint CG,
                           const uint KG, const uint KOP, const uint RS, const uint TW)
 {
-    const uint i = get_global_id(0);
-    if (i >= G * CG * RS * KOP)
+    const uint CRS = CG * RS, NT = KOP / TW;
+    const uint row = get_global_id(0);
+    if (row >= G * NT * CRS)
         return;
-    w += w_off;
-    uint g, crs;
-    const uint k = wt_index(i, CG * RS, KOP, TW, &g, &crs);
-    wt[i] = k < KG ? w[((size_t)(g * KG + k)) * CG * RS + crs] : 0.0f;
+    const uint j = row % CRS, tile = (row / CRS) % NT, g = row / CRS / NT;
+    __global const float *src = w + w_off + (size_t)g * KG * CRS + j;
+    __global float *o = wt + (size_t)row * TW;
+    for (uint kk = 0, k = tile * TW; kk < TW; kk++, k++)
+        o[kk] = k < KG ? src[(size_t)k * CRS] : 0.0f;
 }
 
 /* Weights of the backward-data pass: in and out channels swapped, taps flipped; tiles
  * of TW input channels: wt[g, c / TW, (k*R + r)*S + s, c % TW] = w[g*KG + k, c, R-1-r,
- * S-1-s], zero for CG <= c < CGP. One work-item per element of wt. */
+ * S-1-s], zero for CG <= c < CGP. One work-item per row of a tile (G*(CGP/TW)*KG*R*S of
+ * them), TW elements each. */
 __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const uint CG,
-                          const uint KG, const uint CGP, const uint R, const uint S, const uint TW)
+                          const uint KG, const uint CGP, const uint R, const uint S,
+                          const uint TW)
 {
-    const uint i = get_global_id(0);
-    if (i >= G * KG * R * S * CGP)
+    const uint KRS = KG * R * S, NT = CGP / TW;
+    const uint row = get_global_id(0);
+    if (row >= G * NT * KRS)
         return;
-    w += w_off;
-    uint g, krs;
-    const uint c = wt_index(i, KG * R * S, CGP, TW, &g, &krs);
+    const uint krs = row % KRS, tile = (row / KRS) % NT, g = row / KRS / NT;
     const uint k = krs / (R * S), r = (krs / S) % R, s = krs % S;
-    wt[i] =
-        c < CG ? w[(((size_t)(g * KG + k) * CG + c) * R + (R - 1 - r)) * S + (S - 1 - s)] : 0.0f;
+    __global const float *src =
+        w + w_off + (size_t)(g * KG + k) * CG * R * S + (R - 1 - r) * S + (S - 1 - s);
+    __global float *o = wt + (size_t)row * TW;
+    for (uint cc = 0, c = tile * TW; cc < TW; cc++, c++)
+        o[cc] = c < CG ? src[(size_t)c * R * S] : 0.0f;
 }
 
 /* ---- direct convolution (forward and backward-data) -------------------------------- */

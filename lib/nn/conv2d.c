@@ -313,8 +313,8 @@ static ct_status forward_prepare(ct_context *ctx, const conv_tune *t, const conv
                      1, 1, SLOT_XPAD, 0, xp));
     size_t nwt = d->g * d->cg * d->r * d->s * kop;
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), wt));
-    CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_fwd", nwt, CT_MEM(*wt), CT_T(w), CT_U32(d->g), CT_U32(d->cg),
-                      CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s), CT_U32(tw)));
+    CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_fwd", nwt / tw, CT_MEM(*wt), CT_T(w), CT_U32(d->g),
+                      CT_U32(d->cg), CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s), CT_U32(tw)));
 cleanup:
     return st;
 }
@@ -675,11 +675,12 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
     CT_TRY(write_dy(ctx, t, d, src, p->stride_h, p->stride_w, lay));
     size_t nwt = d->g * d->kg * d->r * d->s * cgp;
     const bool by_gemm = (t->gemm & CONV_GEMM_D) && d->g == 1;
+    const size_t tw = by_gemm ? cgp : plan_tile(t, &pl);
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
     if (!wt_ready)
-        CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt, CT_MEM(wt), CT_T(w), CT_U32(d->g),
+        CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_bwd", nwt / tw, CT_MEM(wt), CT_T(w), CT_U32(d->g),
                           CT_U32(d->cg), CT_U32(d->kg), CT_U32(cgp), CT_U32(d->r), CT_U32(d->s),
-                          CT_U32(by_gemm ? cgp : plan_tile(t, &pl))));
+                          CT_U32(tw)));
     if (by_gemm) {
         /* wt: (K*R*S) x cgp, flipped; the GEMM takes its transpose */
         col_src ds = {lay->mem, lay->base, d->k, lay->hp * lay->wp, lay->wp, lay->hp,
