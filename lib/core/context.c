@@ -27,6 +27,7 @@ ct_status ct_context_create(const char *choice, unsigned flags, ct_context **out
     const char *gemm = getenv("CLTRAIN_GEMM");
     CT_REQUIRE(!gemm || !*gemm || strcmp(gemm, "own") == 0 || strcmp(gemm, "clblast") == 0,
                CT_ERR_INVALID_ARG, "CLTRAIN_GEMM=%s: expected own or clblast", gemm);
+    CT_TRY(ct_tune_env_check());
     ctx->flags = flags;
     CT_TRY(ct_device_choose(choice, &ctx->info));
     CT_TRY(ct_device_handles(ctx->info.index, &ctx->platform, &ctx->device));

@@ -231,6 +231,10 @@ void ct_tune_select(ct_context *ctx);
 unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt);
 /* The same for a tunable that may be 0 (a switch or bit mask): 0..2^20-1. */
 unsigned ct_tune_flags(const ct_context *ctx, const char *name, unsigned dflt);
+/* CLTRAIN_TUNE, if set, as whitespace-separated -DNAME=N with NAME one the library reads
+ * and N a whole number below 2^20; else CT_ERR_INVALID_ARG naming the first bad word.
+ * ct_context_create checks it. */
+ct_status ct_tune_env_check(void);
 
 /* The stored files' common parts (lib/core/tune_file.c): `src` as one line of printable
  * text; the last error's message without its "(STATUS, file.c:N)" suffixes; the UTC time

@@ -112,6 +112,49 @@ void ct_tune_clblast(ct_context *ctx)
     }
 }
 
+/* Every name the library passes to ct_tune_value / ct_tune_flags: what CLTRAIN_TUNE may
+ * set. The kernels' own -D names are among them (kernels/conv.cl, kernels/gemm.cl). */
+static const char *const tunables[] = {
+    "CONV_BB_WG", "CONV_BWK",       "CONV_BWK_T", "CONV_BWP_KT", "CONV_BWP_ST",  "CONV_BW_CACHE",
+    "CONV_BW_KT", "CONV_BW_SLICE",  "CONV_BW_ST", "CONV_GEMM",   "CONV_GEMM_MB", "CONV_KT",
+    "CONV_KV",    "CONV_POOL_TAPS", "CONV_PP",    "CONV_PT",     "CONV_PX",      "CONV_QV",
+    "CONV_WG",    "GEMM_DM",        "GEMM_DN",    "GEMM_MT",     "GEMM_NV",
+};
+
+ct_status ct_tune_env_check(void)
+{
+    ct_status st = CT_SUCCESS;
+    const char *env = getenv("CLTRAIN_TUNE");
+    for (const char *p = env ? env : ""; *p;) {
+        if (*p == ' ' || *p == '\t') {
+            p++;
+            continue;
+        }
+        size_t len = strcspn(p, " \t");
+        const char *eq = memchr(p, '=', len);
+        size_t name_len = eq ? (size_t)(eq - p) - 2 : 0;
+        bool known = false;
+        for (size_t i = 0;
+             eq && len > 2 && strncmp(p, "-D", 2) == 0 && i < sizeof tunables / sizeof tunables[0];
+             i++)
+            known = known ||
+                    (strlen(tunables[i]) == name_len && strncmp(p + 2, tunables[i], name_len) == 0);
+        CT_REQUIRE(known, CT_ERR_INVALID_ARG,
+                   "CLTRAIN_TUNE: '%.*s' is not -DNAME=N with a known NAME (the CONV_* and "
+                   "GEMM_* names in README, Devices)",
+                   (int)len, p);
+        char *end = NULL;
+        unsigned long v = strtoul(eq + 1, &end, 10);
+        CT_REQUIRE(eq + 1 < p + len && (*(eq + 1) >= '0' && *(eq + 1) <= '9') && end == p + len &&
+                       v < (1u << 20),
+                   CT_ERR_INVALID_ARG, "CLTRAIN_TUNE: '%.*s': N must be a whole number below %u",
+                   (int)len, p, 1u << 20);
+        p += len;
+    }
+cleanup:
+    return st;
+}
+
 static unsigned tune_lookup(const ct_context *ctx, const char *name, unsigned dflt, unsigned min)
 {
     char key[48];

@@ -462,6 +462,47 @@ Test(conv_path, a_context_uses_the_stored_choice)
     ct_context_free(ctx);
 }
 
+/* CLTRAIN_TUNE: whitespace-separated -DNAME=N with known names pass; anything else makes
+ * ct_context_create fail with one line naming the bad word, and no context. */
+Test(tune_env, refuses_malformed_words)
+{
+    static const char *const good[] = {"",
+                                       "  ",
+                                       "-DCONV_KV=1",
+                                       " -DCONV_KV=1\t-DGEMM_MT=6 ",
+                                       "-DCONV_GEMM=0 -DCONV_BWK=0",
+                                       "-DGEMM_NV=1048575"};
+    static const struct {
+        const char *env, *word;
+    } bad[] = {
+        {"-DCONV_KX=2", "'-DCONV_KX=2'"},
+        {"CONV_KV=2", "'CONV_KV=2'"},
+        {"-DCONV_KV", "'-DCONV_KV'"},
+        {"-DCONV_KV=abc", "'-DCONV_KV=abc'"},
+        {"-DCONV_KV=", "'-DCONV_KV='"},
+        {"-DCONV_KV=-1", "'-DCONV_KV=-1'"},
+        {"-DCONV_KV=2x", "'-DCONV_KV=2x'"},
+        {"-DCONV_KV=1048576", "'-DCONV_KV=1048576'"},
+        {"-DCONV_KV=1 -Dconv_kv=1", "'-Dconv_kv=1'"},
+        {"-DCONV_K=1", "'-DCONV_K=1'"},
+        {"-DCONV_KVX=1", "'-DCONV_KVX=1'"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        setenv("CLTRAIN_TUNE", good[i], 1);
+        cr_assert_eq(ct_tune_env_check(), CT_SUCCESS, "'%s': %s", good[i], ct_last_error());
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("CLTRAIN_TUNE", bad[i].env, 1);
+        ct_context *ctx = NULL;
+        cr_assert_eq(ct_context_create(NULL, 0, &ctx), CT_ERR_INVALID_ARG, "'%s'", bad[i].env);
+        cr_assert_null(ctx);
+        const char *msg = ct_last_error();
+        cr_assert(strstr(msg, "CLTRAIN_TUNE") && strstr(msg, bad[i].word) && !strchr(msg, '\n'),
+                  "'%s': %s", bad[i].env, msg);
+    }
+    unsetenv("CLTRAIN_TUNE");
+}
+
 /* The fuzzing corpus (tests/fuzz/corpus/tune) replayed: the valid seeds parse, the others
  * are refused with CT_ERR_FORMAT. */
 Test(tune_file, corpus_is_read_or_refused_cleanly)
