@@ -206,7 +206,10 @@ ct_status ct_checkpoint_save(const char *path, ct_model *model, ct_optim *optim,
  * or unexpected tensor is CT_ERR_FORMAT, a wrong shape CT_ERR_SHAPE, each naming the
  * file and the tensor. When `optim` or `state` is not NULL the companion state file is
  * read too: it must belong to the same save (weights hash), to a model of the same
- * structure (else CT_ERR_SHAPE: "checkpoint X was saved for model A, this model is B")
+ * structure (else CT_ERR_SHAPE: "checkpoint X was saved for model A, this model is B";
+ * the structure is what the layers compute, every option of each, not how a device runs
+ * them, so a checkpoint moves between a GPU that keeps conv and pool apart and a CPU that
+ * fuses them)
  * and to an optimizer of the same kind and state layout; then the optimizer state, the
  * model's dropout RNG and *state are restored. With both NULL only the weights are read
  * (so files written by PyTorch load), and the model identity is still checked when a

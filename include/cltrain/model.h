@@ -78,6 +78,11 @@ ct_layer_desc ct_layer_maxpool2d(size_t kernel);
 
 /* The spec name of a kind ("conv", "maxpool", ...), or "?" for an invalid kind. */
 const char *ct_layer_kind_name(ct_layer_kind kind);
+/* The layer as spec text with every option spelled out (a pool's default stride as the
+ * kernel size), e.g. "conv(32,3x3,stride=1x1,pad=1x1,dil=1x1,groups=1,bias=1)" or
+ * "bn(eps=1e-05,momentum=0.100000001,affine=1)"; ct_spec_parse reads it back to the same
+ * description. CT_ERR_INVALID_ARG when it does not fit `cap`. */
+ct_status ct_layer_desc_format(const ct_layer_desc *d, char *buf, size_t cap);
 
 /* ---- the text spec ---------------------------------------------------------------- */
 
@@ -196,6 +201,8 @@ void ct_model_output_shape(const ct_model *m, size_t *ndim, size_t *shape);
  * "0 conv(1->32, 3x3, stride 1, pad 1) +relu -> (32,28,28), 320 params". */
 size_t ct_model_layer_count(const ct_model *m);
 ct_status ct_model_layer_describe(const ct_model *m, size_t i, char *buf, size_t cap);
+/* Layer i's description as the model was built from it. */
+ct_status ct_model_layer_desc(const ct_model *m, size_t i, ct_layer_desc *out);
 
 /* Device memory the model holds for its current batch size (0 before the first forward):
  * `saved`, the layer outputs kept for backward (with the argmax bytes of fused max pools),

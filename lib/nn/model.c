@@ -1224,6 +1224,17 @@ cleanup:
     return st;
 }
 
+ct_status ct_model_layer_desc(const ct_model *m, size_t i, ct_layer_desc *out)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(m != NULL && out != NULL, CT_ERR_INVALID_ARG, "layer_desc: NULL argument");
+    CT_REQUIRE(i < m->nlayers, CT_ERR_INVALID_ARG, "layer %zu does not exist (the model has %zu)",
+               i, m->nlayers);
+    *out = m->layers[i].desc;
+cleanup:
+    return st;
+}
+
 void ct_model_batch_memory(const ct_model *m, size_t *saved, size_t *grads)
 {
     if (saved)

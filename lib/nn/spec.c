@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,56 @@ const char *ct_layer_kind_name(ct_layer_kind kind)
         if (kind_names[i].kind == kind)
             return kind_names[i].name;
     return "?";
+}
+
+ct_status ct_layer_desc_format(const ct_layer_desc *d, char *buf, size_t cap)
+{
+    ct_status st = CT_SUCCESS;
+    char a[256] = "";
+    CT_REQUIRE(d != NULL && buf != NULL && cap > 0, CT_ERR_INVALID_ARG,
+               "layer_desc_format: NULL argument");
+    CT_REQUIRE((unsigned)d->kind < CT_LAYER_KIND_COUNT, CT_ERR_INVALID_ARG,
+               "layer_desc_format: invalid layer kind %d", (int)d->kind);
+    /* a pool's stride 0 means "= kernel": written as the stride it is */
+    size_t sh = d->stride_h ? d->stride_h : d->kernel_h,
+           sw = d->stride_w ? d->stride_w : d->kernel_w;
+    switch (d->kind) {
+    case CT_LAYER_CONV2D:
+        snprintf(a, sizeof a,
+                 "(%zu,%zux%zu,stride=%zux%zu,pad=%zux%zu,dil=%zux%zu,groups=%zu,bias=%d)", d->out,
+                 d->kernel_h, d->kernel_w, d->stride_h, d->stride_w, d->pad_h, d->pad_w, d->dil_h,
+                 d->dil_w, d->groups, d->bias ? 1 : 0);
+        break;
+    case CT_LAYER_MAXPOOL2D:
+        snprintf(a, sizeof a, "(%zux%zu,stride=%zux%zu,pad=%zux%zu,ceil=%d)", d->kernel_h,
+                 d->kernel_w, sh, sw, d->pad_h, d->pad_w, d->ceil_mode ? 1 : 0);
+        break;
+    case CT_LAYER_AVGPOOL2D:
+        snprintf(a, sizeof a, "(%zux%zu,stride=%zux%zu,pad=%zux%zu,ceil=%d,count_include_pad=%d)",
+                 d->kernel_h, d->kernel_w, sh, sw, d->pad_h, d->pad_w, d->ceil_mode ? 1 : 0,
+                 d->count_include_pad ? 1 : 0);
+        break;
+    case CT_LAYER_LINEAR:
+        snprintf(a, sizeof a, "(%zu,bias=%d)", d->out, d->bias ? 1 : 0);
+        break;
+    case CT_LAYER_LEAKY_RELU:
+        snprintf(a, sizeof a, "(slope=%.9g)", (double)d->negative_slope);
+        break;
+    case CT_LAYER_DROPOUT:
+        snprintf(a, sizeof a, "(p=%.9g)", (double)d->p);
+        break;
+    case CT_LAYER_BATCHNORM:
+        snprintf(a, sizeof a, "(eps=%.9g,momentum=%.9g,affine=%d)", (double)d->eps,
+                 (double)d->momentum, d->affine ? 1 : 0);
+        break;
+    default:
+        break;
+    }
+    int n = snprintf(buf, cap, "%s%s", ct_layer_kind_name(d->kind), a);
+    CT_REQUIRE(n >= 0 && (size_t)n < cap, CT_ERR_INVALID_ARG,
+               "layer_desc_format: %d bytes do not fit the buffer of %zu", n, cap);
+cleanup:
+    return st;
 }
 
 typedef struct builtin {

@@ -9,7 +9,9 @@
  * The state file (ct_checkpoint_state_path) holds, as __metadata__ strings,
  *     format = "cltrain.checkpoint", cltrain.version = "1",
  *     weights.file (base name), weights.fnv1a64 (16 hex digits, hash of the weights file),
- *     model.identity (input shape and one description per layer), model.spec (if given),
+ *     model.identity ("cltrain-model 2: input (C,H,W); " and each layer's
+ *     ct_layer_desc_format; older files: ct_model_layer_describe lines, compared without
+ *     their fusion notes), model.spec (if given),
  *     model.rng_seed, model.rng_counter,
  *     train.epoch, train.step, train.batch, train.data_seed,
  *     sched.present ("0"/"1"), sched.last_epoch, sched.num_bad_epochs,
@@ -83,30 +85,54 @@ static char *state_path_alloc(const char *path)
 
 /* ---- model identity --------------------------------------------------------------- */
 
-/* "input (1,8,8); 0 conv(1->4, ...) -> (4,8,8), 40 params; 1 batchnorm2d(4) -> ..."
- * malloc'd. */
-static ct_status model_identity(const ct_model *m, char **out)
+/* What the model computes, not how this device runs it: "cltrain-model 2: input (1,28,28);
+ * conv(32,3x3,stride=1x1,pad=1x1,dil=1x1,groups=1,bias=1); relu; ..." (every layer's
+ * options spelled out by ct_layer_desc_format), so that a checkpoint moves between
+ * devices whose fusions differ (a GPU keeps conv and pool apart) and a change of
+ * batch-norm eps or pooling mode is caught. malloc'd. */
+#define IDENTITY_V2 "cltrain-model 2: "
+
+static ct_status append(char **s, size_t *cap, size_t *len, const char *text)
+{
+    ct_status st = CT_SUCCESS;
+    size_t n = strlen(text);
+    if (*len + n + 1 > *cap) {
+        char *g = realloc(*s, 2 * (*len + n + 1));
+        CT_REQUIRE(g != NULL, CT_ERR_OUT_OF_MEMORY, "checkpoint: out of memory");
+        *s = g, *cap = 2 * (*len + n + 1);
+    }
+    memcpy(*s + *len, text, n + 1);
+    *len += n;
+cleanup:
+    return st;
+}
+
+/* legacy: the ct_model_layer_describe lines of files written before "cltrain-model 2" */
+static ct_status model_identity(const ct_model *m, bool legacy, char **out)
 {
     ct_status st = CT_SUCCESS;
     char line[512];
     size_t nd, shape[3], cap = 256, len = 0;
     char *s = malloc(cap);
     CT_REQUIRE(s != NULL, CT_ERR_OUT_OF_MEMORY, "checkpoint: out of memory");
+    s[0] = '\0';
     ct_model_input_shape(m, &nd, shape);
-    len = (size_t)snprintf(s, cap, "input (");
-    for (size_t i = 0; i < nd; i++)
-        len += (size_t)snprintf(s + len, cap - len, "%s%zu", i ? "," : "", shape[i]);
-    len += (size_t)snprintf(s + len, cap - len, ")");
+    CT_TRY(append(&s, &cap, &len, legacy ? "input (" : IDENTITY_V2 "input ("));
+    for (size_t i = 0; i < nd; i++) {
+        snprintf(line, sizeof line, "%s%zu", i ? "," : "", shape[i]);
+        CT_TRY(append(&s, &cap, &len, line));
+    }
+    CT_TRY(append(&s, &cap, &len, ")"));
     for (size_t i = 0; i < ct_model_layer_count(m); i++) {
-        CT_TRY(ct_model_layer_describe(m, i, line, sizeof line));
-        size_t need = len + strlen(line) + 3;
-        if (need > cap) {
-            cap = 2 * need;
-            char *g = realloc(s, cap);
-            CT_REQUIRE(g != NULL, CT_ERR_OUT_OF_MEMORY, "checkpoint: out of memory");
-            s = g;
+        if (legacy) {
+            CT_TRY(ct_model_layer_describe(m, i, line, sizeof line));
+        } else {
+            ct_layer_desc d;
+            CT_TRY(ct_model_layer_desc(m, i, &d));
+            CT_TRY(ct_layer_desc_format(&d, line, sizeof line));
         }
-        len += (size_t)snprintf(s + len, cap - len, "; %s", line);
+        CT_TRY(append(&s, &cap, &len, "; "));
+        CT_TRY(append(&s, &cap, &len, line));
     }
     *out = s;
     s = NULL;
@@ -115,7 +141,18 @@ cleanup:
     return st;
 }
 
-/* The first "; "-separated part where a and b differ, for the mismatch message. */
+/* A legacy identity without the device's fusion notes (" +relu", " +maxpool",
+ * " (fused)"), which said how it ran, not what it computes. In place. */
+static void strip_plan_notes(char *s)
+{
+    static const char *const notes[] = {" +relu", " +maxpool", " (fused)"};
+    for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
+        size_t n = strlen(notes[i]);
+        for (char *at = strstr(s, notes[i]); at; at = strstr(at, notes[i]))
+            memmove(at, at + n, strlen(at + n) + 1);
+    }
+}
+
 static void first_difference(const char *a, const char *b, char *da, char *db, size_t cap)
 {
     while (*a && *b) {
@@ -394,7 +431,7 @@ ct_status ct_checkpoint_save(const char *path, ct_model *model, ct_optim *optim,
                "checkpoint_save: safetensors files are little-endian; this host is not");
     spath = state_path_alloc(path);
     CT_REQUIRE(spath != NULL, CT_ERR_OUT_OF_MEMORY, "checkpoint: out of memory");
-    CT_TRY(model_identity(model, &identity));
+    CT_TRY(model_identity(model, false, &identity));
 
     /* Everything is read back first, so a failure here leaves both files untouched. */
     CT_TRY(gather_weights(model, &h));
@@ -687,7 +724,7 @@ ct_status ct_checkpoint_load(const char *path, ct_model *model, ct_optim *optim,
 {
     ct_status st = CT_SUCCESS;
     ct_safetensors *w = NULL, *s = NULL;
-    char *spath = NULL, *identity = NULL;
+    char *spath = NULL, *identity = NULL, *saved_copy = NULL;
     float *params = NULL, *buffers = NULL;
     optim_load ol = {0};
     ct_train_state ts = {0};
@@ -728,7 +765,15 @@ ct_status ct_checkpoint_load(const char *path, ct_model *model, ct_optim *optim,
     if (use_state) {
         const char *saved;
         CT_TRY(get_meta(s, "model.identity", &saved));
-        CT_TRY(model_identity(model, &identity));
+        const bool legacy = strncmp(saved, IDENTITY_V2, strlen(IDENTITY_V2)) != 0;
+        CT_TRY(model_identity(model, legacy, &identity));
+        if (legacy) {
+            saved_copy = strdup(saved);
+            CT_REQUIRE(saved_copy != NULL, CT_ERR_OUT_OF_MEMORY, "checkpoint: out of memory");
+            strip_plan_notes(saved_copy);
+            strip_plan_notes(identity);
+            saved = saved_copy;
+        }
         first_difference(saved, identity, da, db, sizeof da);
         CT_REQUIRE(strcmp(saved, identity) == 0, CT_ERR_SHAPE,
                    "checkpoint %s was saved for model %s, this model is %s (first difference: "
@@ -762,6 +807,7 @@ cleanup:
     free(params);
     free(buffers);
     free(identity);
+    free(saved_copy);
     free(spath);
     ct_safetensors_free(w);
     ct_safetensors_free(s);

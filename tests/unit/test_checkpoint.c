@@ -291,7 +291,8 @@ Test(checkpoint, other_model_is_refused_by_name)
     ct_status st = ct_checkpoint_load(p, b, NULL, &r);
     assert_error(st, CT_ERR_SHAPE, "was saved for model", p);
     cr_assert(strstr(ct_last_error(), "this model is"), "%s", ct_last_error());
-    cr_assert(strstr(ct_last_error(), "linear(64->3)") && strstr(ct_last_error(), "linear(64->5)"),
+    cr_assert(strstr(ct_last_error(), "linear(3,bias=1)") &&
+                  strstr(ct_last_error(), "linear(5,bias=1)"),
               "%s", ct_last_error());
     /* the state file names the model even for a weights-only load */
     assert_error(ct_checkpoint_load(p, b, NULL, NULL), CT_ERR_SHAPE, "was saved for model", p);
@@ -308,6 +309,111 @@ Test(checkpoint, other_model_is_refused_by_name)
     free(after);
     ct_model_free(a);
     ct_model_free(b);
+    ct_context_free(ctx);
+}
+
+/* Replaces the state file's model.identity (a safetensors header entry) with `identity`,
+ * as a file written before "cltrain-model 2" has it; the tensors stay where they are. */
+static void rewrite_identity(const char *state_path, const char *identity)
+{
+    FILE *f = fopen(state_path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t size = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(size);
+    cr_assert_eq(fread(b, 1, size, f), size);
+    fclose(f);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | b[i];
+    char *h = strndup((const char *)b + 8, hl);
+    const char *key = "\"model.identity\":\"";
+    char *at = strstr(h, key);
+    cr_assert_not_null(at, "%s", h);
+    at += strlen(key);
+    char *end = strchr(at, '"');
+    size_t nh = (size_t)(at - h) + strlen(identity) + strlen(end);
+    char *nhdr = malloc(nh + 8);
+    snprintf(nhdr, nh + 8, "%.*s%s%s", (int)(at - h), h, identity, end);
+    while (nh % 8)
+        nhdr[nh++] = ' ';
+    f = fopen(state_path, "wb");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 8; i++)
+        fputc((int)((uint64_t)nh >> (8 * i) & 0xff), f);
+    cr_assert_eq(fwrite(nhdr, 1, nh, f), nh);
+    cr_assert_eq(fwrite(b + 8 + hl, 1, size - 8 - hl, f), size - 8 - hl);
+    fclose(f);
+    free(b), free(h), free(nhdr);
+}
+
+/* The identity a state file checks is what the model computes: a checkpoint saved where
+ * conv and pool run apart (CONV_GEMM=7, a GPU's default) loads where they run fused (a
+ * CPU's), as a file of the older format with the fusion notes does; a batch-norm eps
+ * or a pooling mode that differs is refused. */
+Test(checkpoint, identity_is_what_the_model_computes)
+{
+    ct_context *ctx = tu_context();
+    const char *spec = "conv(32,3,pad=1) relu maxpool(2) flatten linear(3)";
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=7", 1);
+    ct_model *a = make_model(ctx, spec, 1);
+    unsetenv("CLTRAIN_TUNE");
+    ct_model *b = make_model(ctx, spec, 2);
+    char da[512], db[512];
+    TU_OK(ct_model_layer_describe(a, 0, da, sizeof da));
+    TU_OK(ct_model_layer_describe(b, 0, db, sizeof db));
+    cr_assert(!strstr(da, "+maxpool") && strstr(db, "+maxpool"), "plans: '%s', '%s'", da, db);
+    const char *p = tu_tmp_path("plan.safetensors");
+    char sp[512];
+    TU_OK(ct_checkpoint_state_path(p, sp, sizeof sp));
+    ct_train_state s = {0};
+    TU_OK(ct_checkpoint_save(p, a, NULL, &s));
+    ct_train_state r = {0};
+    TU_OK(ct_checkpoint_load(p, b, NULL, &r));
+    ct_train_state_clear(&r);
+    float *pa = tu_model_params(a), *pb = tu_model_params(b);
+    assert_bits("params across plans", pa, pb, ct_model_param_numel(a) * 4);
+    free(pb);
+
+    /* the older format: ct_model_layer_describe lines, with the saving device's notes */
+    char legacy[4096] = "input (1,8,8)";
+    for (size_t i = 0; i < ct_model_layer_count(a); i++) {
+        TU_OK(ct_model_layer_describe(a, i, da, sizeof da));
+        strcat(legacy, "; ");
+        strcat(legacy, da);
+    }
+    rewrite_identity(sp, legacy);
+    ct_model *c = make_model(ctx, spec, 3);
+    TU_OK(ct_checkpoint_load(p, c, NULL, &r));
+    ct_train_state_clear(&r);
+    float *pc = tu_model_params(c);
+    assert_bits("params from the older format", pa, pc, ct_model_param_numel(a) * 4);
+    free(pc);
+    /* ... which still tells models apart */
+    ct_model *d = make_model(ctx, "conv(32,3,pad=1) relu maxpool(2) flatten linear(4)", 4);
+    assert_error(ct_checkpoint_load(p, d, NULL, &r), CT_ERR_SHAPE, "was saved for model",
+                 "linear(512->3)");
+
+    /* what the fused notes never showed */
+    static const char *const pairs[][2] = {
+        {"conv(4,3,pad=1) bn relu flatten linear(3)",
+         "conv(4,3,pad=1) bn(eps=1e-3) relu flatten linear(3)"},
+        {"conv(4,3) maxpool(3,2) flatten linear(3)",
+         "conv(4,3) maxpool(3,2,ceil=1) flatten linear(3)"},
+        {"conv(4,3) avgpool(2,pad=1) flatten linear(3)",
+         "conv(4,3) avgpool(2,pad=1,count_include_pad=0) flatten linear(3)"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        ct_model *x = make_model(ctx, pairs[i][0], 5), *y = make_model(ctx, pairs[i][1], 6);
+        const char *q = tu_tmp_path("pair.safetensors");
+        TU_OK(ct_checkpoint_save(q, x, NULL, &s));
+        assert_error(ct_checkpoint_load(q, y, NULL, &r), CT_ERR_SHAPE, "was saved for model",
+                     "first difference");
+        ct_model_free(x), ct_model_free(y);
+    }
+    free(pa);
+    ct_model_free(a), ct_model_free(b), ct_model_free(c), ct_model_free(d);
     ct_context_free(ctx);
 }
 

@@ -122,6 +122,47 @@ Test(spec, every_option)
     free(l);
 }
 
+/* ct_layer_desc_format spells every option out, and the parser reads it back to the same
+ * description (a pool's default stride, 0, comes back as the kernel size it means); the
+ * exact texts of a few; too small a buffer is refused. */
+Test(spec, format_round_trips)
+{
+    size_t n = 0, m = 0;
+    ct_layer_desc *l =
+        parse_ok("conv(16,3x5,2,1x0,dil=2,groups=4,bias=0) conv(8,1) maxpool(3,stride=2,pad=1,"
+                 "ceil=1) maxpool(2) avgpool(2,1,count_include_pad=false,ceil_mode=true) "
+                 "avgpool(3x2) gap linear(7,bias=false) linear(9) leakyrelu(0.2) leakyrelu "
+                 "relu sigmoid tanh flatten dropout(0.25) dropout bn(eps=1e-3,momentum=0.05,"
+                 "affine=0) bn softmax log_softmax",
+                 &n);
+    char text[4096] = "", one[256];
+    for (size_t i = 0; i < n; i++) {
+        TU_OK(ct_layer_desc_format(&l[i], one, sizeof one));
+        strcat(text, i ? " " : "");
+        strcat(text, one);
+    }
+    ct_layer_desc *back = parse_ok(text, &m);
+    cr_assert_eq(m, n, "%s", text);
+    for (size_t i = 0; i < n; i++) {
+        ct_layer_desc want = l[i];
+        if ((want.kind == CT_LAYER_MAXPOOL2D || want.kind == CT_LAYER_AVGPOOL2D) && !want.stride_h)
+            want.stride_h = want.kernel_h, want.stride_w = want.kernel_w;
+        assert_same(&back[i], &want, i);
+    }
+    TU_OK(ct_layer_desc_format(&l[0], one, sizeof one));
+    cr_assert_str_eq(one, "conv(16,3x5,stride=2x2,pad=1x0,dil=2x2,groups=4,bias=0)");
+    TU_OK(ct_layer_desc_format(&l[3], one, sizeof one));
+    cr_assert_str_eq(one, "maxpool(2x2,stride=2x2,pad=0x0,ceil=0)");
+    TU_OK(ct_layer_desc_format(&l[18], one, sizeof one));
+    cr_assert_str_eq(one, "bn(eps=9.99999975e-06,momentum=0.100000001,affine=1)");
+    TU_OK(ct_layer_desc_format(&l[11], one, sizeof one));
+    cr_assert_str_eq(one, "relu");
+    cr_assert_eq(ct_layer_desc_format(&l[0], one, 20), CT_ERR_INVALID_ARG);
+    cr_assert_eq(ct_layer_desc_format(NULL, one, sizeof one), CT_ERR_INVALID_ARG);
+    free(l);
+    free(back);
+}
+
 Test(spec, defaults_match_pytorch)
 {
     ct_layer_desc d = ct_layer_desc_default(CT_LAYER_DROPOUT);
