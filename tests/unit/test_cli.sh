@@ -192,6 +192,26 @@ if [ -s "$tmp/ck.safetensors" ] && [ -s "$tmp/ck.state.safetensors" ]; then ok; 
 "$cltrain" train "${syn[@]}" --loss mse --resume "$tmp/ck.safetensors" --quiet >/dev/null 2>"$tmp/err"
 rc=$?
 if [ $rc -eq 2 ] && grep -q "loss ce" "$tmp/err"; then ok; else bad "resume with another loss: exit $rc, $(cat "$tmp/err")"; fi
+# --resume with the run's own --log keeps its rows up to the checkpoint and drops the ones
+# after it (here a made-up row for step 11, as a crash after the save leaves): the file
+# then holds the uninterrupted run's losses once each, elapsed times never going back
+"$cltrain" train "${common[@]}" --max-steps 10 --save "$tmp/ck3.safetensors" --log "$tmp/k.csv" >/dev/null 2>"$tmp/err" || bad "run K: $(cat "$tmp/err")"
+head -11 "$tmp/k.csv" >"$tmp/k10.csv"
+echo "batch,1,11,99,0.001,100,9,,," >>"$tmp/k.csv"
+"$cltrain" train "${common[@]}" --resume "$tmp/ck3.safetensors" --log "$tmp/k.csv" >/dev/null 2>"$tmp/err" || bad "run L: $(cat "$tmp/err")"
+rows "$tmp/k.csv" 0 >"$tmp/k0.txt"
+rows "$tmp/a.csv" 0 >"$tmp/a0.txt"
+if cmp -s "$tmp/a0.txt" "$tmp/k0.txt" && cmp -s "$tmp/k10.csv" <(head -11 "$tmp/k.csv") &&
+  awk -F, 'NR > 1 { if ($7 + 0 < last) exit 1; last = $7 + 0 }' "$tmp/k.csv"; then ok; else
+  bad "resumed log: not the uninterrupted run's rows once each:"; diff "$tmp/a0.txt" "$tmp/k0.txt" >&2
+fi
+# ... and a file that is not such a log is refused, untouched
+echo "not a log" >"$tmp/x.csv"
+"$cltrain" train "${common[@]}" --resume "$tmp/ck3.safetensors" --log "$tmp/x.csv" >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q -- "--log .*x.csv" "$tmp/err" && [ "$(cat "$tmp/x.csv")" = "not a log" ]; then ok; else
+  bad "--resume with a foreign --log: exit $rc, $(cat "$tmp/err")"
+fi
 
 # ---- a huge learning rate: a clear message, exit 1 -----------------------------------------
 "$cltrain" train "${syn[@]}" --optimizer sgd --lr 1e30 --log-every 2 --epochs 3 --quiet >/dev/null 2>"$tmp/err"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "csvlog.h"
@@ -104,7 +105,9 @@ static void help(void)
            "  --resume FILE         continue a run saved with --save: the same command line\n"
            "                        plus --resume gives the same losses as an uninterrupted run\n"
            "                        (the data seed comes from the checkpoint; --epochs and\n"
-           "                        --max-steps count from the start of the original run)\n"
+           "                        --max-steps count from the start of the original run);\n"
+           "                        with the run's --log, its rows up to the checkpoint stay\n"
+           "                        and the new ones follow (later rows are dropped)\n"
            "  --quiet               no progress output (the summary still goes to stdout)\n"
            "  --verbose             model summary, learning rate and timing per epoch, and a\n"
            "                        line every 10 s when stderr is not a terminal\n"
@@ -455,6 +458,39 @@ static void series_add(series *s, double step, double loss)
     s->loss[s->n++] = loss;
 }
 
+/* --resume with --log: the earlier run's rows up to the checkpoint's step are written
+ * to the new log again (rows after it, which the resumed run computes once more, are
+ * dropped) and feed the plot; *elapsed0 is their last elapsed time, from which the new
+ * rows go on. */
+static int log_keep(csvlog *log, const char *path, const csvlog_data *old, uint64_t step,
+                    series *ser, double *elapsed0)
+{
+    for (size_t i = 0; i < old->nrows; i++) {
+        const csvlog_row *w = &old->rows[i];
+        if (w->step > (long long)step)
+            continue;
+        int r = w->kind == CSVLOG_BATCH
+                    ? csvlog_batch(log, NULL, w->epoch, w->step, w->loss, w->lr, w->images_per_s,
+                                   w->elapsed_s)
+                    : csvlog_epoch(log, NULL, w->epoch, w->step, w->elapsed_s, w->train_loss,
+                                   w->test_loss, w->test_accuracy);
+        if (r != 0) {
+            fprintf(stderr, "cltrain train: writing %s: %s\n", path, strerror(errno));
+            return CLI_RUNTIME;
+        }
+        if (w->kind == CSVLOG_BATCH && isfinite(w->loss))
+            series_add(ser, (double)w->step, w->loss);
+        if (w->kind == CSVLOG_EPOCH &&
+            ser->nepochs < sizeof ser->epoch_step / sizeof ser->epoch_step[0]) {
+            ser->epoch_step[ser->nepochs] = (double)w->step;
+            ser->epoch_acc[ser->nepochs++] = w->test_accuracy;
+        }
+        if (isfinite(w->elapsed_s) && w->elapsed_s > *elapsed0)
+            *elapsed0 = w->elapsed_s;
+    }
+    return CLI_OK;
+}
+
 static void write_plot(const char *path, const series *s, const char *subtitle, progress *pr)
 {
     plot_series ps = {NULL, s->step, s->loss, s->n, s->epoch_step, s->epoch_acc, s->nepochs};
@@ -489,8 +525,9 @@ int cli_train(int argc, char **argv)
     int rc = CLI_OK;
     ct_status st = CT_SUCCESS;
     bool stop = false, have_test = false;
-    double t0 = 0, train_s = 0;
+    double t0 = 0, train_s = 0, elapsed0 = 0;
     uint64_t images = 0;
+    csvlog_data old_log = {0};
 
     memset(&data, 0, sizeof data);
     memset(&r, 0, sizeof r);
@@ -582,10 +619,29 @@ int cli_train(int argc, char **argv)
             goto done;
         }
     }
+    if (c.log && c.resume && access(c.log, F_OK) == 0) {
+        /* the log of the run being resumed: its rows are kept, so it must be one */
+        char err[512] = "";
+        if (csvlog_read(c.log, &old_log, err, sizeof err) != 0 || old_log.nruns != 1 ||
+            old_log.runs[0][0]) {
+            fprintf(stderr,
+                    "cltrain train: --log %s: not the log of one 'cltrain train' run (%s); "
+                    "with --resume its rows up to the checkpoint are kept, so name the run's "
+                    "log or a new file\n",
+                    c.log, err[0] ? err : "it has a run column");
+            rc = CLI_USAGE;
+            goto done;
+        }
+    }
     if (c.log && csvlog_open(c.log, 0, &log) != 0) {
         fprintf(stderr, "cltrain train: --log %s: %s\n", c.log, strerror(errno));
         rc = CLI_RUNTIME;
         goto done;
+    }
+    if (log && old_log.nrows) {
+        rc = log_keep(log, c.log, &old_log, ct_trainer_get_step(r.trainer), &ser, &elapsed0);
+        if (rc != CLI_OK)
+            goto done;
     }
     if (c.tensorboard && tboard_open(c.tensorboard, &tb) != 0) {
         fprintf(stderr, "cltrain train: --tensorboard %s: %s\n", c.tensorboard, strerror(errno));
@@ -709,7 +765,7 @@ int cli_train(int argc, char **argv)
                     last_read_t = now;
                     last_read_images = (double)images;
                     if (log && csvlog_batch(log, NULL, (int)e + 1, (long long)step, info.loss, lr,
-                                            ips, now - t0) != 0) {
+                                            ips, elapsed0 + (now - t0)) != 0) {
                         fprintf(stderr, "cltrain train: writing %s: %s\n", c.log, strerror(errno));
                         rc = CLI_RUNTIME;
                         goto done;
@@ -783,7 +839,7 @@ int cli_train(int argc, char **argv)
         ct_optim_get_lr(r.optim, 0, &lr_end);
         double tacc = have_test ? test_res.accuracy : NAN, tloss = have_test ? test_res.loss : NAN;
         if (log && csvlog_epoch(log, NULL, (int)e + 1, (long long)ct_trainer_get_step(r.trainer),
-                                elapsed, info.epoch_loss, tloss, tacc) != 0) {
+                                elapsed0 + elapsed, info.epoch_loss, tloss, tacc) != 0) {
             fprintf(stderr, "cltrain train: writing %s: %s\n", c.log, strerror(errno));
             rc = CLI_RUNTIME;
             goto done;
@@ -892,6 +948,7 @@ done:
     progress_free(pr);
     ct_eval_result_free(&test_res);
     ct_eval_result_free(&val_res);
+    csvlog_data_free(&old_log);
     if (log && csvlog_close(log) != 0 && rc == CLI_OK) {
         fprintf(stderr, "cltrain train: writing %s: %s\n", c.log, strerror(errno));
         rc = CLI_RUNTIME;
