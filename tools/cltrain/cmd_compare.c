@@ -271,13 +271,14 @@ int cli_compare(int argc, char **argv)
             double elapsed = cli_now() - t0;
             for (size_t i = first; log && i < o->n; i++) {
                 /* per-step times are not measured (no host sync inside an epoch):
-                 * the epoch's throughput, and its time interpolated linearly */
+                 * the epoch's throughput, and its training time (before the evaluation
+                 * that `elapsed` includes) interpolated linearly */
                 double frac = (double)(i - first + 1) / (double)done_steps;
                 double ips = (double)(done_steps * dopt.batch_size) / train_s;
                 double lr = NAN;
                 ct_optim_get_lr(r.optim, 0, &lr);
                 if (csvlog_batch(log, o->name, (int)e + 1, (long long)i + 1, o->loss[i], lr, ips,
-                                 elapsed - train_s * (1.0 - frac)) != 0)
+                                 (te - t0) + train_s * frac) != 0)
                     break;
             }
             if (log)
