@@ -40,11 +40,20 @@
 #define GEMM_DN 6
 #endif
 
-/* alpha * acc + beta * old, without reading old when beta is 0. */
+/* alpha * acc + beta * old, without reading old when beta is 0; one fma, so that the
+ * vector epilogue of gemm_bc (gemm_out16) gives the same bits. */
 inline float gemm_out(const float acc, const float alpha, const float beta,
                       __global const float *old)
 {
-    return beta == 0.0f ? alpha * acc : alpha * acc + beta * *old;
+    return beta == 0.0f ? alpha * acc : fma(beta, *old, alpha * acc);
+}
+
+/* gemm_out on 16 consecutive elements of C. */
+inline float16 gemm_out16(const float16 acc, const float alpha, const float beta,
+                          __global const float *old)
+{
+    const float16 a = (float16)(alpha) * acc;
+    return beta == 0.0f ? a : fma((float16)(beta), vload16(0, old), a);
 }
 
 __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uint N,
@@ -103,10 +112,11 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
 #pragma unroll
         for (int v = 0; v < GEMM_NV; v++)
             vstore16(acc[t][v], v, o);
-        if (csj == 1 && nj == 16 * GEMM_NV && beta == 0.0f) {
+        if (csj == 1 && nj == 16 * GEMM_NV) {
 #pragma unroll
             for (int v = 0; v < GEMM_NV; v++)
-                vstore16((float16)(alpha) * vload16(v, (const float *)o), v, cr);
+                vstore16(gemm_out16(vload16(v, (const float *)o), alpha, beta, cr + 16 * v), v,
+                         cr);
         } else {
             for (uint j = 0; j < nj; j++)
                 cr[(size_t)j * csj] = gemm_out(o[j], alpha, beta, cr + (size_t)j * csj);
