@@ -37,6 +37,8 @@
  *     conv_kv turned to the weight gradient): one work-item = a channel tile x
  *     CONV_BWK_T taps, over the pixels of a batch chunk, from the output gradient with
  *     the channels of each tile innermost (conv_dyt); no lane sums, no padded columns.
+ *     conv_kv reads the same layout for the input gradient (taps from conv_taps with TL),
+ *     so that one copy of dy, padded, serves both.
  *     The fast one on CPUs whenever the output channels fill its vectors.
  *   conv_im2col, conv_gemm_out: the passes as GEMMs (CONV_GEMM, GPUs): the operand
  *                matrix of a chunk of images, and the GEMM's output back in NCHW order
@@ -555,16 +557,19 @@ __kernel void conv_direct_pool(__global const float *xp, __global const float *w
 
 /* ---- direct convolution, vectors over output channels ------------------------------- */
 
-/* xo[(c*R + r)*S + s] = (c*HP + r*DH)*WP + s*DW: where each tap of the CI input planes
- * starts, relative to an output pixel's top-left input. One work-item per tap. */
+/* xo[(c*R + r)*S + s] = ((c/TL)*HP*WP + r*DH*WP + s*DW)*TL + c%TL: where each tap of
+ * the CI input channels starts, relative to an output pixel's top-left input, in planes
+ * of HP x WP pixels of TL channels each: TL = 1 is the planar layout, (c*HP + r*DH)*WP +
+ * s*DW; TL = 16*CONV_KV conv_dyt's channel tiles. One work-item per tap. */
 __kernel void conv_taps(__global uint *xo, const uint CI, const uint R, const uint S,
-                        const uint HP, const uint WP, const uint DH, const uint DW)
+                        const uint HP, const uint WP, const uint DH, const uint DW,
+                        const uint TL)
 {
     const uint j = get_global_id(0);
     if (j >= CI * R * S)
         return;
     const uint c = j / (R * S), r = (j / S) % R, s = j % S;
-    xo[j] = (c * HP + r * DH) * WP + s * DW;
+    xo[j] = ((c / TL) * HP * WP + r * DH * WP + s * DW) * TL + c % TL;
 }
 
 /* Bias of output channels k0..k0+15 of a group whose biases start at b[gb] (KO of them),
@@ -629,6 +634,8 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
     }
     if (SW == 1) {
         CONV_KV_LOOP(1)
+    } else if (SW == 16 * CONV_KV) { /* conv_dyt's tiles: the stride as a constant */
+        CONV_KV_LOOP(16 * CONV_KV)
     } else {
         CONV_KV_LOOP(SW)
     }
@@ -980,29 +987,56 @@ __kernel void conv_bwd_w_flat(__global const float *xp, CT_CARG(dyp), CT_ARG(dst
     CONV_BWW_STORE(acc);
 }
 
-/* dyt (N, G, NKT, P*Q, 16*CONV_KV) with NKT = ceil(KG / (16*CONV_KV)): the output
- * gradient with the channels of each tile innermost, 0 for channels >= KG. From the dense
- * dy (N, G*KG, P, Q); or with `pooled` rebuilt by unpool_run (conv_unpool's rule) from a
- * fused 2x2 max pool's gradient dy, pooled output yv and argmax bytes idx ((N, G*KG, PH,
- * PW) each; rows and columns past 2*PH, 2*PW get 0). One work-item = a run of CONV_QV
- * pixels of one row x a channel tile: a vector per channel in, transposed in private
- * memory, a row of 16*CONV_KV channels per pixel out.
- * global (P * ceil(Q / CONV_QV), G*NKT, N). */
+/* dyt (N, G, NKT, HPD*WPD, 16*CONV_KV) with NKT = ceil(KG / (16*CONV_KV)): the output
+ * gradient with the channels of each tile innermost, 0 for channels >= KG, in planes of
+ * HPD x WPD pixels with the gradient at rows OH.., columns OW.. and zeros around it (the
+ * backward-data pass's padding; HPD = P, WPD = Q and no offsets for the weight gradient
+ * alone). From the dense dy (N, G*KG, P, Q); or with `pooled` rebuilt by unpool_run
+ * (conv_unpool's rule) from a fused 2x2 max pool's gradient dy, pooled output yv and
+ * argmax bytes idx ((N, G*KG, PH, PW) each; rows and columns past 2*PH, 2*PW get 0).
+ * One work-item = a run of CONV_QV pixels of one plane row (above, below or in the
+ * gradient's rows) x a channel tile: a vector per channel in, transposed in private
+ * memory, a row of 16*CONV_KV channels per pixel out; a row's first and last run also
+ * write its left and right zeros. global (HPD * ceil(Q / CONV_QV), G*NKT, N). */
 __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global const uchar *idx,
                        const uint idx_off, const uint G, const uint KG, const uint P,
-                       const uint Q, const uint PH, const uint PW, const uint pooled,
+                       const uint Q, const uint PH, const uint PW, const uint HPD,
+                       const uint WPD, const uint OH, const uint OW, const uint pooled,
                        const uint relu)
 {
     const uint TKV = 16 * CONV_KV, NKT = (KG + TKV - 1) / TKV;
     const uint NQR = (Q + CONV_QV - 1) / CONV_QV;
     const uint pr = get_global_id(0), gk = get_global_id(1), n = get_global_id(2);
-    if (pr >= P * NQR)
+    if (pr >= HPD * NQR)
         return;
     dy += dy_off;
     yv += yv_off;
     idx += idx_off;
-    const uint p = pr / NQR, q0 = (pr % NQR) * CONV_QV, nq = min((uint)CONV_QV, Q - q0);
+    const uint row = pr / NQR, q0 = (pr % NQR) * CONV_QV, nq = min((uint)CONV_QV, Q - q0);
     const uint g = gk / NKT, kt = gk % NKT;
+    __global float *o =
+        dyt + (((size_t)(n * G + g) * NKT + kt) * HPD * WPD + (size_t)row * WPD) * TKV;
+    const float16 zero = (float16)(0.0f);
+    /* this run's share of the row's zeros: left of the gradient, right of it */
+    if (q0 == 0)
+        for (uint x = 0; x < OW; x++)
+#pragma unroll
+            for (int v = 0; v < CONV_KV; v++)
+                vstore16(zero, v, o + (size_t)x * TKV);
+    if (q0 + nq == Q)
+        for (uint x = OW + Q; x < WPD; x++)
+#pragma unroll
+            for (int v = 0; v < CONV_KV; v++)
+                vstore16(zero, v, o + (size_t)x * TKV);
+    o += (size_t)(OW + q0) * TKV;
+    if (row < OH || row >= OH + P) {
+        for (uint x = 0; x < nq; x++)
+#pragma unroll
+            for (int v = 0; v < CONV_KV; v++)
+                vstore16(zero, v, o + (size_t)x * TKV);
+        return;
+    }
+    const uint p = row - OH;
     float t[CONV_QV][16 * CONV_KV];
     for (uint l = 0; l < TKV; l++) {
         const uint k = kt * TKV + l;
@@ -1024,15 +1058,15 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
         for (uint x = 0; x < CONV_QV; x++)
             t[x][l] = tv[x];
     }
-    __global float *o = dyt + (((size_t)(n * G + g) * NKT + kt) * P * Q + p * Q + q0) * TKV;
     for (uint x = 0; x < nq; x++)
 #pragma unroll
         for (int v = 0; v < CONV_KV; v++)
-            vstore16(vload16(v, t[x]), v, o + x * TKV);
+            vstore16(vload16(v, t[x]), v, o + (size_t)x * TKV);
 }
 
 /* dw (G*KG, CG*R*S) += sum over the images of chunk ch = get_global_id(2) (NPC each)
- * and their pixels (n, p, q in that order) of dyt[n, g, tile, p*Q + q, :] (conv_dyt) x
+ * and their pixels (n, p, q in that order) of dyt[n, g, tile, (p + OH)*WPD + q + OW, :]
+ * (conv_dyt's planes of HPD x WPD pixels) x
  * xp[n, g*CG + c, p*SH + r*DH, q*SW + s*DW], xp padded (N, G*CG, HP, WP) and xo its tap
  * offsets (conv_taps). One work-item = 16*CONV_KV output channels (float16 vectors, one
  * per lane) x CONV_BWK_T consecutive taps: per pixel CONV_KV vector loads and CONV_BWK_T
@@ -1042,6 +1076,7 @@ __kernel void conv_bwd_w_kv(__global const float *xp, __global const uint *xo,
                             __global const float *dyt, CT_ARG(dst), const uint CG, const uint KG,
                             const uint G, const uint HP, const uint WP, const uint CRS,
                             const uint SH, const uint SW, const uint P, const uint Q,
+                            const uint HPD, const uint WPD, const uint OH, const uint OW,
                             const uint N, const uint NPC, const uint accumulate)
 {
     const uint TKV = 16 * CONV_KV, NKT = (KG + TKV - 1) / TKV;
@@ -1066,9 +1101,10 @@ __kernel void conv_bwd_w_kv(__global const float *xp, __global const uint *xo,
 
     for (uint n = n0; n < n1; n++) {
         __global const float *xn = xp + (size_t)(n * G + g) * CG * HP * WP;
-        __global const float *dn = dyt + ((size_t)(n * G + g) * NKT + kt) * P * Q * TKV;
+        __global const float *dplane = dyt + ((size_t)(n * G + g) * NKT + kt) * HPD * WPD * TKV;
         for (uint p = 0; p < P; p++) {
             __global const float *xr = xn + p * SH * WP;
+            __global const float *dn = dplane + ((size_t)(p + OH) * WPD + OW) * TKV;
             for (uint q = 0; q < Q; q++, dn += TKV) {
                 __global const float *xq = xr + q * SW;
                 float16 d[CONV_KV];

@@ -10,7 +10,9 @@
  *                  1 with >= 32 taps per output channel dy is padded to x's row pitch too
  *                  and conv_bwd_w_flat runs instead; where the output channels fill
  *                  conv_kv's vectors (CPUs, CONV_BWK), conv_dyt(dy) -> dyt (channels
- *                  innermost) and conv_bwd_w_kv(xp, dyt) -> dw, any stride
+ *                  innermost) and conv_bwd_w_kv(xp, dyt) -> dw, any stride; when the
+ *                  input gradient runs conv_kv at stride 1 too, conv_dyt writes dyt once,
+ *                  with the backward-data pass's padding, and both passes read it
  *   backward-bias  conv_bwd_b(dy) -> db (+=)
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
  * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
@@ -195,21 +197,21 @@ cleanup:
     return st;
 }
 
-/* conv_kv's tap offsets for ci input planes of hp x wp and an r x s kernel (dilation dh,
- * dw): the same for every call with that geometry, so computed once into a constant
- * buffer of the context. */
+/* conv_kv's tap offsets for ci input channels in planes of hp x wp pixels of tl channels
+ * each (1: planar; conv_dyt's tiles) and an r x s kernel (dilation dh, dw): the same for
+ * every call with that geometry, so computed once into a constant buffer of the context. */
 static ct_status tap_offsets(ct_context *ctx, const conv_tune *t, size_t ci, size_t r, size_t s,
-                             size_t hp, size_t wp, size_t dh, size_t dw, cl_mem *taps)
+                             size_t hp, size_t wp, size_t dh, size_t dw, size_t tl, cl_mem *taps)
 {
     ct_status st = CT_SUCCESS;
-    size_t geo[] = {ci, r, s, hp, wp, dh, dw};
+    size_t geo[] = {ci, r, s, hp, wp, dh, dw, tl};
     uint64_t key = ct_hash64(ct_hash64(CT_HASH64_INIT, "conv_taps", 9), geo, sizeof geo);
     size_t crs = ci * r * s;
     bool fresh = false;
     CT_TRY(ct_const_buffer(ctx, key, crs * sizeof(cl_uint), taps, &fresh));
     if (fresh) {
         st = CONV_RUN1D(ctx, t, "conv_taps", crs, CT_MEM(*taps), CT_U32(ci), CT_U32(r), CT_U32(s),
-                        CT_U32(hp), CT_U32(wp), CT_U32(dh), CT_U32(dw));
+                        CT_U32(hp), CT_U32(wp), CT_U32(dh), CT_U32(dw), CT_U32(tl));
         if (st != CT_SUCCESS)
             ct_const_buffer_drop(ctx, *taps); /* never filled: not for the next call */
     }
@@ -260,12 +262,13 @@ static size_t plan_tile(const conv_tune *t, const direct_plan *pl)
 }
 
 /* The direct pass over a padded input xp (N, G*ci, hp, wp) with weights wt
- * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). */
+ * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). With tl > 1 (conv_kv at stride 1
+ * only) xp holds conv_dyt's layout instead: planes of hp x wp pixels of tl channels. */
 static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_plan *pl, cl_mem xp,
                             size_t xp_off, cl_mem wt, const ct_tensor *b, ct_tensor *y, size_t n,
                             size_t g, size_t ci, size_t ko, size_t hp, size_t wp, size_t r,
                             size_t s, size_t sh, size_t sw, size_t dh, size_t dw, size_t p,
-                            size_t q, unsigned flags)
+                            size_t q, size_t tl, unsigned flags)
 {
     ct_status st = CT_SUCCESS;
     cl_kernel k = NULL;
@@ -277,12 +280,15 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
         size_t crs = ci * r * s;
         char opts[256];
         conv_options(t, (unsigned)pl->run, opts, sizeof opts);
-        CT_TRY(tap_offsets(ctx, t, ci, r, s, hp, wp, dh, dw, &taps));
+        CT_TRY(tap_offsets(ctx, t, ci, r, s, hp, wp, dh, dw, tl, &taps));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", opts, &k));
+        /* conv_kv's arithmetic on tiles: an image is ceil(ci/tl) "planes" of hp rows of
+         * wp*tl floats, pixels tl floats apart */
         CT_TRY(CT_SETARGS(k, "conv_kv", CT_MEM(xp), CT_U32(xp_off), CT_MEM(wt), CT_MEM(taps),
-                          CT_T(b ? b : y), CT_T(y), CT_U32(ci), CT_U32(ko), CT_U32(pl->kop),
-                          CT_U32(g), CT_U32(hp), CT_U32(wp), CT_U32(crs), CT_U32(sh), CT_U32(sw),
-                          CT_U32(p), CT_U32(q), CT_U32(nqr), CT_U32(flags)));
+                          CT_T(b ? b : y), CT_T(y), CT_U32((ci + tl - 1) / tl), CT_U32(ko),
+                          CT_U32(pl->kop), CT_U32(g), CT_U32(hp), CT_U32(wp * tl), CT_U32(crs),
+                          CT_U32(sh), CT_U32(sw * tl), CT_U32(p), CT_U32(q), CT_U32(nqr),
+                          CT_U32(flags)));
         global[1] /= 16 * (size_t)t->kv;
         CT_TRY(ct_launch(ctx, k, "conv_kv", 3, global, local));
     } else {
@@ -474,7 +480,7 @@ ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
     CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, plan_tile(&t, &pl), pl.rows, pl.run, d.p,
                            d.q, &hp, &wp, &xp, &wt));
     CT_TRY(run_direct(ctx, &t, &pl, xp, 0, wt, b, y, d.n, d.g, d.cg, d.kg, hp, wp, d.r, d.s,
-                      p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q,
+                      p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q, 1,
                       (b ? 1u : 0u) | (relu ? 2u : 0u)));
 cleanup:
     return st;
@@ -593,7 +599,7 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     size_t nqr = (pw + t.pp - 1) / t.pp;
     CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, plan_tile(&t, &pl), 2, 2 * (size_t)t.pp,
                            2 * ph, 2 * pw, &hp, &wp, &xp, &wt));
-    CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, &taps));
+    CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, 1, &taps));
     CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv_pool", t.options, &k));
     CT_TRY(CT_SETARGS(k, "conv_kv_pool", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
                       CT_T(y), CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg),
@@ -629,7 +635,45 @@ typedef struct dy_layout {
     size_t base; /* elements before the first plane */
     size_t hp, wp;
     long off_h, off_w;
+    size_t tl; /* 0: planar (conv_pad, conv_unpool); else conv_dyt's tiles of tl channels */
 } dy_layout;
+
+/* Whether the weight gradient runs conv_bwd_w_kv (its own kernels): the output channels
+ * fill conv_kv's vectors (at most a fifth padding) and there are >= 32 taps. */
+static bool weight_by_kv(const conv_tune *t, const conv_geom *d)
+{
+    size_t tkv = 16 * (size_t)t->kv;
+    return t->bwk && d->cg * d->r * d->s >= 32 && round_up(d->kg, tkv) * 4 <= d->kg * 5;
+}
+
+/* conv_dyt into SLOT_DYPAD: the output gradient in channel tiles, planes of lay->hp x
+ * lay->wp pixels with the gradient at (off_h, off_w). */
+static ct_status write_dyt(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                           const dy_src *src, dy_layout *lay)
+{
+    ct_status st = CT_SUCCESS;
+    cl_kernel k = NULL;
+    size_t tkv = 16 * (size_t)t->kv, nkt = (d->kg + tkv - 1) / tkv;
+    size_t elems = d->n * d->g * nkt * lay->hp * lay->wp * tkv;
+    const ct_tensor *yv = src->y ? src->y : src->dy;
+    const ct_tensor *ix = src->y ? src->idx : src->dy;
+    CT_REQUIRE(elems < 0xffffffffu && lay->off_h >= 0 && lay->off_w >= 0, CT_ERR_UNSUPPORTED,
+               "conv2d: output gradient of %zu elements exceeds the kernels' 32-bit indices",
+               elems);
+    CT_TRY(ct_scratch_get(ctx, SLOT_DYPAD, elems * sizeof(float), &lay->mem));
+    lay->base = 0;
+    lay->tl = tkv;
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_dyt", t->options, &k));
+    CT_TRY(CT_SETARGS(k, "conv_dyt", CT_MEM(lay->mem), CT_T(src->dy), CT_T(yv), CT_MEM(ix->mem),
+                      CT_U32(src->y ? ix->offset * sizeof(float) + src->idx_skip : 0), CT_U32(d->g),
+                      CT_U32(d->kg), CT_U32(d->p), CT_U32(d->q), CT_U32(src->ph), CT_U32(src->pw),
+                      CT_U32(lay->hp), CT_U32(lay->wp), CT_U32(lay->off_h), CT_U32(lay->off_w),
+                      CT_U32(src->y != NULL), CT_U32(src->relu)));
+    size_t global[3] = {lay->hp * ((d->q + t->qv - 1) / t->qv), d->g * nkt, d->n};
+    CT_TRY(ct_launch(ctx, k, "conv_dyt", 3, global, (size_t[]){1, 1, 1}));
+cleanup:
+    return st;
+}
 
 static ct_status write_dy(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                           const dy_src *src, size_t ups_h, size_t ups_w, dy_layout *lay)
@@ -668,13 +712,21 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
     direct_plan pl = direct_plan_make(t, d->cg, d->w);
     size_t cgp = pl.kop;
     dgrad_dims(t, d, p, &lay->hp, &lay->wp, &lay->off_h, &lay->off_w);
-    /* shifted so that the gradient's first element, where backward_weight's flat view
-     * starts, sits on a vector boundary: its loads there are then aligned */
-    long first = lay->off_h * (long)lay->wp + lay->off_w;
-    lay->base = first >= 0 ? (t->qv - (size_t)first % t->qv) % t->qv : 0;
-    CT_TRY(write_dy(ctx, t, d, src, p->stride_h, p->stride_w, lay));
     size_t nwt = d->g * d->kg * d->r * d->s * cgp;
     const bool by_gemm = (t->gemm & CONV_GEMM_D) && d->g == 1;
+    /* where the weight gradient reads conv_dyt's tiles, this pass reads them too, padded:
+     * one copy of dy serves both (MiniCNN conv2: conv_unpool's 0.24 ms gone) */
+    const bool tiles = weight_by_kv(t, d) && pl.kv && !by_gemm && p->stride_h == 1 &&
+                       p->stride_w == 1 && lay->off_h >= 0 && lay->off_w >= 0;
+    if (tiles) {
+        CT_TRY(write_dyt(ctx, t, d, src, lay));
+    } else {
+        /* shifted so that the gradient's first element, where backward_weight's flat view
+         * starts, sits on a vector boundary: its loads there are then aligned */
+        long first = lay->off_h * (long)lay->wp + lay->off_w;
+        lay->base = first >= 0 ? (t->qv - (size_t)first % t->qv) % t->qv : 0;
+        CT_TRY(write_dy(ctx, t, d, src, p->stride_h, p->stride_w, lay));
+    }
     const size_t tw = by_gemm ? cgp : plan_tile(t, &pl);
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), &wt));
     if (!wt_ready)
@@ -691,7 +743,8 @@ static ct_status backward_data(ct_context *ctx, const conv_tune *t, const conv_g
         goto cleanup;
     }
     CT_TRY(run_direct(ctx, t, &pl, lay->mem, lay->base, wt, NULL, dx, d->n, d->g, d->kg, d->cg,
-                      lay->hp, lay->wp, d->r, d->s, 1, 1, p->dil_h, p->dil_w, d->h, d->w, 0));
+                      lay->hp, lay->wp, d->r, d->s, 1, 1, p->dil_h, p->dil_w, d->h, d->w,
+                      tiles ? lay->tl : 1, 0));
 cleanup:
     return st;
 }
@@ -724,7 +777,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
         col_src dys = tensor_src(src->dy, 0, 0);
         if (src->y) {
             dy_layout lay = {0};
-            if (have && have->mem) {
+            if (have && have->mem && !have->tl) {
                 lay = *have;
             } else {
                 lay.hp = d->p, lay.wp = d->q;
@@ -743,7 +796,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
      * no padded columns (PoCL, 2 cores, batch 64: MiniCNN conv2 1.39 ms + 0.40 for
      * conv_dyt against conv_bwd_w_flat's 2.01; conv 256->256 on 8x8, 19.2 ms against 35.0) */
     const size_t tkv = 16 * (size_t)t->kv;
-    const bool kvw = t->bwk && crs >= 32 && round_up(d->kg, tkv) * 4 <= d->kg * 5;
+    const bool kvw = weight_by_kv(t, d);
     const bool flat = !kvw && p->stride_h == 1 && p->stride_w == 1 && crs >= 32;
     const char *name = kvw      ? "conv_bwd_w_kv"
                        : flat   ? "conv_bwd_w_flat"
@@ -786,32 +839,24 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
 
     CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
     if (kvw) {
-        /* dy with each channel tile innermost (conv_dyt) in SLOT_DYPAD, where the
-         * backward-data pass, done by now, kept its padded copy */
-        cl_mem dyt = NULL, taps = NULL;
-        size_t rows = d->n * d->g * ((d->kg + tkv - 1) / tkv) * d->p * d->q;
-        const ct_tensor *yv = src->y ? src->y : src->dy;
-        const ct_tensor *ix = src->y ? src->idx : src->dy;
-        CT_REQUIRE(rows * tkv < 0xffffffffu, CT_ERR_UNSUPPORTED,
-                   "conv2d: output gradient of %zu elements exceeds the kernels' 32-bit indices",
-                   rows * tkv);
-        CT_TRY(ct_scratch_get(ctx, SLOT_DYPAD, rows * tkv * sizeof(float), &dyt));
-        cl_kernel kdy = NULL;
-        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_dyt", t->options, &kdy));
-        CT_TRY(CT_SETARGS(kdy, "conv_dyt", CT_MEM(dyt), CT_T(src->dy), CT_T(yv), CT_MEM(ix->mem),
-                          CT_U32(src->y ? ix->offset * sizeof(float) + src->idx_skip : 0),
-                          CT_U32(d->g), CT_U32(d->kg), CT_U32(d->p), CT_U32(d->q), CT_U32(src->ph),
-                          CT_U32(src->pw), CT_U32(src->y != NULL), CT_U32(src->relu)));
-        size_t gdy[3] = {d->p * ((d->q + t->qv - 1) / t->qv), d->g * ((d->kg + tkv - 1) / tkv),
-                         d->n};
-        CT_TRY(ct_launch(ctx, kdy, "conv_dyt", 3, gdy, (size_t[]){1, 1, 1}));
+        /* dy in channel tiles: the backward-data pass's padded copy, else one made here
+         * (unpadded) in SLOT_DYPAD, which that pass, done by now, no longer needs */
+        dy_layout lay = {0};
+        if (have && have->tl) {
+            lay = *have;
+        } else {
+            lay.hp = d->p, lay.wp = d->q;
+            CT_TRY(write_dyt(ctx, t, d, src, &lay));
+        }
+        cl_mem taps = NULL;
         CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hpk, wpk, (long)p->pad_h,
                          (long)p->pad_w, 1, 1, SLOT_XPAD, 0, &xp));
-        CT_TRY(tap_offsets(ctx, t, d->cg, d->r, d->s, hpk, wpk, p->dil_h, p->dil_w, &taps));
-        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(taps), CT_MEM(dyt), CT_MEM(dst),
+        CT_TRY(tap_offsets(ctx, t, d->cg, d->r, d->s, hpk, wpk, p->dil_h, p->dil_w, 1, &taps));
+        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(taps), CT_MEM(lay.mem), CT_MEM(dst),
                           CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hpk),
                           CT_U32(wpk), CT_U32(crs), CT_U32(p->stride_h), CT_U32(p->stride_w),
-                          CT_U32(d->p), CT_U32(d->q), CT_U32(d->n), CT_U32(npc),
+                          CT_U32(d->p), CT_U32(d->q), CT_U32(lay.hp), CT_U32(lay.wp),
+                          CT_U32(lay.off_h), CT_U32(lay.off_w), CT_U32(d->n), CT_U32(npc),
                           CT_U32(chunks == 1)));
     } else if (flat) {
         /* common pitch wp; lp pixels per plane (P*wp rounded up to a vector); xp gets
@@ -820,7 +865,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
          * zeros in columns Q.. and after row P up to lp */
         dy_layout lay = {0};
         size_t wp = 0, lp = 0, off = 0;
-        if (have && have->off_h >= 0 && have->off_w >= 0 &&
+        if (have && !have->tl && have->off_h >= 0 && have->off_w >= 0 &&
             d->q + (d->s - 1) * p->dil_w <= have->wp) {
             wp = have->wp;
             lp = round_up(d->p * wp, t->qv);

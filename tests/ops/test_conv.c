@@ -57,6 +57,9 @@ static const conv_case cases[] = {
      * channels per group, >= 32 taps) */
     {2, 8, 7, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2, true, false},  /* groups 2 of 32 */
     {1, 4, 6, 5, 60, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, false}, /* 2 tiles, 4 channels short */
+    /* both passes on conv_dyt's padded tiles (channels fill vectors on both sides) */
+    {1, 64, 6, 7, 64, 3, 3, 1, 1, 2, 2, 2, 2, 2, true, false},  /* groups 2 of 32, dilation 2 */
+    {2, 30, 5, 9, 60, 3, 3, 1, 1, 1, 0, 1, 1, 1, false, false}, /* 30 in, 60 out, pad 1x0 */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
