@@ -43,6 +43,7 @@
  *   conv_im2col, conv_gemm_out: the passes as GEMMs (CONV_GEMM, GPUs): the operand
  *                matrix of a chunk of images, and the GEMM's output back in NCHW order
  *                with bias and ReLU; one work-item per element.
+ *   conv_bwd_w_wg: dw by work-groups, one per element of dw (GPUs, CONV_BW_WG).
  *   conv_bwd_b:  one work-item per output channel (CPUs); conv_bwd_b_wg: one work-group
  *                of CONV_BB_WG per output channel, a tree sum in local memory (GPUs).
  * A conv followed by (its ReLU and) a 2x2 max pool at stride 2 can run fused: conv_kv_pool
@@ -52,7 +53,8 @@
  * conv_pad's padded layout, straight from the pooled one) or conv_bwd_w_pool (dw with the
  * gradient unpooled in registers, for a first layer that needs no dx).
  * Tunables (-D, defaults below): CONV_KV, CONV_PX, CONV_KT, CONV_PT, CONV_QV (8 or 16),
- * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BWK_T, CONV_BB_WG. The host reads the same
+ * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BWK_T, CONV_BB_WG,
+ * CONV_BW_WG. The host reads the same
  * names from the tuning table (or CLTRAIN_TUNE) and passes them all explicitly, so both
  * sides agree.
  */
@@ -1258,4 +1260,46 @@ conv_bwd_b_wg(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K
     }
     if (l == 0 && k < K)
         db[k] += part[0];
+}
+
+#ifndef CONV_BW_WG
+#define CONV_BW_WG 256
+#endif
+
+/* dw[m] += sum over n < N, p < P, q < Q of dy[n, gk, p, q] * xp[n, g*CG + c, p*SH + r*DH,
+ * q*SW + s*DW] for m = gk*CRS + (c*R + r)*S + s, gk = g*KG + k: one work-group of CONV_BW_WG
+ * per element of dw, each work-item summing every CONV_BW_WG-th term, then a tree sum in
+ * local memory (a fixed order: the same bits on every run). For GPUs, where conv_bwd_w's
+ * few long work-items left the device idle (a first layer's 9 or 27 taps). dy: (N, G*KG,
+ * P, Q); xp: (N, G*CG, HP, WP) padded. global (G*KG*CRS*CONV_BW_WG). */
+__kernel __attribute__((reqd_work_group_size(CONV_BW_WG, 1, 1))) void
+conv_bwd_w_wg(__global const float *xp, CT_CARG(dy), CT_ARG(dw), const uint CG, const uint KG,
+              const uint G, const uint HP, const uint WP, const uint R, const uint S,
+              const uint SH, const uint SW, const uint DH, const uint DW, const uint P,
+              const uint Q, const uint N)
+{
+    __local float part[CONV_BW_WG];
+    const uint CRS = CG * R * S, m = get_group_id(0), l = get_local_id(0);
+    const uint gk = m / CRS, crs = m % CRS, g = gk / KG;
+    const uint c = crs / (R * S), r = (crs / S) % R, s = crs % S;
+    const uint PQ = P * Q;
+    dy += dy_off;
+    dw += dw_off;
+    float acc = 0.0f;
+    for (uint i = l; i < N * PQ; i += CONV_BW_WG) {
+        const uint n = i / PQ, pq = i - n * PQ, p = pq / Q, q = pq - p * Q;
+        const float d = dy[((size_t)n * G * KG + gk) * PQ + pq];
+        const float x = xp[(((size_t)n * G + g) * CG + c) * HP * WP + (p * SH + r * DH) * WP +
+                           q * SW + s * DW];
+        acc = fma(d, x, acc);
+    }
+    part[l] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint h = CONV_BW_WG / 2; h > 0; h >>= 1) {
+        if (l < h)
+            part[l] += part[l + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0)
+        dw[m] += part[0];
 }

@@ -353,12 +353,13 @@ Test(tiny, conv2d_forward_input_grad)
 }
 
 /* The GPUs' paths on this device: every pass as im2col + GEMM (conv_im2col, gemm,
- * conv_gemm_out; 1 MiB chunks), the bias gradient by work-groups (conv_bwd_b_wg), for
- * the ungrouped cases (grouped convolutions keep their kernels). */
+ * conv_gemm_out; 1 MiB chunks), the bias gradient and the weight gradient of fewer than
+ * 32 taps by work-groups (conv_bwd_b_wg, conv_bwd_w_wg), for the ungrouped cases
+ * (grouped convolutions keep their kernels, but for conv_bwd_w_wg). */
 Test(tiny, conv2d_as_gemm)
 {
     ct_context *ctx = tu_context();
-    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=7 -DCONV_GEMM_MB=1 -DCONV_BB_WG=16", 1);
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=7 -DCONV_GEMM_MB=1 -DCONV_BB_WG=16 -DCONV_BW_WG=16", 1);
     for (size_t ci = 0; ci < sizeof conv_cases / sizeof conv_cases[0]; ci++)
         if (conv_cases[ci].g == 1)
             tt_conv_case(ctx, &conv_cases[ci], 10 + 10 * ci, true);

@@ -202,6 +202,21 @@ Test(conv, backward_without_kv_weight_kernel)
     ct_context_free(ctx);
 }
 
+/* The GPUs' weight gradient for layers of fewer than 32 taps (conv_bwd_w_wg: a work-group
+ * per element of dw, CONV_BW_WG), forced here with work-groups of 16: every case's
+ * backward pass against the reference, and MiniCNN's first layer at full batch. */
+Test(conv, weight_gradient_by_work_groups)
+{
+    ct_context *ctx = tu_context();
+    setenv("CLTRAIN_TUNE", "-DCONV_BW_WG=16", 1);
+    for (size_t i = 0; i < NCASES; i++)
+        backward_case(ctx, &cases[i], i);
+    const conv_case first = {64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true};
+    backward_case(ctx, &first, 50);
+    unsetenv("CLTRAIN_TUNE");
+    ct_context_free(ctx);
+}
+
 /* The MiniCNN shapes at full batch: the backward-weight reduction over 64*14*14 and
  * 64*28*28 terms takes the single-chunk and the chunked paths. */
 Test(conv, minicnn_shapes)
