@@ -182,11 +182,17 @@ Test(conv, forward)
     ct_context_free(ctx);
 }
 
+/* Every case's backward pass against the reference, with CLTRAIN_TUNE as it is set. */
+static void backward_cases(ct_context *ctx)
+{
+    for (size_t i = 0; i < NCASES; i++)
+        backward_case(ctx, &cases[i], i);
+}
+
 Test(conv, backward)
 {
     ct_context *ctx = tu_context();
-    for (size_t i = 0; i < NCASES; i++)
-        backward_case(ctx, &cases[i], i);
+    backward_cases(ctx);
     ct_context_free(ctx);
 }
 
@@ -196,8 +202,7 @@ Test(conv, backward_without_kv_weight_kernel)
 {
     ct_context *ctx = tu_context();
     setenv("CLTRAIN_TUNE", "-DCONV_BWK=0", 1);
-    for (size_t i = 0; i < NCASES; i++)
-        backward_case(ctx, &cases[i], i);
+    backward_cases(ctx);
     unsetenv("CLTRAIN_TUNE");
     ct_context_free(ctx);
 }
@@ -209,8 +214,7 @@ Test(conv, weight_gradient_by_work_groups)
 {
     ct_context *ctx = tu_context();
     setenv("CLTRAIN_TUNE", "-DCONV_BW_WG=16", 1);
-    for (size_t i = 0; i < NCASES; i++)
-        backward_case(ctx, &cases[i], i);
+    backward_cases(ctx);
     const conv_case first = {64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true};
     backward_case(ctx, &first, 50);
     unsetenv("CLTRAIN_TUNE");
