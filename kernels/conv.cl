@@ -1234,6 +1234,23 @@ __kernel void conv_gemm_out(__global const float *g, CT_CARG(b), CT_ARG(y), cons
 #ifndef CONV_BB_WG
 #define CONV_BB_WG 256
 #endif
+#ifndef CONV_BW_WG
+#define CONV_BW_WG 256
+#endif
+
+/* Every work-item of a work-group of n (a power of two) puts its sum in part[l]; part[0]
+ * is then the group's total, added in a fixed tree order (the same bits on every run).
+ * All work-items call it. */
+inline void wg_tree_sum(__local float *part, const uint l, const uint n, const float acc)
+{
+    part[l] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint h = n / 2; h > 0; h >>= 1) {
+        if (l < h)
+            part[l] += part[l + h];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
 
 __kernel __attribute__((reqd_work_group_size(CONV_BB_WG, 1, 1))) void
 conv_bwd_b_wg(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K, const uint PQ,
@@ -1251,20 +1268,10 @@ conv_bwd_b_wg(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K
         const float v = dy[at];
         acc += masked ? (mask[at] > 0.0f ? v : 0.0f) : v;
     }
-    part[l] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = CONV_BB_WG / 2; s > 0; s >>= 1) {
-        if (l < s)
-            part[l] += part[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    wg_tree_sum(part, l, CONV_BB_WG, acc);
     if (l == 0 && k < K)
         db[k] += part[0];
 }
-
-#ifndef CONV_BW_WG
-#define CONV_BW_WG 256
-#endif
 
 /* dw[m] += sum over n < N, p < P, q < Q of dy[n, gk, p, q] * xp[n, g*CG + c, p*SH + r*DH,
  * q*SW + s*DW] for m = gk*CRS + (c*R + r)*S + s, gk = g*KG + k: one work-group of CONV_BW_WG
@@ -1293,13 +1300,7 @@ conv_bwd_w_wg(__global const float *xp, CT_CARG(dy), CT_ARG(dw), const uint CG, 
                            q * SW + s * DW];
         acc = fma(d, x, acc);
     }
-    part[l] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint h = CONV_BW_WG / 2; h > 0; h >>= 1) {
-        if (l < h)
-            part[l] += part[l + h];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    wg_tree_sum(part, l, CONV_BW_WG, acc);
     if (l == 0)
         dw[m] += part[0];
 }

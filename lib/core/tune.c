@@ -121,6 +121,14 @@ static const char *const tunables[] = {
     "CONV_QV",       "CONV_WG",    "GEMM_DM",        "GEMM_DN",    "GEMM_MT",     "GEMM_NV",
 };
 
+static bool known_tunable(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof tunables / sizeof tunables[0]; i++)
+        if (strlen(tunables[i]) == n && strncmp(name, tunables[i], n) == 0)
+            return true;
+    return false;
+}
+
 ct_status ct_tune_env_check(void)
 {
     ct_status st = CT_SUCCESS;
@@ -132,21 +140,15 @@ ct_status ct_tune_env_check(void)
         }
         size_t len = strcspn(p, " \t");
         const char *eq = memchr(p, '=', len);
-        size_t name_len = eq ? (size_t)(eq - p) - 2 : 0;
-        bool known = false;
-        for (size_t i = 0;
-             eq && len > 2 && strncmp(p, "-D", 2) == 0 && i < sizeof tunables / sizeof tunables[0];
-             i++)
-            known = known ||
-                    (strlen(tunables[i]) == name_len && strncmp(p + 2, tunables[i], name_len) == 0);
-        CT_REQUIRE(known, CT_ERR_INVALID_ARG,
+        CT_REQUIRE(eq && eq - p > 2 && strncmp(p, "-D", 2) == 0 &&
+                       known_tunable(p + 2, (size_t)(eq - p) - 2),
+                   CT_ERR_INVALID_ARG,
                    "CLTRAIN_TUNE: '%.*s' is not -DNAME=N with a known NAME (the CONV_* and "
                    "GEMM_* names in README, Devices)",
                    (int)len, p);
         char *end = NULL;
         unsigned long v = strtoul(eq + 1, &end, 10);
-        CT_REQUIRE(eq + 1 < p + len && (*(eq + 1) >= '0' && *(eq + 1) <= '9') && end == p + len &&
-                       v < (1u << 20),
+        CT_REQUIRE(eq[1] >= '0' && eq[1] <= '9' && end == p + len && v < (1u << 20),
                    CT_ERR_INVALID_ARG, "CLTRAIN_TUNE: '%.*s': N must be a whole number below %u",
                    (int)len, p, 1u << 20);
         p += len;

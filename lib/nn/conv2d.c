@@ -73,6 +73,14 @@ static void conv_options(const conv_tune *t, unsigned px, char *buf, size_t cap)
              t->bwk_t, t->bb_wg, t->bw_wg);
 }
 
+/* A work-group size tunable: a power of two up to 1024, else the device's default (GPUs:
+ * 256; CPUs: 1, the kernel's work-group form off). */
+static unsigned wg_size(const ct_context *ctx, const char *name)
+{
+    unsigned dflt = ctx->info.is_gpu ? 256 : 1, v = ct_tune_value(ctx, name, dflt);
+    return v > 1024 || (v & (v - 1)) ? dflt : v;
+}
+
 static void conv_tune_get(const ct_context *ctx, conv_tune *t)
 {
     t->kt = ct_tune_value(ctx, "CONV_KT", 8);
@@ -92,19 +100,15 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->wg = ct_tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
     t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", ctx->info.is_gpu ? 0 : 1024);
     t->bw_slice = ct_tune_value(ctx, "CONV_BW_SLICE", ctx->info.is_gpu ? 0 : 8192);
-    /* one work-item summing a whole channel's bias gradient took 0.44 ms per layer on an
-     * H200 (MiniCNN, batch 64); on a CPU that is the fastest order */
     /* the device's stored choice or default (lib/core/conv_path.c) */
     t->gemm = ct_tune_flags(ctx, "CONV_GEMM", ct_conv_gemm_default(ctx));
     t->gemm_mb = ct_tune_value(ctx, "CONV_GEMM_MB", 64);
-    t->bb_wg = ct_tune_value(ctx, "CONV_BB_WG", ctx->info.is_gpu ? 256 : 1);
-    if (t->bb_wg > 1024 || (t->bb_wg & (t->bb_wg - 1)))
-        t->bb_wg = ctx->info.is_gpu ? 256 : 1;
+    /* one work-item summing a whole channel's bias gradient took 0.44 ms per layer on an
+     * H200 (MiniCNN, batch 64); on a CPU that is the fastest order */
+    t->bb_wg = wg_size(ctx, "CONV_BB_WG");
     /* conv_bwd_w's few long work-items took 0.17 ms of MiniCNN's 1.49 ms step on an H200
      * (conv1's weight gradient), 0.89 of the CIFAR-shaped model's 14 */
-    t->bw_wg = ct_tune_value(ctx, "CONV_BW_WG", ctx->info.is_gpu ? 256 : 1);
-    if (t->bw_wg > 1024 || (t->bw_wg & (t->bw_wg - 1)))
-        t->bw_wg = ctx->info.is_gpu ? 256 : 1;
+    t->bw_wg = wg_size(ctx, "CONV_BW_WG");
     conv_options(t, t->px ? t->px : 7, t->options, sizeof t->options);
 }
 
@@ -645,12 +649,34 @@ typedef struct dy_layout {
     size_t tl; /* 0: planar (conv_pad, conv_unpool); else conv_dyt's tiles of tl channels */
 } dy_layout;
 
-/* Whether the weight gradient runs conv_bwd_w_kv (its own kernels): the output channels
- * fill conv_kv's vectors (at most a fifth padding) and there are >= 32 taps. */
+/* Whether the weight gradient runs as im2col + GEMM (CONV_GEMM bit 1): ungrouped layers
+ * of >= 32 taps. With few taps (a first layer) the GEMM's output is tiny and its inner
+ * dimension the whole batch's pixels, which spreads badly over a GPU (H200, MiniCNN at
+ * batch 64: 4.17 ms per step with conv 1->32's weight gradient as a 32 x 9 x 50176 GEMM,
+ * 2.09 ms with only conv 32->64's as a GEMM). */
+static bool weight_by_gemm_applies(const conv_tune *t, const conv_geom *d)
+{
+    return (t->gemm & CONV_GEMM_W) && d->g == 1 && d->cg * d->r * d->s >= 32;
+}
+
+/* Whether the weight gradient runs conv_bwd_w_kv (its own kernels, not the GEMM): the
+ * output channels fill conv_kv's vectors (at most a fifth padding), >= 32 taps. */
 static bool weight_by_kv(const conv_tune *t, const conv_geom *d)
 {
     size_t tkv = 16 * (size_t)t->kv;
-    return t->bwk && d->cg * d->r * d->s >= 32 && round_up(d->kg, tkv) * 4 <= d->kg * 5;
+    return t->bwk && !weight_by_gemm_applies(t, d) && d->cg * d->r * d->s >= 32 &&
+           round_up(d->kg, tkv) * 4 <= d->kg * 5;
+}
+
+/* x padded exactly as far as an r x s kernel's taps reach from every output pixel, into
+ * SLOT_XPAD (conv_bwd_w_kv, conv_bwd_w_wg). */
+static ct_status pad_x_for_taps(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                                const ct_conv2d_params *p, const ct_tensor *x, size_t *hp,
+                                size_t *wp, cl_mem *xp)
+{
+    pad_dims(1, 1, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, hp, wp);
+    return pad_input(ctx, t, x, d->n * d->c, d->h, d->w, *hp, *wp, (long)p->pad_h, (long)p->pad_w,
+                     1, 1, SLOT_XPAD, 0, xp);
 }
 
 /* conv_dyt into SLOT_DYPAD: the output gradient in channel tiles, planes of lay->hp x
@@ -774,11 +800,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
      * backward-data pass made one) and wins it back on the loads of the CG*R*S taps each
      * dy element feeds: with few taps (a first layer, CG = 1) the row-by-row kernel is
      * faster (MiniCNN conv 1->32: 1.25 -> 1.05 ms of CPU time for dw + db, PoCL, 2 cores) */
-    /* with few taps (a first layer) the GEMM's output is tiny and its inner dimension the
-     * whole batch's pixels, which spreads badly over a GPU (H200, MiniCNN at batch 64:
-     * 4.17 ms per step with conv 1->32's weight gradient as a 32 x 9 x 50176 GEMM, 2.09
-     * ms with only conv 32->64's as a GEMM) */
-    if ((t->gemm & CONV_GEMM_W) && d->g == 1 && crs >= 32) {
+    if (weight_by_gemm_applies(t, d)) {
         /* dy's rows: the dense gradient, else (a fused pool) the backward-data pass's
          * unpooled copy (stride 1, inside its padding), else one unpooled here */
         col_src dys = tensor_src(src->dy, 0, 0);
@@ -803,10 +825,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
      * and long (GPUs: a first layer) */
     if (t->bw_wg > 1 && !src->y && crs < 32) {
         size_t hp, wp;
-        pad_dims(1, 1, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hp,
-                 &wp);
-        CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h, (long)p->pad_w,
-                         1, 1, SLOT_XPAD, 0, &xp));
+        CT_TRY(pad_x_for_taps(ctx, t, d, p, x, &hp, &wp, &xp));
         CT_TRY(CONV_RUN1D_LOCAL(ctx, t, "conv_bwd_w_wg", m * t->bw_wg, t->bw_wg, CT_MEM(xp),
                                 CT_T(src->dy), CT_T(dw), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g),
                                 CT_U32(hp), CT_U32(wp), CT_U32(d->r), CT_U32(d->s),
@@ -828,8 +847,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     const size_t ts = kvw ? t->bwk_t : !flat && src->y ? t->bwp_st : t->bw_st;
     size_t hpk = 0, wpk = 0; /* conv_bwd_w_kv's padded x: exactly what the taps reach */
     if (kvw)
-        pad_dims(1, 1, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, &hpk,
-                 &wpk);
+        CT_TRY(pad_x_for_taps(ctx, t, d, p, x, &hpk, &wpk, &xp));
 
     size_t tiles = (crs + ts - 1) / ts * d->g * ((d->kg + kt - 1) / kt);
     size_t want = 64 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
@@ -871,8 +889,6 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
             CT_TRY(write_dyt(ctx, t, d, src, &lay));
         }
         cl_mem taps = NULL;
-        CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hpk, wpk, (long)p->pad_h,
-                         (long)p->pad_w, 1, 1, SLOT_XPAD, 0, &xp));
         CT_TRY(tap_offsets(ctx, t, d->cg, d->r, d->s, hpk, wpk, p->dil_h, p->dil_w, 1, &taps));
         CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(taps), CT_MEM(lay.mem), CT_MEM(dst),
                           CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hpk),
