@@ -212,6 +212,14 @@ rc=$?
 if [ $rc -eq 2 ] && grep -q -- "--log .*x.csv" "$tmp/err" && [ "$(cat "$tmp/x.csv")" = "not a log" ]; then ok; else
   bad "--resume with a foreign --log: exit $rc, $(cat "$tmp/err")"
 fi
+# ... while an empty one is a new log
+: >"$tmp/y.csv"
+"$cltrain" train "${common[@]}" --resume "$tmp/ck3.safetensors" --log "$tmp/y.csv" >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(head -1 "$tmp/y.csv" | cut -d, -f1)" = kind ] &&
+  [ "$(grep -c '^batch' "$tmp/y.csv")" -eq "$(awk -F, '$1 == "batch" && $3 > 10' "$tmp/a.csv" | wc -l)" ]; then ok; else
+  bad "--resume with an empty --log: exit $rc, $(cat "$tmp/err")"
+fi
 
 # ---- a huge learning rate: a clear message, exit 1 -----------------------------------------
 "$cltrain" train "${syn[@]}" --optimizer sgd --lr 1e30 --log-every 2 --epochs 3 --quiet >/dev/null 2>"$tmp/err"

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "csvlog.h"
@@ -619,8 +619,10 @@ int cli_train(int argc, char **argv)
             goto done;
         }
     }
-    if (c.log && c.resume && access(c.log, F_OK) == 0) {
-        /* the log of the run being resumed: its rows are kept, so it must be one */
+    struct stat log_st;
+    if (c.log && c.resume && stat(c.log, &log_st) == 0 && log_st.st_size > 0) {
+        /* the log of the run being resumed: its rows are kept, so it must be one (an
+         * empty file has nothing to keep) */
         char err[512] = "";
         if (csvlog_read(c.log, &old_log, err, sizeof err) != 0 || old_log.nruns != 1 ||
             old_log.runs[0][0]) {
