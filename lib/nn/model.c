@@ -19,10 +19,13 @@
  *           ReLU's and a Flatten's output are views of their input's storage; a conv
  *           with a fused pool stores its argmax bytes instead of its output, and the
  *           layers inside the block have no output tensor;
- *   gbuf[2]: two gradient buffers of the largest gradient that exists (none inside a
- *           fused pool block); the gradient w.r.t. a
- *           layer's output lives in one of them and its dx goes to the other (or to the
- *           same one for in-place and reshape-only layers).
+ *   gbuf[2]: two gradient buffers (none inside a fused pool block): the gradient w.r.t.
+ *           a layer's output lives in one of them and its dx goes to the other (or to the
+ *           same one for in-place and reshape-only layers); plan_grad_buffers walks the
+ *           backward pass once to place each gradient, and each buffer is as large as the
+ *           largest gradient placed in it (MiniCNN: the conv 32->64 block's dx in one, the
+ *           pooled gradient above it in the other, 1.53 + 0.77 MiB at batch 64 instead
+ *           of 2 x 1.53).
  */
 #include <math.h>
 #include <stdio.h>
@@ -522,8 +525,9 @@ struct ct_model {
     ct_tensor *arena;
     ct_tensor **act; /* nlayers outputs */
     ct_tensor *gbuf[2];
-    ct_tensor **gin[2]; /* per layer: gradient w.r.t. its input, in gbuf[b] */
-    ct_tensor *gout[2]; /* gradient w.r.t. the model output, in gbuf[b] */
+    ct_tensor **gin; /* per layer: gradient w.r.t. its input, where plan_grad_buffers put it */
+    ct_tensor *gout; /* the caller's output gradient copied, when the last layer's backward
+                      * works in place (in gbuf[0]) */
 
     /* backward state of the last forward */
     const ct_tensor *x;
@@ -532,14 +536,14 @@ struct ct_model {
 
 static void free_batch(ct_model *m)
 {
+    if (m->gin)
+        for (size_t i = 0; i < m->nlayers; i++)
+            ct_tensor_free(m->gin[i]);
+    free(m->gin);
+    m->gin = NULL;
+    ct_tensor_free(m->gout);
+    m->gout = NULL;
     for (size_t b = 0; b < 2; b++) {
-        if (m->gin[b])
-            for (size_t i = 0; i < m->nlayers; i++)
-                ct_tensor_free(m->gin[b][i]);
-        free(m->gin[b]);
-        m->gin[b] = NULL;
-        ct_tensor_free(m->gout[b]);
-        m->gout[b] = NULL;
         ct_tensor_free(m->gbuf[b]);
         m->gbuf[b] = NULL;
     }
@@ -566,47 +570,84 @@ static size_t idx_floats(const ct_model *m, const ct_layer *l, size_t n)
     return (n * prod(pool->out_ndim, pool->out_shape) + sizeof(float) - 1) / sizeof(float);
 }
 
-/* Layer i's input-gradient views, one in each gradient buffer. */
-static ct_status view_gin(ct_model *m, const ct_layer *l, size_t i, size_t n)
+/* The conv that starts the fused block layer i belongs to. */
+static size_t block_conv(const ct_model *m, size_t i)
 {
-    ct_status st = CT_SUCCESS;
-    size_t shape[CT_MAX_DIMS] = {n};
-    memcpy(shape + 1, l->in_shape, l->in_ndim * sizeof *shape);
-    for (size_t b = 0; b < 2; b++)
-        CT_TRY(ct_tensor_view(m->gbuf[b], 0, l->in_ndim + 1, shape, &m->gin[b][i]));
-cleanup:
-    return st;
+    while (!m->layers[i].pool_fused)
+        i--;
+    return i;
+}
+
+static size_t in_numel(const ct_layer *l, size_t n)
+{
+    return n * prod(l->in_ndim, l->in_shape);
+}
+
+/* The walk ct_model_backward makes, once per batch size: which gradient buffer holds
+ * each layer's input gradient (where[i]; -1 where none is made) and the floats each
+ * buffer needs, the largest gradient placed in it. The output gradient starts in the
+ * caller's dy, or in gbuf[0] when the last layer works in place on it; a layer that
+ * makes a new gradient writes it to the other buffer, an in-place or reshape-only one
+ * leaves it where it is. */
+static void plan_grad_buffers(const ct_model *m, size_t n, int *where, size_t need[2])
+{
+    need[0] = need[1] = 0;
+    for (size_t i = 0; i < m->nlayers; i++)
+        where[i] = -1;
+    if (m->first_param_layer == m->nlayers)
+        return;
+    const ct_layer *last = &m->layers[m->nlayers - 1];
+    int b = -1;
+    if (last->grad_mode != CT_GRAD_NEW) {
+        b = 0;
+        need[0] = n * prod(last->out_ndim, last->out_shape);
+    }
+    for (size_t i = m->nlayers; i-- > m->first_param_layer;) {
+        size_t at = m->layers[i].in_pool_block ? block_conv(m, i) : i;
+        ct_grad_mode mode = m->layers[i].in_pool_block ? CT_GRAD_NEW : m->layers[i].grad_mode;
+        if (at == m->first_param_layer && mode != CT_GRAD_SKIP)
+            break; /* the first layer with parameters needs no input gradient */
+        if (mode == CT_GRAD_NEW)
+            b = b == 0 ? 1 : 0;
+        where[at] = b;
+        size_t numel = in_numel(&m->layers[at], n);
+        need[b] = numel > need[b] ? numel : need[b];
+        i = at;
+    }
 }
 
 static ct_status alloc_batch(ct_model *m, size_t n)
 {
     ct_status st = CT_SUCCESS;
-    size_t arena = 0, gmax = 0, shape[CT_MAX_DIMS];
+    size_t arena = 0, need[2], shape[CT_MAX_DIMS];
+    int *where = NULL;
 
     free_batch(m);
     for (size_t i = 0; i < m->nlayers; i++) {
         const ct_layer *l = &m->layers[i];
-        size_t in = n * prod(l->in_ndim, l->in_shape), out = n * prod(l->out_ndim, l->out_shape);
         if (l->pool_fused)
             arena += idx_floats(m, l, n);
         else if (l->in_pool_block ? l->desc.kind == CT_LAYER_MAXPOOL2D : !l->alias_output)
-            arena += out;
-        /* inside a fused block only the pool's output (gradient) exists */
-        bool has_in = !l->in_pool_block;
-        bool has_out = l->in_pool_block ? l->desc.kind == CT_LAYER_MAXPOOL2D : !l->pool_fused;
-        if (has_in)
-            gmax = in > gmax ? in : gmax;
-        if (has_out)
-            gmax = out > gmax ? out : gmax;
+            arena += n * prod(l->out_ndim, l->out_shape);
     }
     m->act = calloc(m->nlayers, sizeof *m->act);
-    m->gin[0] = calloc(m->nlayers, sizeof *m->gin[0]);
-    m->gin[1] = calloc(m->nlayers, sizeof *m->gin[1]);
-    CT_REQUIRE(m->act && m->gin[0] && m->gin[1], CT_ERR_OUT_OF_MEMORY, "out of host memory");
+    m->gin = calloc(m->nlayers, sizeof *m->gin);
+    where = malloc(m->nlayers * sizeof *where);
+    CT_REQUIRE(m->act && m->gin && where, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     if (arena)
         CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){arena}, &m->arena));
-    CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){gmax}, &m->gbuf[0]));
-    CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){gmax}, &m->gbuf[1]));
+    plan_grad_buffers(m, n, where, need);
+    for (size_t b = 0; b < 2; b++)
+        if (need[b])
+            CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){need[b]}, &m->gbuf[b]));
+    for (size_t i = 0; i < m->nlayers; i++) {
+        const ct_layer *l = &m->layers[i];
+        if (where[i] < 0)
+            continue;
+        shape[0] = n;
+        memcpy(shape + 1, l->in_shape, l->in_ndim * sizeof *shape);
+        CT_TRY(ct_tensor_view(m->gbuf[where[i]], 0, l->in_ndim + 1, shape, &m->gin[i]));
+    }
 
     size_t off = 0;
     for (size_t i = 0; i < m->nlayers; i++) {
@@ -618,7 +659,6 @@ static ct_status alloc_batch(ct_model *m, size_t n)
             size_t f = idx_floats(m, l, n);
             CT_TRY(ct_tensor_view(m->arena, off, 1, &f, &l->pool_idx));
             off += f;
-            CT_TRY(view_gin(m, l, i, n));
             continue;
         }
         if (l->in_pool_block) {
@@ -636,15 +676,16 @@ static ct_status alloc_batch(ct_model *m, size_t n)
             CT_TRY(ct_tensor_view(m->arena, off, l->out_ndim + 1, shape, &m->act[i]));
             off += n * prod(l->out_ndim, l->out_shape);
         }
-        CT_TRY(view_gin(m, l, i, n));
     }
     const ct_layer *last = &m->layers[m->nlayers - 1];
-    shape[0] = n;
-    memcpy(shape + 1, last->out_shape, last->out_ndim * sizeof *shape);
-    for (size_t b = 0; b < 2; b++)
-        CT_TRY(ct_tensor_view(m->gbuf[b], 0, last->out_ndim + 1, shape, &m->gout[b]));
+    if (m->first_param_layer < m->nlayers && last->grad_mode != CT_GRAD_NEW) {
+        shape[0] = n;
+        memcpy(shape + 1, last->out_shape, last->out_ndim * sizeof *shape);
+        CT_TRY(ct_tensor_view(m->gbuf[0], 0, last->out_ndim + 1, shape, &m->gout));
+    }
     m->batch = n;
 cleanup:
+    free(where);
     if (st != CT_SUCCESS)
         free_batch(m);
     return st;
@@ -935,13 +976,12 @@ ct_status ct_model_backward(ct_model *m, const ct_tensor *dy)
     if (m->first_param_layer == m->nlayers)
         goto cleanup; /* nothing to differentiate */
 
-    /* the gradient flowing down: in the caller's dy (b = -1) or in gbuf[b] */
+    /* the gradient flowing down: the caller's dy, or its copy for an in-place last layer;
+     * each layer's input gradient where plan_grad_buffers put it */
     const ct_tensor *cur = dy;
-    int b = -1;
-    if (m->layers[m->nlayers - 1].grad_mode != CT_GRAD_NEW) {
-        CT_TRY(ct_tensor_copy(m->gout[0], dy));
-        cur = m->gout[0];
-        b = 0;
+    if (m->gout) {
+        CT_TRY(ct_tensor_copy(m->gout, dy));
+        cur = m->gout;
     }
     for (size_t i = m->nlayers; i-- > m->first_param_layer;) {
         ct_layer *l = &m->layers[i];
@@ -953,12 +993,9 @@ ct_status ct_model_backward(ct_model *m, const ct_tensor *dy)
                    ct_layer_kind_name(l->desc.kind));
         if (l->in_pool_block) {
             /* the top of a conv [+ relu] + maxpool block: its conv does all of it */
-            size_t c = i;
-            while (!m->layers[c].pool_fused)
-                c--;
+            size_t c = block_conv(m, i);
             ct_layer *conv = &m->layers[c];
-            int nb = b == 0 ? 1 : 0;
-            dx = c > m->first_param_layer ? m->gin[nb][c] : NULL;
+            dx = c > m->first_param_layer ? m->gin[c] : NULL;
             st = ct_conv2d_pool_backward(m->ctx, c ? m->act[c - 1] : m->x, conv->param[0], cur,
                                          m->act[i], conv->pool_idx, &conv->conv, conv->fused_relu,
                                          dx, conv->grad[0],
@@ -967,26 +1004,18 @@ ct_status ct_model_backward(ct_model *m, const ct_tensor *dy)
                 ct_error_prefix("layers %zu-%zu (conv2d+maxpool) backward", conv->index, i);
                 goto cleanup;
             }
-            b = nb;
             cur = dx;
             i = c;
             continue;
         }
         if (l->grad_mode == CT_GRAD_SKIP) {
-            cur = m->gin[b][i];
+            cur = m->gin[i];
             continue;
         }
-        if (l->grad_mode == CT_GRAD_INPLACE) {
-            if (!need_dx)
-                break;
-            dx = m->gin[b][i];
-        } else {
-            int nb = b == 0 ? 1 : 0;
-            if (need_dx) {
-                dx = m->gin[nb][i];
-                b = nb;
-            }
-        }
+        if (l->grad_mode == CT_GRAD_INPLACE && !need_dx)
+            break;
+        if (need_dx)
+            dx = m->gin[i];
         st = l->ops->backward(l, m->ctx, x, m->act[i], cur, dx);
         if (st != CT_SUCCESS) {
             ct_error_prefix("layer %zu (%s) backward", l->index, ct_layer_kind_name(l->desc.kind));
@@ -1239,6 +1268,9 @@ void ct_model_batch_memory(const ct_model *m, size_t *saved, size_t *grads)
 {
     if (saved)
         *saved = m && m->arena ? ct_tensor_numel(m->arena) * sizeof(float) : 0;
-    if (grads)
-        *grads = m && m->gbuf[0] ? 2 * ct_tensor_numel(m->gbuf[0]) * sizeof(float) : 0;
+    if (grads) {
+        *grads = 0;
+        for (size_t b = 0; m && b < 2; b++)
+            *grads += m->gbuf[b] ? ct_tensor_numel(m->gbuf[b]) * sizeof(float) : 0;
+    }
 }
