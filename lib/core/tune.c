@@ -115,10 +115,10 @@ void ct_tune_clblast(ct_context *ctx)
 /* Every name the library passes to ct_tune_value / ct_tune_flags: what CLTRAIN_TUNE may
  * set. The kernels' own -D names are among them (kernels/conv.cl, kernels/gemm.cl). */
 static const char *const tunables[] = {
-    "CONV_BB_WG",    "CONV_BW_WG", "CONV_BWK",       "CONV_BWK_T", "CONV_BWP_KT", "CONV_BWP_ST",
-    "CONV_BW_CACHE", "CONV_BW_KT", "CONV_BW_SLICE",  "CONV_BW_ST", "CONV_GEMM",   "CONV_GEMM_MB",
-    "CONV_KT",       "CONV_KV",    "CONV_POOL_TAPS", "CONV_PP",    "CONV_PT",     "CONV_PX",
-    "CONV_QV",       "CONV_WG",    "GEMM_DM",        "GEMM_DN",    "GEMM_MT",     "GEMM_NV",
+    "CONV_BB_WG", "CONV_BWK",       "CONV_BWK_T", "CONV_BWP_KT", "CONV_BWP_ST",  "CONV_BW_CACHE",
+    "CONV_BW_KT", "CONV_BW_ST",     "CONV_BW_WG", "CONV_GEMM",   "CONV_GEMM_MB", "CONV_KT",
+    "CONV_KV",    "CONV_POOL_TAPS", "CONV_PP",    "CONV_PT",     "CONV_PX",      "CONV_QV",
+    "CONV_SLICE", "CONV_WG",        "GEMM_DM",    "GEMM_DN",     "GEMM_MT",      "GEMM_NV",
 };
 
 static bool known_tunable(const char *name, size_t n)

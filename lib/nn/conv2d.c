@@ -1,7 +1,7 @@
 /* lib/nn/conv2d.c — 2-D convolution forward and backward (kernels/conv.cl).
  *
- * Every pass is a direct convolution over a zero-padded scratch copy of its input, so the
- * kernels' hot loops need no bounds checks:
+ * Every pass but one is a direct convolution over a zero-padded scratch copy of its input,
+ * so the kernels' hot loops need no bounds checks:
  *   forward        conv_pad(x) -> xp, conv_wt_fwd(w) -> wt, direct(xp, wt, b) -> y
  *   backward-data  conv_pad(dy upsampled by the stride) -> dyp, conv_wt_bwd(w) -> wt2,
  *                  direct(dyp, wt2) at stride 1 -> dx
@@ -10,18 +10,25 @@
  *                  1 with >= 32 taps per output channel dy is padded to x's row pitch too
  *                  and conv_bwd_w_flat runs instead; where the output channels fill
  *                  conv_kv's vectors (CPUs, CONV_BWK), conv_dyt(dy) -> dyt (channels
- *                  innermost) and conv_bwd_w_kv(xp, dyt) -> dw, any stride; when the
- *                  input gradient runs conv_kv at stride 1 too, conv_dyt writes dyt once,
- *                  with the backward-data pass's padding, and both passes read it
- *   backward-bias  conv_bwd_b(dy) -> db (+=)
+ *                  innermost) and conv_bwd_w_kv(x, dyt) -> dw, any stride, reading x
+ *                  itself (the one pass without a padded copy: its taps' rows are looked
+ *                  up once per output row, its columns checked at the rows' ends); when
+ *                  the input gradient runs conv_kv at stride 1 too, conv_dyt writes dyt
+ *                  once, with the backward-data pass's padding, and both passes read it
+ *   backward-bias  conv_bwd_b(dy) -> db (+=), once over the whole batch
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
  * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
  * AVX-512 (MiniCNN conv2, batch 64): conv_kv ~110 GFLOP/s per core, conv_direct ~45.
  * A conv fused with its ReLU and a 2x2 max pool (ct_conv2d_pool_*) runs conv_kv_pool, or
  * conv_direct_pool below CONV_POOL_TAPS (32) taps per output channel, and its backward
  * starts from the pooled gradient (conv_unpool, conv_bwd_w_pool).
- * Scratch slots: 0 padded x, 1 transformed weights, 2 padded dy (or dyt), 3 partial sums of dw;
- * conv_kv's tap offsets live in constant buffers of the context (ct_const_buffer).
+ * The passes run over the batch in slices whose padded copies fit CONV_SLICE KiB (CPUs:
+ * 1.5 MiB; GPUs: no limit): the copies stay in a CPU's caches and device memory stays near
+ * what the model itself needs (MiniCNN at batch 64: 13.8 MiB in use instead of 18.3).
+ * Scratch slots: 0 the backward passes' padded x, 1 transformed weights, 2 the forward
+ * pass's padded x or the backward passes' padded dy (or dyt): no pass needs both, 3 partial
+ * sums of dw; conv_kv's tap offsets and a row of zeros live in constant buffers of the
+ * context (ct_const_buffer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +56,8 @@ typedef struct conv_tune {
     unsigned wg;             /* CONV_WG: work-group size along the pixel dimension (host only) */
     unsigned bw_cache;       /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
                               * limit (host only) */
-    unsigned bw_slice;       /* CONV_BW_SLICE: KiB of padded copies per backward batch slice, 0 no
-                              * limit (host only) */
+    unsigned slice;          /* CONV_SLICE: KiB of padded copies per batch slice, forward and
+                              * backward, 0 no limit (host only) */
     unsigned gemm;           /* CONV_GEMM: the passes run as im2col + GEMM (ungrouped layers):
                               * 1 weight gradient, 2 forward (a model then keeps its pools
                               * apart), 4 input gradient (GPUs: 7, CPUs: 0) */
@@ -99,7 +106,10 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
     t->bwk_t = ct_tune_value(ctx, "CONV_BWK_T", 9);
     t->wg = ct_tune_value(ctx, "CONV_WG", ctx->info.is_gpu ? 64 : 4);
     t->bw_cache = ct_tune_value(ctx, "CONV_BW_CACHE", ctx->info.is_gpu ? 0 : 1024);
-    t->bw_slice = ct_tune_value(ctx, "CONV_BW_SLICE", ctx->info.is_gpu ? 0 : 8192);
+    /* CPUs: a slice's copies stay in the caches (L2: 2 MiB a core here) and device memory
+     * stays near what the model itself needs (MiniCNN at batch 64: 3 backward slices of
+     * conv2's 4 MiB padded gradient, 2 forward slices of its 2.25 MiB padded input) */
+    t->slice = ct_tune_flags(ctx, "CONV_SLICE", ctx->info.is_gpu ? 0 : 1536);
     /* the device's stored choice or default (lib/core/conv_path.c) */
     t->gemm = ct_tune_flags(ctx, "CONV_GEMM", ct_conv_gemm_default(ctx));
     t->gemm_mb = ct_tune_value(ctx, "CONV_GEMM_MB", 64);
@@ -188,6 +198,35 @@ static void pad_dims(size_t rows, size_t run, size_t out_rows, size_t out_cols, 
 {
     *hp = (round_up(out_rows, rows) - 1) * sh + (r - 1) * dh + 1;
     *wp = (round_up(out_cols, run) - 1) * sw + (s - 1) * dw + 1;
+}
+
+/* Images [n0, n0 + nn) of t, a batch-first tensor, as a tensor on the stack (no view
+ * object: kernels only read mem, offset and sizes). */
+static ct_tensor batch_slice(const ct_tensor *t, size_t n0, size_t nn)
+{
+    ct_tensor s = *t;
+    size_t per = t->numel / t->shape[0];
+    s.offset += n0 * per;
+    s.shape[0] = nn;
+    s.numel = nn * per;
+    return s;
+}
+
+/* Images per batch slice of a layer whose input x is (N, C, H, W) when each image's padded
+ * copies take `per_image` bytes: the whole batch, unless the copies would exceed both
+ * CONV_SLICE KiB and the size of x itself. A layer's copies thus take at most as much
+ * memory as its input (MiniCNN at batch 64: conv2's 4 MiB of padded gradient in 3 slices
+ * next to its 1.5 MiB input), and a large layer gets few slices, each of which re-reads
+ * its weights (the CIFAR-shaped model, PoCL, 2 cores: slices of 1.5 MiB cost 9%, of its
+ * inputs' size 0-3%). */
+static size_t slice_images(const conv_tune *t, const conv_geom *d, size_t per_image)
+{
+    size_t budget = (size_t)t->slice * 1024, x_bytes = d->n * d->c * d->h * d->w * sizeof(float);
+    if (budget && budget < x_bytes)
+        budget = x_bytes;
+    if (!budget || !per_image || d->n * per_image <= budget)
+        return d->n;
+    return budget / per_image > 1 ? budget / per_image : 1;
 }
 
 /* Writes x zero-padded into scratch slot SLOT_XPAD: (N, C, hp, wp) plus slack for the
@@ -315,25 +354,36 @@ cleanup:
     return st;
 }
 
-/* Pads x into SLOT_XPAD and transforms w into SLOT_WT for a direct pass tiled as `pl`,
- * whose output (p x q, or the conv rows/columns a fused pool reads) is covered by tiles
- * of rows x run. */
+/* For a direct pass whose output (p x q, or the conv rows/columns a fused pool reads) is
+ * covered by tiles of rows x run: the padded input's planes (hp x wp), the images per
+ * forward slice (nb: their padded copies fit CONV_SLICE), and w transformed into SLOT_WT
+ * (kop output channels, tiles of tw). forward_pad then pads each slice of x. */
 static ct_status forward_prepare(ct_context *ctx, const conv_tune *t, const conv_geom *d,
-                                 const ct_conv2d_params *p, const ct_tensor *x, const ct_tensor *w,
-                                 size_t kop, size_t tw, size_t rows, size_t run, size_t out_rows,
-                                 size_t out_cols, size_t *hp, size_t *wp, cl_mem *xp, cl_mem *wt)
+                                 const ct_conv2d_params *p, const ct_tensor *w, size_t kop,
+                                 size_t tw, size_t rows, size_t run, size_t out_rows,
+                                 size_t out_cols, size_t *hp, size_t *wp, size_t *nb, cl_mem *wt)
 {
     ct_status st = CT_SUCCESS;
     pad_dims(rows, run, out_rows, out_cols, d->r, d->s, p->stride_h, p->stride_w, p->dil_h,
              p->dil_w, hp, wp);
-    CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, *hp, *wp, (long)p->pad_h, (long)p->pad_w,
-                     1, 1, SLOT_XPAD, 0, xp));
+    *nb = slice_images(t, d, d->c * *hp * *wp * sizeof(float));
     size_t nwt = d->g * d->cg * d->r * d->s * kop;
     CT_TRY(ct_scratch_get(ctx, SLOT_WT, nwt * sizeof(float), wt));
     CT_TRY(CONV_RUN1D(ctx, t, "conv_wt_fwd", nwt / tw, CT_MEM(*wt), CT_T(w), CT_U32(d->g),
                       CT_U32(d->cg), CT_U32(d->kg), CT_U32(kop), CT_U32(d->r * d->s), CT_U32(tw)));
 cleanup:
     return st;
+}
+
+/* Images n0.. of x (nn of them, with y's images at the same place) padded to hp x wp
+ * planes, in the slot of the backward passes' padded dy: forward and backward passes never
+ * overlap. */
+static ct_status forward_pad(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                             const ct_conv2d_params *p, const ct_tensor *xs, size_t hp, size_t wp,
+                             cl_mem *xp)
+{
+    return pad_input(ctx, t, xs, xs->shape[0] * d->c, d->h, d->w, hp, wp, (long)p->pad_h,
+                     (long)p->pad_w, 1, 1, SLOT_DYPAD, 0, xp);
 }
 
 /* ---- passes as im2col + GEMM (CONV_GEMM) ----------------------------------------------- */
@@ -487,12 +537,17 @@ ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
     }
 
     direct_plan pl = direct_plan_make(&t, d.kg, d.q);
-    size_t hp, wp;
-    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, plan_tile(&t, &pl), pl.rows, pl.run, d.p,
-                           d.q, &hp, &wp, &xp, &wt));
-    CT_TRY(run_direct(ctx, &t, &pl, xp, 0, wt, b, y, d.n, d.g, d.cg, d.kg, hp, wp, d.r, d.s,
-                      p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q, 1,
-                      (b ? 1u : 0u) | (relu ? 2u : 0u)));
+    size_t hp, wp, nb;
+    CT_TRY(forward_prepare(ctx, &t, &d, p, w, pl.kop, plan_tile(&t, &pl), pl.rows, pl.run, d.p, d.q,
+                           &hp, &wp, &nb, &wt));
+    for (size_t n0 = 0; n0 < d.n; n0 += nb) {
+        size_t nn = d.n - n0 < nb ? d.n - n0 : nb;
+        ct_tensor xs = batch_slice(x, n0, nn), ys = batch_slice(y, n0, nn);
+        CT_TRY(forward_pad(ctx, &t, &d, p, &xs, hp, wp, &xp));
+        CT_TRY(run_direct(ctx, &t, &pl, xp, 0, wt, b, &ys, nn, d.g, d.cg, d.kg, hp, wp, d.r, d.s,
+                          p->stride_h, p->stride_w, p->dil_h, p->dil_w, d.p, d.q, 1,
+                          (b ? 1u : 0u) | (relu ? 2u : 0u)));
+    }
 cleanup:
     return st;
 }
@@ -586,47 +641,64 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     CT_TRY(pool_tensors_check(&d, y, "conv2d+maxpool output y", idx, &ph, &pw));
     conv_tune_get(ctx, &t);
 
-    size_t hp, wp, crs = d.cg * d.r * d.s;
+    size_t hp, wp, nb, crs = d.cg * d.r * d.s;
     unsigned flags = (b ? 1u : 0u) | (relu ? 2u : 0u) | (idx ? 4u : 0u);
     cl_mem idx_mem = idx ? idx->mem : y->mem;
     size_t idx_off = idx ? idx->offset * sizeof(float) : 0;
-    if (crs < ct_tune_value(ctx, "CONV_POOL_TAPS", 32)) {
-        /* few taps: vectors over pixels, vector stores (conv_direct_pool) */
-        size_t kop = round_up(d.kg, t.kt), hv = t.qv / 2, nqr = (pw + hv - 1) / hv;
-        CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, kop, kop, 2, t.qv, 2 * ph, 2 * pw, &hp, &wp,
-                               &xp, &wt));
-        CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_direct_pool", t.options, &k));
-        CT_TRY(CT_SETARGS(k, "conv_direct_pool", CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : y), CT_T(y),
-                          CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg), CT_U32(kop),
-                          CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(d.r), CT_U32(d.s),
-                          CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
-                          CT_U32(p->dil_w), CT_U32(ph), CT_U32(pw), CT_U32(nqr), CT_U32(flags)));
-        size_t global[3] = {ph * nqr, d.g * kop / t.kt, d.n};
-        size_t local[3] = {t.wg, 1, 1};
-        CT_TRY(ct_launch(ctx, k, "conv_direct_pool", 3, global, local));
-        goto cleanup;
+    /* few taps: vectors over pixels, vector stores (conv_direct_pool); else conv_kv_pool */
+    const bool few = crs < ct_tune_value(ctx, "CONV_POOL_TAPS", 32);
+    const char *name = few ? "conv_direct_pool" : "conv_kv_pool";
+    size_t kop = round_up(d.kg, t.kt), hv = t.qv / 2, nqr = (pw + hv - 1) / hv, wi_k = t.kt;
+    if (few) {
+        CT_TRY(forward_prepare(ctx, &t, &d, p, w, kop, kop, 2, t.qv, 2 * ph, 2 * pw, &hp, &wp, &nb,
+                               &wt));
+    } else {
+        direct_plan pl = direct_plan_make(&t, d.kg, d.q);
+        kop = pl.kop;
+        nqr = (pw + t.pp - 1) / t.pp;
+        wi_k = 16 * (size_t)t.kv;
+        CT_TRY(forward_prepare(ctx, &t, &d, p, w, kop, plan_tile(&t, &pl), 2, 2 * (size_t)t.pp,
+                               2 * ph, 2 * pw, &hp, &wp, &nb, &wt));
+        CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, 1, &taps));
     }
-    direct_plan pl = direct_plan_make(&t, d.kg, d.q);
-    size_t nqr = (pw + t.pp - 1) / t.pp;
-    CT_TRY(forward_prepare(ctx, &t, &d, p, x, w, pl.kop, plan_tile(&t, &pl), 2, 2 * (size_t)t.pp,
-                           2 * ph, 2 * pw, &hp, &wp, &xp, &wt));
-    CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, 1, &taps));
-    CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv_pool", t.options, &k));
-    CT_TRY(CT_SETARGS(k, "conv_kv_pool", CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : y),
-                      CT_T(y), CT_MEM(idx_mem), CT_U32(idx_off), CT_U32(d.cg), CT_U32(d.kg),
-                      CT_U32(pl.kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(crs),
-                      CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(ph), CT_U32(pw), CT_U32(nqr),
-                      CT_U32(flags)));
-    {
-        size_t global[3] = {ph * nqr, d.g * pl.kop / (16 * (size_t)t.kv), d.n};
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t.options, &k));
+    for (size_t n0 = 0; n0 < d.n; n0 += nb) {
+        size_t nn = d.n - n0 < nb ? d.n - n0 : nb;
+        ct_tensor xs = batch_slice(x, n0, nn), ys = batch_slice(y, n0, nn);
+        size_t io = idx_off + n0 * d.k * ph * pw; /* argmax bytes before this slice's */
+        CT_REQUIRE(io <= 0xffffffffu, CT_ERR_UNSUPPORTED,
+                   "conv2d+maxpool: idx offset does not fit the kernels' 32-bit offsets");
+        CT_TRY(forward_pad(ctx, &t, &d, p, &xs, hp, wp, &xp));
+        if (few)
+            CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(wt), CT_T(b ? b : &ys), CT_T(&ys),
+                              CT_MEM(idx_mem), CT_U32(io), CT_U32(d.cg), CT_U32(d.kg), CT_U32(kop),
+                              CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(d.r), CT_U32(d.s),
+                              CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
+                              CT_U32(p->dil_w), CT_U32(ph), CT_U32(pw), CT_U32(nqr),
+                              CT_U32(flags)));
+        else
+            CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : &ys),
+                              CT_T(&ys), CT_MEM(idx_mem), CT_U32(io), CT_U32(d.cg), CT_U32(d.kg),
+                              CT_U32(kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(crs),
+                              CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(ph), CT_U32(pw),
+                              CT_U32(nqr), CT_U32(flags)));
+        size_t global[3] = {ph * nqr, d.g * kop / wi_k, nn};
         size_t local[3] = {t.wg, 1, 1};
-        CT_TRY(ct_launch(ctx, k, "conv_kv_pool", 3, global, local));
+        CT_TRY(ct_launch(ctx, k, name, 3, global, local));
     }
 cleanup:
     return st;
 }
 
 /* ---- backward --------------------------------------------------------------------------- */
+
+/* How a batch slice's weight gradient joins the others': the partial-sum chunks all
+ * slices share (chosen by the first), whether this is the first slice (it stores the
+ * partial sums, later ones add to them) and the last (it folds them into dw). */
+typedef struct wsum {
+    size_t chunks;
+    bool first, last;
+} wsum;
 
 /* The output gradient as the backward kernels receive it: dense dy (N, K, P, Q), or, for
  * a fused pool, the pooled gradient with the pooled output and argmax bytes. */
@@ -677,6 +749,27 @@ static ct_status pad_x_for_taps(ct_context *ctx, const conv_tune *t, const conv_
     pad_dims(1, 1, d->p, d->q, d->r, d->s, p->stride_h, p->stride_w, p->dil_h, p->dil_w, hp, wp);
     return pad_input(ctx, t, x, d->n * d->c, d->h, d->w, *hp, *wp, (long)p->pad_h, (long)p->pad_w,
                      1, 1, SLOT_XPAD, 0, xp);
+}
+
+/* A buffer of at least `count` zero floats, kept by the context (ct_const_buffer). */
+static ct_status zero_row(ct_context *ctx, size_t count, cl_mem *out)
+{
+    ct_status st = CT_SUCCESS;
+    bool fresh = false;
+    size_t bytes = round_up(count ? count : 1, 256) * sizeof(float);
+    uint64_t key = ct_hash64(CT_HASH64_INIT, "conv zeros", 10);
+    CT_TRY(ct_const_buffer(ctx, key, bytes, out, &fresh));
+    if (fresh) {
+        const float zero = 0.0f;
+        cl_int e =
+            clEnqueueFillBuffer(ctx->queue, *out, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
+        if (e != CL_SUCCESS) {
+            ct_const_buffer_drop(ctx, *out); /* never filled: not for the next call */
+            CT_CL_ERR(e, "clEnqueueFillBuffer");
+        }
+    }
+cleanup:
+    return st;
 }
 
 /* conv_dyt into SLOT_DYPAD: the output gradient in channel tiles, planes of lay->hp x
@@ -782,6 +875,31 @@ cleanup:
     return st;
 }
 
+/* How many runs of images (chunks) the weight gradient's reduction is cut into: enough
+ * work-items to fill the device (64 per compute unit), and few enough images per run that
+ * its x and dy stay in a CPU's cache (CONV_BW_CACHE). */
+static size_t weight_chunks(const ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                            size_t crs, size_t kt, size_t ts, bool kvw)
+{
+    size_t tiles = (crs + ts - 1) / ts * d->g * ((d->kg + kt - 1) / kt);
+    size_t want = 64 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
+    size_t chunks = tiles >= want ? 1 : (want + tiles - 1) / tiles;
+    if (chunks > d->n)
+        chunks = d->n;
+    size_t npc = (d->n + chunks - 1) / chunks;
+    /* every tile of a chunk reads the chunk's x and dy again: on a CPU they should stay
+     * in its cache (MiniCNN conv2 at batch 64, PoCL, 2 cores: 8 images per chunk instead
+     * of all 64 took the flat kernel from 2.6 to 2.1 ms); conv_bwd_w_kv's consecutive
+     * work-items share a channel tile's slice of dy, so its x alone counts */
+    size_t per_image = kvw ? sizeof(float) * d->c * d->h * d->w
+                           : sizeof(float) * (d->c * (d->h + d->r) * (d->w + d->s) +
+                                              d->k * (d->p + d->r) * (d->q + d->s));
+    size_t cap = (size_t)t->bw_cache * 1024 / per_image;
+    if (t->bw_cache && npc > cap)
+        npc = cap > 1 ? cap : 1;
+    return (d->n + npc - 1) / npc;
+}
+
 /* dw += sum over the batch of dy (x) x, in a fixed order: the batch is cut into `chunks`
  * runs of images (enough work-items to fill the device), each run summed by one
  * work-item per tile, the runs then added in order. At stride 1 the sums run over x and
@@ -790,7 +908,7 @@ cleanup:
  * (conv_bwd_w, or conv_bwd_w_pool unpooling a fused pool's gradient in registers). */
 static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                  const ct_conv2d_params *p, const ct_tensor *x, const dy_src *src,
-                                 const dy_layout *have, ct_tensor *dw)
+                                 const dy_layout *have, wsum *ws, ct_tensor *dw)
 {
     ct_status st = CT_SUCCESS;
     cl_mem xp = NULL, part = NULL;
@@ -845,28 +963,19 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
                                 : "conv_bwd_w";
     const size_t kt = kvw ? tkv : !flat && src->y ? t->bwp_kt : t->bw_kt;
     const size_t ts = kvw ? t->bwk_t : !flat && src->y ? t->bwp_st : t->bw_st;
-    size_t hpk = 0, wpk = 0; /* conv_bwd_w_kv's padded x: exactly what the taps reach */
+    cl_mem zeros = NULL; /* conv_bwd_w_kv reads x itself, and a row of zeros past it */
     if (kvw)
-        CT_TRY(pad_x_for_taps(ctx, t, d, p, x, &hpk, &wpk, &xp));
+        CT_TRY(zero_row(ctx, d->q * p->stride_w, &zeros));
 
-    size_t tiles = (crs + ts - 1) / ts * d->g * ((d->kg + kt - 1) / kt);
-    size_t want = 64 * (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
-    size_t chunks = tiles >= want ? 1 : (want + tiles - 1) / tiles;
-    if (chunks > d->n)
-        chunks = d->n;
+    /* the first batch slice chooses the chunks (later slices add to the same partial sums) */
+    if (!ws->chunks)
+        ws->chunks = weight_chunks(ctx, t, d, crs, kt, ts, kvw);
+    size_t chunks = ws->chunks < d->n ? ws->chunks : d->n;
     size_t npc = (d->n + chunks - 1) / chunks;
-    /* every tile of a chunk reads the chunk's x and dy again: on a CPU they should stay
-     * in its cache (MiniCNN conv2 at batch 64, PoCL, 2 cores: 8 images per chunk instead
-     * of all 64 took the flat kernel from 2.6 to 2.1 ms); conv_bwd_w_kv's consecutive
-     * work-items share a channel tile's slice of dy, so its x alone counts */
-    size_t per_image = kvw ? sizeof(float) * d->c * hpk * wpk
-                           : sizeof(float) * (d->c * (d->h + d->r) * (d->w + d->s) +
-                                              d->k * (d->p + d->r) * (d->q + d->s));
-    if (t->bw_cache && npc * per_image > (size_t)t->bw_cache * 1024)
-        npc =
-            (size_t)t->bw_cache * 1024 / per_image > 1 ? (size_t)t->bw_cache * 1024 / per_image : 1;
-    chunks = (d->n + npc - 1) / npc;
-    /* with one chunk the kernel adds straight into dw, else it stores partial sums */
+    chunks = ws->chunks;
+    /* with one chunk the kernel adds straight into dw, else it stores partial sums (adds,
+     * after the first batch slice), which the last slice folds into dw */
+    const bool add = chunks == 1 || !ws->first;
     cl_mem dst = dw->mem;
     size_t dst_off = dw->offset;
     if (chunks > 1) {
@@ -888,14 +997,13 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
             lay.hp = d->p, lay.wp = d->q;
             CT_TRY(write_dyt(ctx, t, d, src, &lay));
         }
-        cl_mem taps = NULL;
-        CT_TRY(tap_offsets(ctx, t, d->cg, d->r, d->s, hpk, wpk, p->dil_h, p->dil_w, 1, &taps));
-        CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(taps), CT_MEM(lay.mem), CT_MEM(dst),
-                          CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hpk),
-                          CT_U32(wpk), CT_U32(crs), CT_U32(p->stride_h), CT_U32(p->stride_w),
-                          CT_U32(d->p), CT_U32(d->q), CT_U32(lay.hp), CT_U32(lay.wp),
-                          CT_U32(lay.off_h), CT_U32(lay.off_w), CT_U32(d->n), CT_U32(npc),
-                          CT_U32(chunks == 1)));
+        CT_TRY(CT_SETARGS(k, name, CT_T(x), CT_MEM(zeros), CT_MEM(lay.mem), CT_MEM(dst),
+                          CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(d->h),
+                          CT_U32(d->w), CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h),
+                          CT_U32(p->stride_w), CT_U32(p->dil_h), CT_U32(p->dil_w),
+                          CT_I32((int32_t)p->pad_h), CT_I32((int32_t)p->pad_w), CT_U32(d->p),
+                          CT_U32(d->q), CT_U32(lay.hp), CT_U32(lay.wp), CT_U32(lay.off_h),
+                          CT_U32(lay.off_w), CT_U32(d->n), CT_U32(npc), CT_U32(add)));
     } else if (flat) {
         /* common pitch wp; lp pixels per plane (P*wp rounded up to a vector); xp gets
          * zero rows below the image so that the farthest tap of the last vector stays
@@ -928,7 +1036,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
                           CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g),
                           CT_U32(hpx * wp), CT_U32(lay.hp * lay.wp), CT_U32(lp), CT_U32(wp),
                           CT_U32(d->r), CT_U32(d->s), CT_U32(p->dil_h), CT_U32(p->dil_w),
-                          CT_U32(d->n), CT_U32(npc), CT_U32(chunks == 1)));
+                          CT_U32(d->n), CT_U32(npc), CT_U32(add)));
     } else {
         /* a fused pool's gradient exists only under its windows: rows 2*ph, columns 2*pw */
         size_t op = src->y ? 2 * src->ph : d->p, oq = src->y ? 2 * src->pw : d->q;
@@ -944,20 +1052,20 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
                 CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
                 CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w),
                 CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(src->ph), CT_U32(src->pw), CT_U32(d->n),
-                CT_U32(npc), CT_U32(src->relu), CT_U32(chunks == 1)));
+                CT_U32(npc), CT_U32(src->relu), CT_U32(add)));
         else
             CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_MEM(dst), CT_U32(dst_off),
                               CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
                               CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w),
                               CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(d->p), CT_U32(d->q),
-                              CT_U32(d->n), CT_U32(npc), CT_U32(chunks == 1)));
+                              CT_U32(d->n), CT_U32(npc), CT_U32(add)));
     }
     {
         size_t global[3] = {(crs + ts - 1) / ts, d->g * ((d->kg + kt - 1) / kt), chunks};
         size_t local[3] = {4, 1, 1};
         CT_TRY(ct_launch(ctx, k, name, 3, global, local));
     }
-    if (chunks > 1)
+    if (chunks > 1 && ws->last)
         CT_TRY(CONV_RUN1D(ctx, t, "conv_reduce", m, CT_MEM(part), CT_T(dw), CT_U32(m),
                           CT_U32(chunks)));
 cleanup:
@@ -965,40 +1073,58 @@ cleanup:
 }
 
 /* The three backward passes from either form of the output gradient. */
-/* Images [n0, n0 + nn) of t, a batch-first tensor, as a tensor on the stack (no view
- * object: kernels only read mem, offset and sizes). */
-static ct_tensor batch_slice(const ct_tensor *t, size_t n0, size_t nn)
-{
-    ct_tensor s = *t;
-    size_t per = t->numel / t->shape[0];
-    s.offset += n0 * per;
-    s.shape[0] = nn;
-    s.numel = nn * per;
-    return s;
-}
 
 static ct_status backward_slice(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                 const ct_conv2d_params *p, const ct_tensor *x, const ct_tensor *w,
-                                const dy_src *src, bool first, ct_tensor *dx, ct_tensor *dw,
-                                ct_tensor *db)
+                                const dy_src *src, wsum *ws, ct_tensor *dx, ct_tensor *dw)
 {
     ct_status st = CT_SUCCESS;
     dy_layout lay = {0};
     if (dx)
-        CT_TRY(backward_data(ctx, t, d, p, w, src, !first, &lay, dx));
+        CT_TRY(backward_data(ctx, t, d, p, w, src, !ws->first, &lay, dx));
     if (dw)
-        CT_TRY(backward_weight(ctx, t, d, p, x, src, dx ? &lay : NULL, dw));
-    if (db) {
-        const ct_tensor *mask = src->y && src->relu ? src->y : src->dy;
-        size_t pq = src->y ? src->ph * src->pw : d->p * d->q;
-        const bool wg = t->bb_wg > 1;
-        CT_TRY(CONV_RUN1D_LOCAL(ctx, t, wg ? "conv_bwd_b_wg" : "conv_bwd_b",
-                                wg ? d->k * t->bb_wg : d->k, wg ? t->bb_wg : 0, CT_T(src->dy),
-                                CT_T(mask), CT_T(db), CT_U32(d->n), CT_U32(d->k), CT_U32(pq),
-                                CT_U32(mask != src->dy)));
-    }
+        CT_TRY(backward_weight(ctx, t, d, p, x, src, dx ? &lay : NULL, ws, dw));
 cleanup:
     return st;
+}
+
+/* db += the sum of the output gradient per channel (a fused pool's: the pooled gradient
+ * where the pooled output passed the ReLU). No copies: one pass over the whole batch. */
+static ct_status backward_bias(ct_context *ctx, const conv_tune *t, const conv_geom *d,
+                               const dy_src *src, ct_tensor *db)
+{
+    ct_status st = CT_SUCCESS;
+    const ct_tensor *mask = src->y && src->relu ? src->y : src->dy;
+    size_t pq = src->y ? src->ph * src->pw : d->p * d->q;
+    const bool wg = t->bb_wg > 1;
+    CT_TRY(CONV_RUN1D_LOCAL(ctx, t, wg ? "conv_bwd_b_wg" : "conv_bwd_b",
+                            wg ? d->k * t->bb_wg : d->k, wg ? t->bb_wg : 0, CT_T(src->dy),
+                            CT_T(mask), CT_T(db), CT_U32(d->n), CT_U32(d->k), CT_U32(pq),
+                            CT_U32(mask != src->dy)));
+cleanup:
+    return st;
+}
+
+/* Bytes per image of the padded copies the backward passes write (about: the exact
+ * layouts are the passes' own): dy's, for the input gradient (padded by the kernel's
+ * reach) or for a weight-gradient kernel that reads a copy, and x's, padded by the taps'
+ * reach, unless the weight gradient runs as GEMMs (which gather their own chunks). */
+static size_t backward_copy_bytes(const conv_tune *t, const conv_geom *d, const ct_conv2d_params *p,
+                                  const dy_src *src, bool dx)
+{
+    size_t bytes = 0, crs = d->cg * d->r * d->s;
+    if (dx) {
+        size_t hp, wp;
+        long oh, ow;
+        dgrad_dims(t, d, p, &hp, &wp, &oh, &ow);
+        bytes += d->k * hp * wp;
+    } else if (weight_by_kv(t, d) || (crs >= 32 && p->stride_h == 1 && p->stride_w == 1) ||
+               (src->y && weight_by_gemm_applies(t, d))) {
+        bytes += d->k * (d->p + d->r) * (d->q + d->s);
+    }
+    if (!weight_by_gemm_applies(t, d) && !weight_by_kv(t, d))
+        bytes += d->c * (d->h + d->r) * (d->w + d->s);
+    return bytes * sizeof(float);
 }
 
 /* The backward passes, over the batch in slices whose padded copies of the output
@@ -1020,15 +1146,10 @@ static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv
         CT_TRY(ct_tensor_expect(db, "conv2d bias gradient db", 1, (size_t[]){d->k}));
     conv_tune_get(ctx, &t);
 
-    size_t per_image = sizeof(float) * (d->k * (d->p + d->r) * (d->q + d->s) +
-                                        d->c * (d->h + d->r) * (d->w + d->s));
-    size_t budget = (size_t)t.bw_slice * 1024, slice = d->n;
-    if (budget && d->n * per_image > budget)
-        slice = budget / per_image > 1 ? budget / per_image : 1;
-    if (slice >= d->n) {
-        CT_TRY(backward_slice(ctx, &t, d, p, x, w, src, true, dx, dw, db));
-        goto cleanup;
-    }
+    size_t slice = slice_images(&t, d, backward_copy_bytes(&t, d, p, src, dx != NULL));
+    wsum ws = {0};
+    if (db)
+        CT_TRY(backward_bias(ctx, &t, d, src, db));
     for (size_t n0 = 0; n0 < d->n; n0 += slice) {
         size_t nn = d->n - n0 < slice ? d->n - n0 : slice;
         conv_geom ds = *d;
@@ -1043,7 +1164,9 @@ static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv
         }
         if (dx)
             dxs = batch_slice(dx, n0, nn);
-        CT_TRY(backward_slice(ctx, &t, &ds, p, &xs, w, &ss, n0 == 0, dx ? &dxs : NULL, dw, db));
+        ws.first = n0 == 0;
+        ws.last = n0 + nn >= d->n;
+        CT_TRY(backward_slice(ctx, &t, &ds, p, &xs, w, &ss, &ws, dx ? &dxs : NULL, dw));
     }
 cleanup:
     return st;

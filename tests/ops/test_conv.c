@@ -55,8 +55,10 @@ static const conv_case cases[] = {
     {2, 32, 9, 8, 32, 3, 3, 3, 2, 2, 1, 2, 1, 1, true, false},  /* C = 32, stride 3x2, dil */
     /* and the weight gradient's channel-vector kernel (conv_bwd_w_kv: >= 26 output
      * channels per group, >= 32 taps) */
-    {2, 8, 7, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2, true, false},  /* groups 2 of 32 */
-    {1, 4, 6, 5, 60, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, false}, /* 2 tiles, 4 channels short */
+    {2, 8, 7, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1, 2, true, false},   /* groups 2 of 32 */
+    {1, 4, 6, 5, 60, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, false},  /* 2 tiles, 4 channels short */
+    {2, 4, 3, 2, 32, 3, 3, 1, 1, 2, 2, 1, 1, 1, true, false},   /* pad 2 > 2 wide: all checked */
+    {1, 4, 9, 11, 32, 3, 3, 2, 3, 1, 2, 2, 1, 1, false, false}, /* stride 2x3, dil 2x1, pad 1x2 */
     /* both passes on conv_dyt's padded tiles (channels fill vectors on both sides) */
     {1, 64, 6, 7, 64, 3, 3, 1, 1, 2, 2, 2, 2, 2, true, false},  /* groups 2 of 32, dilation 2 */
     {2, 30, 5, 9, 60, 3, 3, 1, 1, 1, 0, 1, 1, 1, false, false}, /* 30 in, 60 out, pad 1x0 */
@@ -298,12 +300,17 @@ Test(conv, shape_errors)
     ct_context_free(ctx);
 }
 
-/* The backward passes over the batch in slices (CONV_BW_SLICE, forced down to one image
- * per slice here) give what one pass over the whole batch gives: dx exactly (each image's
- * dx is its own), dw and db up to the order of their sums. Dense and fused-pool
- * gradients, with and without dx. The same for db summed by work-groups (CONV_BB_WG=64,
- * the GPUs' conv_bwd_b_wg) instead of one work-item per channel. */
-Test(conv, backward_in_batch_slices)
+/* The passes over the batch in slices (CONV_SLICE KiB of padded copies per slice, forced
+ * down here to 1, 4 and 64 KiB; a slice may always hold as much as the layer's input, 5.8
+ * KiB here: the forward passes run in slices of 2 and 3 images, the backward passes in
+ * slices of 1 image with dx at 1 and 4 KiB, of 2 without, and of 2 with dx at 64 KiB, so
+ * the weight gradient's partial sums (2 chunks) carry over from slice to slice and the
+ * last slice is short) give what one pass over the whole batch gives: y, its argmax bytes
+ * and dx exactly (each image's are its own), dw and db up to the order of their sums.
+ * Dense and fused-pool gradients, with and without dx. The same for db summed by
+ * work-groups (CONV_BB_WG=64, the GPUs' conv_bwd_b_wg) instead of one work-item per
+ * channel. */
+Test(conv, passes_in_batch_slices)
 {
     ct_context *ctx = tu_context();
     const size_t n = 5, c = 3, h = 9, w = 11, k = 32;
@@ -317,11 +324,36 @@ Test(conv, backward_in_batch_slices)
     ct_tensor *y = tu_tensor(ctx, TU_SHAPE(n, k, h / 2, w / 2), NULL);
     ct_tensor *idx = tu_tensor(ctx, TU_SHAPE((n * k * (h / 2) * (w / 2) + 3) / 4), NULL);
     TU_OK(ct_conv2d_pool_forward(ctx, x, wt, NULL, &p, true, y, idx));
+    {
+        /* the forward passes, fused pool and plain, in slices */
+        ct_tensor *y1 = tu_tensor(ctx, TU_SHAPE(n, k, h / 2, w / 2), NULL);
+        ct_tensor *idx1 = tu_tensor(ctx, TU_SHAPE((n * k * (h / 2) * (w / 2) + 3) / 4), NULL);
+        ct_tensor *yf = tu_tensor(ctx, TU_SHAPE(n, k, h, w), NULL);
+        ct_tensor *yf1 = tu_tensor(ctx, TU_SHAPE(n, k, h, w), NULL);
+        TU_OK(ct_conv2d_forward(ctx, x, wt, NULL, &p, true, yf));
+        setenv("CLTRAIN_TUNE", "-DCONV_SLICE=1", 1);
+        TU_OK(ct_conv2d_pool_forward(ctx, x, wt, NULL, &p, true, y1, idx1));
+        TU_OK(ct_conv2d_forward(ctx, x, wt, NULL, &p, true, yf1));
+        unsetenv("CLTRAIN_TUNE");
+        ct_tensor *pairs[3][2] = {{y, y1}, {idx, idx1}, {yf, yf1}};
+        const char *names[3] = {"sliced pooled y", "sliced argmax bytes", "sliced y"};
+        for (int i = 0; i < 3; i++) {
+            float *a = tu_download(pairs[i][0]), *b = tu_download(pairs[i][1]);
+            size_t bytes = ct_tensor_numel(pairs[i][0]) * sizeof(float);
+            if (pairs[i][0] == idx) /* the bytes past the last argmax are not written */
+                bytes = n * k * (h / 2) * (w / 2);
+            cr_assert(memcmp(a, b, bytes) == 0, "%s differs from one pass", names[i]);
+            free(a), free(b);
+        }
+        ct_tensor_free(y1), ct_tensor_free(idx1), ct_tensor_free(yf), ct_tensor_free(yf1);
+    }
     for (int pooled = 0; pooled < 2; pooled++) {
         for (int with_dx = 0; with_dx < 2; with_dx++) {
-            static const char *variant[] = {NULL, "-DCONV_BW_SLICE=1", "-DCONV_BB_WG=64"};
-            float *got[3][3];
-            for (int sliced = 0; sliced < 3; sliced++) {
+            static const char *variant[] = {NULL, "-DCONV_SLICE=1", "-DCONV_SLICE=4",
+                                            "-DCONV_SLICE=64", "-DCONV_BB_WG=64"};
+            enum { NV = sizeof variant / sizeof variant[0] };
+            float *got[NV][3];
+            for (int sliced = 0; sliced < NV; sliced++) {
                 if (variant[sliced])
                     setenv("CLTRAIN_TUNE", variant[sliced], 1);
                 ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(n, c, h, w), NULL), *dw = NULL, *db = NULL;
@@ -339,19 +371,23 @@ Test(conv, backward_in_batch_slices)
                 ct_tensor_free(dx), ct_tensor_free(dw), ct_tensor_free(db);
             }
             char what[96];
-            if (with_dx) {
-                snprintf(what, sizeof what, "sliced dx (pooled=%d)", pooled);
-                tu_assert_close_f(what, got[1][0], got[0][0], n * c * h * w, 0.0, 0.0);
-            }
             /* dw, db: sums of n*h*w terms in another order; 1e-5 * sqrt(terms) as above */
             double tol = 1e-5 * sqrt((double)(n * h * w));
-            snprintf(what, sizeof what, "sliced dw (pooled=%d dx=%d)", pooled, with_dx);
-            tu_assert_close_f(what, got[1][1], got[0][1], k * c * 9, tol, tol);
-            snprintf(what, sizeof what, "sliced db (pooled=%d dx=%d)", pooled, with_dx);
-            tu_assert_close_f(what, got[1][2], got[0][2], k, tol, tol);
+            for (int v = 1; v < NV - 1; v++) {
+                if (with_dx) {
+                    snprintf(what, sizeof what, "sliced dx (%s, pooled=%d)", variant[v], pooled);
+                    tu_assert_close_f(what, got[v][0], got[0][0], n * c * h * w, 0.0, 0.0);
+                }
+                snprintf(what, sizeof what, "sliced dw (%s, pooled=%d dx=%d)", variant[v], pooled,
+                         with_dx);
+                tu_assert_close_f(what, got[v][1], got[0][1], k * c * 9, tol, tol);
+                snprintf(what, sizeof what, "sliced db (%s, pooled=%d dx=%d)", variant[v], pooled,
+                         with_dx);
+                tu_assert_close_f(what, got[v][2], got[0][2], k, tol, tol);
+            }
             snprintf(what, sizeof what, "work-group db (pooled=%d dx=%d)", pooled, with_dx);
-            tu_assert_close_f(what, got[2][2], got[0][2], k, tol, tol);
-            for (int s = 0; s < 3; s++)
+            tu_assert_close_f(what, got[NV - 1][2], got[0][2], k, tol, tol);
+            for (int s = 0; s < NV; s++)
                 for (int j = 0; j < 3; j++)
                     free(got[s][j]);
         }
