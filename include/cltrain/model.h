@@ -204,9 +204,11 @@ ct_status ct_model_layer_describe(const ct_model *m, size_t i, char *buf, size_t
 /* Layer i's description as the model was built from it. */
 ct_status ct_model_layer_desc(const ct_model *m, size_t i, ct_layer_desc *out);
 
-/* Device memory the model holds for its current batch size (0 before the first forward):
- * `saved`, the layer outputs kept for backward (with the argmax bytes of fused max pools),
- * and `grads`, its two gradient buffers. Either pointer may be NULL. */
+/* Device memory the model holds for its batches (0 before the first forward): `saved`, the
+ * layer outputs kept for backward (with the argmax bytes of fused max pools), and `grads`,
+ * its two gradient buffers. They are made for the largest batch the model has run and
+ * reused, not reallocated, for smaller ones (an epoch's last batch, an evaluation batch).
+ * Either pointer may be NULL. */
 void ct_model_batch_memory(const ct_model *m, size_t *saved, size_t *grads);
 
 #ifdef __cplusplus

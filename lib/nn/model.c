@@ -14,7 +14,8 @@
  *     output and one argmax byte per pooled element, and backward goes from the pooled
  *     gradient straight to the conv's gradients (ct_conv2d_pool_backward).
  *
- * Memory per batch size N (made on the first forward, again only when N changes):
+ * Memory per batch size N (made on the first forward, again only when N exceeds the largest
+ * batch so far; a smaller batch views the first part of each buffer):
  *   arena:  every non-aliased layer output, (N, out_shape) each, back to back; a fused
  *           ReLU's and a Flatten's output are views of their input's storage; a conv
  *           with a fused pool stores its argmax bytes instead of its output, and the
@@ -520,8 +521,8 @@ struct ct_model {
     size_t nbslots;
     size_t first_param_layer; /* nlayers when no layer has parameters */
 
-    /* per batch size */
-    size_t batch;
+    /* per batch size: views of buffers made for the largest batch so far (cap) */
+    size_t batch, cap;
     ct_tensor *arena;
     ct_tensor **act; /* nlayers outputs */
     ct_tensor *gbuf[2];
@@ -534,7 +535,8 @@ struct ct_model {
     bool can_backward;
 };
 
-static void free_batch(ct_model *m)
+/* The per-batch views (m->batch), keeping the buffers they view. */
+static void free_views(ct_model *m)
 {
     if (m->gin)
         for (size_t i = 0; i < m->nlayers; i++)
@@ -543,10 +545,6 @@ static void free_batch(ct_model *m)
     m->gin = NULL;
     ct_tensor_free(m->gout);
     m->gout = NULL;
-    for (size_t b = 0; b < 2; b++) {
-        ct_tensor_free(m->gbuf[b]);
-        m->gbuf[b] = NULL;
-    }
     for (size_t i = 0; i < m->nlayers; i++) {
         ct_tensor_free(m->layers[i].pool_idx);
         m->layers[i].pool_idx = NULL;
@@ -557,10 +555,21 @@ static void free_batch(ct_model *m)
             ct_tensor_free(m->act[i]);
     free(m->act);
     m->act = NULL;
-    ct_tensor_free(m->arena);
-    m->arena = NULL;
     m->batch = 0;
     m->can_backward = false;
+}
+
+/* The views and the buffers. */
+static void free_batch(ct_model *m)
+{
+    free_views(m);
+    for (size_t b = 0; b < 2; b++) {
+        ct_tensor_free(m->gbuf[b]);
+        m->gbuf[b] = NULL;
+    }
+    ct_tensor_free(m->arena);
+    m->arena = NULL;
+    m->cap = 0;
 }
 
 /* Floats holding one argmax byte per pooled element of a pool-fused conv at batch n. */
@@ -616,30 +625,41 @@ static void plan_grad_buffers(const ct_model *m, size_t n, int *where, size_t ne
     }
 }
 
+/* The per-batch tensors for batch n: views of the arena and the gradient buffers, made
+ * anew only when n exceeds the batch they were made for (a last, smaller batch of an
+ * epoch or an evaluation batch then costs no reallocation, and the next full batch none
+ * either), as the trainer's loss buffers do. */
 static ct_status alloc_batch(ct_model *m, size_t n)
 {
     ct_status st = CT_SUCCESS;
-    size_t arena = 0, need[2], shape[CT_MAX_DIMS];
+    size_t need[2], shape[CT_MAX_DIMS];
     int *where = NULL;
 
-    free_batch(m);
-    for (size_t i = 0; i < m->nlayers; i++) {
-        const ct_layer *l = &m->layers[i];
-        if (l->pool_fused)
-            arena += idx_floats(m, l, n);
-        else if (l->in_pool_block ? l->desc.kind == CT_LAYER_MAXPOOL2D : !l->alias_output)
-            arena += n * prod(l->out_ndim, l->out_shape);
+    free_views(m);
+    where = malloc(m->nlayers * sizeof *where);
+    CT_REQUIRE(where, CT_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (n > m->cap) {
+        size_t arena = 0;
+        free_batch(m);
+        for (size_t i = 0; i < m->nlayers; i++) {
+            const ct_layer *l = &m->layers[i];
+            if (l->pool_fused)
+                arena += idx_floats(m, l, n);
+            else if (l->in_pool_block ? l->desc.kind == CT_LAYER_MAXPOOL2D : !l->alias_output)
+                arena += n * prod(l->out_ndim, l->out_shape);
+        }
+        if (arena)
+            CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){arena}, &m->arena));
+        plan_grad_buffers(m, n, where, need);
+        for (size_t b = 0; b < 2; b++)
+            if (need[b])
+                CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){need[b]}, &m->gbuf[b]));
+        m->cap = n;
     }
     m->act = calloc(m->nlayers, sizeof *m->act);
     m->gin = calloc(m->nlayers, sizeof *m->gin);
-    where = malloc(m->nlayers * sizeof *where);
-    CT_REQUIRE(m->act && m->gin && where, CT_ERR_OUT_OF_MEMORY, "out of host memory");
-    if (arena)
-        CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){arena}, &m->arena));
+    CT_REQUIRE(m->act && m->gin, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     plan_grad_buffers(m, n, where, need);
-    for (size_t b = 0; b < 2; b++)
-        if (need[b])
-            CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){need[b]}, &m->gbuf[b]));
     for (size_t i = 0; i < m->nlayers; i++) {
         const ct_layer *l = &m->layers[i];
         if (where[i] < 0)

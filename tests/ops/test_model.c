@@ -474,6 +474,74 @@ Test(model, fused_conv_relu_maxpool_blocks)
     unsetenv("CLTRAIN_TUNE");
 }
 
+/* One forward + backward at batch n: the output and the gradients, downloaded. */
+static void run_batch(ct_model *m, ct_tensor *x, ct_tensor *dy, float **y, float **g)
+{
+    ct_tensor *out = NULL;
+    TU_OK(ct_model_zero_grad(m));
+    TU_OK(ct_model_forward(m, x, &out));
+    TU_OK(ct_model_backward(m, dy));
+    *y = tu_download(out);
+    *g = tu_download(ct_model_grads(m));
+}
+
+/* The per-batch buffers are made for the largest batch so far and viewed for smaller
+ * ones: a model that ran batch 5 runs batch 2 in the same memory and gives the bits a
+ * model that only ever ran batch 2 gives (the first two images of the same data), runs
+ * batch 5 again without growing, and grows for batch 7. */
+Test(model, smaller_batches_reuse_the_buffers)
+{
+    setenv("CLTRAIN_TUNE", "-DCONV_GEMM=0", 1);
+    const char *spec = "conv(32,3,pad=1) relu maxpool(2) conv(32,3,pad=1) relu maxpool(2) flatten "
+                       "linear(8) relu linear(3)";
+    const size_t in[3] = {1, 8, 6};
+    fixture big, small;
+    fixture_init(&big, spec, 3, in, 5, 61);
+    fixture_init(&small, spec, 3, in, 2, 61);
+    cr_assert(memcmp(big.xf, small.xf, small.in_numel * sizeof *small.xf) == 0 &&
+                  memcmp(big.dyf, small.dyf, small.out_numel * sizeof *small.dyf) == 0,
+              "the two fixtures start from the same data");
+    float *y5, *g5, *y2, *g2, *yr, *gr;
+    size_t saved5, grads5, saved, grads;
+    run_batch(big.m, big.x, big.dy, &y5, &g5);
+    ct_model_batch_memory(big.m, &saved5, &grads5);
+    uint64_t in_use = ct_context_mem_in_use(big.ctx);
+
+    ct_tensor *x2 = NULL, *dy2 = NULL;
+    TU_OK(ct_tensor_view(big.x, 0, 4, (size_t[]){2, 1, 8, 6}, &x2));
+    TU_OK(ct_tensor_view(big.dy, 0, 2, (size_t[]){2, 3}, &dy2));
+    run_batch(big.m, x2, dy2, &y2, &g2);
+    run_batch(small.m, small.x, small.dy, &yr, &gr);
+    ct_model_batch_memory(big.m, &saved, &grads);
+    cr_assert(saved == saved5 && grads == grads5 && ct_context_mem_in_use(big.ctx) == in_use,
+              "batch 2 after batch 5 allocated anew");
+    cr_assert(memcmp(y2, yr, small.out_numel * sizeof *y2) == 0, "batch 2 output differs");
+    cr_assert(memcmp(g2, gr, ct_model_param_numel(big.m) * sizeof *g2) == 0,
+              "batch 2 gradients differ");
+    free(y2), free(g2), free(yr), free(gr);
+
+    float *y5b, *g5b;
+    run_batch(big.m, big.x, big.dy, &y5b, &g5b);
+    cr_assert(ct_context_mem_in_use(big.ctx) == in_use, "batch 5 again allocated anew");
+    cr_assert(memcmp(y5, y5b, big.out_numel * sizeof *y5) == 0 &&
+                  memcmp(g5, g5b, ct_model_param_numel(big.m) * sizeof *g5) == 0,
+              "batch 5 differs after batch 2");
+    free(y5), free(g5), free(y5b), free(g5b);
+
+    float *x7h = tu_rand(7 * 48, 62, -1, 1), *dy7h = tu_rand(7 * 3, 63, -1, 1);
+    ct_tensor *x7 = tu_tensor(big.ctx, 4, (size_t[]){7, 1, 8, 6}, x7h);
+    ct_tensor *dy7 = tu_tensor(big.ctx, 2, (size_t[]){7, 3}, dy7h);
+    float *y7, *g7;
+    run_batch(big.m, x7, dy7, &y7, &g7);
+    ct_model_batch_memory(big.m, &saved, &grads);
+    cr_assert(saved > saved5 && grads > grads5, "batch 7 did not grow the buffers");
+    free(y7), free(g7), free(x7h), free(dy7h);
+    ct_tensor_free(x7), ct_tensor_free(dy7), ct_tensor_free(x2), ct_tensor_free(dy2);
+    fixture_free(&small);
+    fixture_free(&big);
+    unsetenv("CLTRAIN_TUNE");
+}
+
 Test(model, flatten_first_and_fused_relu_last)
 {
     /* flatten as the first layer copies; the last layer is a fused relu (its gradient is
