@@ -205,10 +205,11 @@ ct_status ct_model_layer_describe(const ct_model *m, size_t i, char *buf, size_t
 ct_status ct_model_layer_desc(const ct_model *m, size_t i, ct_layer_desc *out);
 
 /* Device memory the model holds for its batches (0 before the first forward): `saved`, the
- * layer outputs kept for backward (with the argmax bytes of fused max pools), and `grads`,
- * its two gradient buffers. They are made for the largest batch the model has run and
- * reused, not reallocated, for smaller ones (an epoch's last batch, an evaluation batch).
- * Either pointer may be NULL. */
+ * layer outputs kept for backward (with the argmax bytes of fused max pools), made for the
+ * largest batch the model has run, and `grads`, its two gradient buffers, made for the
+ * largest batch it has run in training mode (an evaluation needs none). Smaller batches
+ * (an epoch's last batch, evaluation batches) reuse them, nothing is reallocated. Either
+ * pointer may be NULL. */
 void ct_model_batch_memory(const ct_model *m, size_t *saved, size_t *grads);
 
 #ifdef __cplusplus

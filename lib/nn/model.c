@@ -20,13 +20,14 @@
  *           ReLU's and a Flatten's output are views of their input's storage; a conv
  *           with a fused pool stores its argmax bytes instead of its output, and the
  *           layers inside the block have no output tensor;
- *   gbuf[2]: two gradient buffers (none inside a fused pool block): the gradient w.r.t.
- *           a layer's output lives in one of them and its dx goes to the other (or to the
- *           same one for in-place and reshape-only layers); plan_grad_buffers walks the
- *           backward pass once to place each gradient, and each buffer is as large as the
- *           largest gradient placed in it (MiniCNN: the conv 32->64 block's dx in one, the
- *           pooled gradient above it in the other, 1.53 + 0.77 MiB at batch 64 instead
- *           of 2 x 1.53).
+ *   gbuf[2]: two gradient buffers, made at the first training forward and grown only
+ *           with the training batch (evaluation needs none); none inside a fused pool
+ *           block. The gradient w.r.t. a layer's output lives in one of them and its dx
+ *           goes to the other (or to the same one for in-place and reshape-only layers);
+ *           plan_grad_buffers walks the backward pass once to place each gradient, and
+ *           each buffer is as large as the largest gradient placed in it (MiniCNN: the
+ *           conv 32->64 block's dx in one, the pooled gradient above it in the other,
+ *           1.53 + 0.77 MiB at batch 64 instead of 2 x 1.53).
  */
 #include <math.h>
 #include <stdio.h>
@@ -521,8 +522,10 @@ struct ct_model {
     size_t nbslots;
     size_t first_param_layer; /* nlayers when no layer has parameters */
 
-    /* per batch size: views of buffers made for the largest batch so far (cap) */
-    size_t batch, cap;
+    /* per batch size: views of buffers made for the largest batch so far (cap; gcap, the
+     * largest training batch, for the gradient buffers, which evaluation does not need) */
+    size_t batch, cap, gcap;
+    bool gviews; /* gin and gout made for this batch */
     ct_tensor *arena;
     ct_tensor **act; /* nlayers outputs */
     ct_tensor *gbuf[2];
@@ -556,6 +559,7 @@ static void free_views(ct_model *m)
     free(m->act);
     m->act = NULL;
     m->batch = 0;
+    m->gviews = false;
     m->can_backward = false;
 }
 
@@ -569,7 +573,7 @@ static void free_batch(ct_model *m)
     }
     ct_tensor_free(m->arena);
     m->arena = NULL;
-    m->cap = 0;
+    m->cap = m->gcap = 0;
 }
 
 /* Floats holding one argmax byte per pooled element of a pool-fused conv at batch n. */
@@ -625,22 +629,22 @@ static void plan_grad_buffers(const ct_model *m, size_t n, int *where, size_t ne
     }
 }
 
-/* The per-batch tensors for batch n: views of the arena and the gradient buffers, made
- * anew only when n exceeds the batch they were made for (a last, smaller batch of an
- * epoch or an evaluation batch then costs no reallocation, and the next full batch none
- * either), as the trainer's loss buffers do. */
+/* The per-batch tensors for batch n: views of the arena (layer outputs, argmax bytes), made
+ * anew only when n exceeds the batch it was made for (a last, smaller batch of an epoch
+ * or an evaluation batch then costs no reallocation, and the next full batch none
+ * either), as the trainer's loss buffers do. A training forward adds the gradient views
+ * (grad_views). */
 static ct_status alloc_batch(ct_model *m, size_t n)
 {
     ct_status st = CT_SUCCESS;
-    size_t need[2], shape[CT_MAX_DIMS];
-    int *where = NULL;
+    size_t shape[CT_MAX_DIMS];
 
     free_views(m);
-    where = malloc(m->nlayers * sizeof *where);
-    CT_REQUIRE(where, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     if (n > m->cap) {
         size_t arena = 0;
-        free_batch(m);
+        ct_tensor_free(m->arena);
+        m->arena = NULL;
+        m->cap = 0;
         for (size_t i = 0; i < m->nlayers; i++) {
             const ct_layer *l = &m->layers[i];
             if (l->pool_fused)
@@ -650,24 +654,10 @@ static ct_status alloc_batch(ct_model *m, size_t n)
         }
         if (arena)
             CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){arena}, &m->arena));
-        plan_grad_buffers(m, n, where, need);
-        for (size_t b = 0; b < 2; b++)
-            if (need[b])
-                CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){need[b]}, &m->gbuf[b]));
         m->cap = n;
     }
     m->act = calloc(m->nlayers, sizeof *m->act);
-    m->gin = calloc(m->nlayers, sizeof *m->gin);
-    CT_REQUIRE(m->act && m->gin, CT_ERR_OUT_OF_MEMORY, "out of host memory");
-    plan_grad_buffers(m, n, where, need);
-    for (size_t i = 0; i < m->nlayers; i++) {
-        const ct_layer *l = &m->layers[i];
-        if (where[i] < 0)
-            continue;
-        shape[0] = n;
-        memcpy(shape + 1, l->in_shape, l->in_ndim * sizeof *shape);
-        CT_TRY(ct_tensor_view(m->gbuf[where[i]], 0, l->in_ndim + 1, shape, &m->gin[i]));
-    }
+    CT_REQUIRE(m->act, CT_ERR_OUT_OF_MEMORY, "out of host memory");
 
     size_t off = 0;
     for (size_t i = 0; i < m->nlayers; i++) {
@@ -697,13 +687,49 @@ static ct_status alloc_batch(ct_model *m, size_t n)
             off += n * prod(l->out_ndim, l->out_shape);
         }
     }
+    m->batch = n;
+cleanup:
+    if (st != CT_SUCCESS)
+        free_batch(m);
+    return st;
+}
+
+/* The input-gradient views for the current batch (a training forward's), in gradient
+ * buffers made anew only when the batch exceeds the largest training batch so far. */
+static ct_status grad_views(ct_model *m)
+{
+    ct_status st = CT_SUCCESS;
+    size_t need[2], shape[CT_MAX_DIMS], n = m->batch;
+    int *where = malloc(m->nlayers * sizeof *where);
+    m->gin = calloc(m->nlayers, sizeof *m->gin);
+    CT_REQUIRE(where && m->gin, CT_ERR_OUT_OF_MEMORY, "out of host memory");
+    plan_grad_buffers(m, n, where, need);
+    if (n > m->gcap) {
+        for (size_t b = 0; b < 2; b++) {
+            ct_tensor_free(m->gbuf[b]);
+            m->gbuf[b] = NULL;
+        }
+        m->gcap = 0;
+        for (size_t b = 0; b < 2; b++)
+            if (need[b])
+                CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){need[b]}, &m->gbuf[b]));
+        m->gcap = n;
+    }
+    for (size_t i = 0; i < m->nlayers; i++) {
+        const ct_layer *l = &m->layers[i];
+        if (where[i] < 0)
+            continue;
+        shape[0] = n;
+        memcpy(shape + 1, l->in_shape, l->in_ndim * sizeof *shape);
+        CT_TRY(ct_tensor_view(m->gbuf[where[i]], 0, l->in_ndim + 1, shape, &m->gin[i]));
+    }
     const ct_layer *last = &m->layers[m->nlayers - 1];
     if (m->first_param_layer < m->nlayers && last->grad_mode != CT_GRAD_NEW) {
         shape[0] = n;
         memcpy(shape + 1, last->out_shape, last->out_ndim * sizeof *shape);
         CT_TRY(ct_tensor_view(m->gbuf[0], 0, last->out_ndim + 1, shape, &m->gout));
     }
-    m->batch = n;
+    m->gviews = true;
 cleanup:
     free(where);
     if (st != CT_SUCCESS)
@@ -946,6 +972,8 @@ ct_status ct_model_forward(ct_model *m, const ct_tensor *x, ct_tensor **y)
     CT_REQUIRE(x->ctx == m->ctx, CT_ERR_INVALID_ARG, "model forward: x is on another context");
     if (m->batch != x->shape[0])
         CT_TRY(alloc_batch(m, x->shape[0]));
+    if (m->training && !m->gviews)
+        CT_TRY(grad_views(m));
 
     for (size_t i = 0; i < m->nlayers; i++) {
         ct_layer *l = &m->layers[i];

@@ -488,7 +488,8 @@ static void run_batch(ct_model *m, ct_tensor *x, ct_tensor *dy, float **y, float
 /* The per-batch buffers are made for the largest batch so far and viewed for smaller
  * ones: a model that ran batch 5 runs batch 2 in the same memory and gives the bits a
  * model that only ever ran batch 2 gives (the first two images of the same data), runs
- * batch 5 again without growing, and grows for batch 7. */
+ * batch 5 again without growing, and grows for batch 7; an evaluation at batch 9 grows
+ * the kept outputs but not the gradient buffers. */
 Test(model, smaller_batches_reuse_the_buffers)
 {
     setenv("CLTRAIN_TUNE", "-DCONV_GEMM=0", 1);
@@ -533,10 +534,23 @@ Test(model, smaller_batches_reuse_the_buffers)
     ct_tensor *dy7 = tu_tensor(big.ctx, 2, (size_t[]){7, 3}, dy7h);
     float *y7, *g7;
     run_batch(big.m, x7, dy7, &y7, &g7);
+    size_t saved7, grads7;
+    ct_model_batch_memory(big.m, &saved7, &grads7);
+    cr_assert(saved7 > saved5 && grads7 > grads5, "batch 7 did not grow the buffers");
+    /* an evaluation batch grows the kept outputs only: it makes no gradients */
+    float *x9h = tu_rand(9 * 48, 64, -1, 1);
+    ct_tensor *x9 = tu_tensor(big.ctx, 4, (size_t[]){9, 1, 8, 6}, x9h), *y9 = NULL;
+    ct_model_set_training(big.m, false);
+    TU_OK(ct_model_forward(big.m, x9, &y9));
     ct_model_batch_memory(big.m, &saved, &grads);
-    cr_assert(saved > saved5 && grads > grads5, "batch 7 did not grow the buffers");
-    free(y7), free(g7), free(x7h), free(dy7h);
+    cr_assert(saved > saved7 && grads == grads7,
+              "evaluation at batch 9: saved %zu -> %zu, "
+              "gradient buffers %zu -> %zu",
+              saved7, saved, grads7, grads);
+    ct_model_set_training(big.m, true);
+    free(y7), free(g7), free(x7h), free(dy7h), free(x9h);
     ct_tensor_free(x7), ct_tensor_free(dy7), ct_tensor_free(x2), ct_tensor_free(dy2);
+    ct_tensor_free(x9);
     fixture_free(&small);
     fixture_free(&big);
     unsetenv("CLTRAIN_TUNE");
