@@ -740,8 +740,16 @@ static bool weight_by_kv(const conv_tune *t, const conv_geom *d)
            round_up(d->kg, tkv) * 4 <= d->kg * 5;
 }
 
+/* Whether the weight gradient runs conv_bwd_w_flat (on copies of x and dy padded to one
+ * row pitch): stride 1, >= 32 taps, neither the GEMM nor conv_bwd_w_kv. */
+static bool weight_by_flat(const conv_tune *t, const conv_geom *d, const ct_conv2d_params *p)
+{
+    return !weight_by_gemm_applies(t, d) && !weight_by_kv(t, d) && p->stride_h == 1 &&
+           p->stride_w == 1 && d->cg * d->r * d->s >= 32;
+}
+
 /* x padded exactly as far as an r x s kernel's taps reach from every output pixel, into
- * SLOT_XPAD (conv_bwd_w_kv, conv_bwd_w_wg). */
+ * SLOT_XPAD (conv_bwd_w_wg). */
 static ct_status pad_x_for_taps(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                 const ct_conv2d_params *p, const ct_tensor *x, size_t *hp,
                                 size_t *wp, cl_mem *xp)
@@ -956,7 +964,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
      * conv_dyt against conv_bwd_w_flat's 2.01; conv 256->256 on 8x8, 19.2 ms against 35.0) */
     const size_t tkv = 16 * (size_t)t->kv;
     const bool kvw = weight_by_kv(t, d);
-    const bool flat = !kvw && p->stride_h == 1 && p->stride_w == 1 && crs >= 32;
+    const bool flat = weight_by_flat(t, d, p);
     const char *name = kvw      ? "conv_bwd_w_kv"
                        : flat   ? "conv_bwd_w_flat"
                        : src->y ? "conv_bwd_w_pool"
@@ -970,9 +978,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     /* the first batch slice chooses the chunks (later slices add to the same partial sums) */
     if (!ws->chunks)
         ws->chunks = weight_chunks(ctx, t, d, crs, kt, ts, kvw);
-    size_t chunks = ws->chunks < d->n ? ws->chunks : d->n;
-    size_t npc = (d->n + chunks - 1) / chunks;
-    chunks = ws->chunks;
+    const size_t chunks = ws->chunks, npc = (d->n + chunks - 1) / chunks;
     /* with one chunk the kernel adds straight into dw, else it stores partial sums (adds,
      * after the first batch slice), which the last slice folds into dw */
     const bool add = chunks == 1 || !ws->first;
@@ -1112,13 +1118,13 @@ cleanup:
 static size_t backward_copy_bytes(const conv_tune *t, const conv_geom *d, const ct_conv2d_params *p,
                                   const dy_src *src, bool dx)
 {
-    size_t bytes = 0, crs = d->cg * d->r * d->s;
+    size_t bytes = 0;
     if (dx) {
         size_t hp, wp;
         long oh, ow;
         dgrad_dims(t, d, p, &hp, &wp, &oh, &ow);
         bytes += d->k * hp * wp;
-    } else if (weight_by_kv(t, d) || (crs >= 32 && p->stride_h == 1 && p->stride_w == 1) ||
+    } else if (weight_by_kv(t, d) || weight_by_flat(t, d, p) ||
                (src->y && weight_by_gemm_applies(t, d))) {
         bytes += d->k * (d->p + d->r) * (d->q + d->s);
     }

@@ -563,17 +563,23 @@ static void free_views(ct_model *m)
     m->can_backward = false;
 }
 
-/* The views and the buffers. */
-static void free_batch(ct_model *m)
+static void free_grad_buffers(ct_model *m)
 {
-    free_views(m);
     for (size_t b = 0; b < 2; b++) {
         ct_tensor_free(m->gbuf[b]);
         m->gbuf[b] = NULL;
     }
+    m->gcap = 0;
+}
+
+/* The views and the buffers. */
+static void free_batch(ct_model *m)
+{
+    free_views(m);
+    free_grad_buffers(m);
     ct_tensor_free(m->arena);
     m->arena = NULL;
-    m->cap = m->gcap = 0;
+    m->cap = 0;
 }
 
 /* Floats holding one argmax byte per pooled element of a pool-fused conv at batch n. */
@@ -705,11 +711,7 @@ static ct_status grad_views(ct_model *m)
     CT_REQUIRE(where && m->gin, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     plan_grad_buffers(m, n, where, need);
     if (n > m->gcap) {
-        for (size_t b = 0; b < 2; b++) {
-            ct_tensor_free(m->gbuf[b]);
-            m->gbuf[b] = NULL;
-        }
-        m->gcap = 0;
+        free_grad_buffers(m);
         for (size_t b = 0; b < 2; b++)
             if (need[b])
                 CT_TRY(ct_tensor_create(m->ctx, 1, (size_t[]){need[b]}, &m->gbuf[b]));
