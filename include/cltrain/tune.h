@@ -143,43 +143,88 @@ ct_status ct_context_clblast_apply(ct_context *ctx, const ct_clblast_params *p);
  *
  * Convolutions run either on cltrain's own kernels or as im2col + GEMM, per pass (the
  * tunable CONV_GEMM, a bit mask: 1 weight gradient, 2 forward, 4 input gradient; by
- * default 0 on CPUs, 7 on GPUs). `cltrain tune --conv` times a model's training step with
- * each choice and stores the fastest for the device when it beats the default, in
+ * default 0 on CPUs, 7 on GPUs), and per layer shape. `cltrain tune --conv` times a
+ * model's training step with each choice for every convolution, then each convolution's
+ * own choice with the others fixed, and stores what beats the default for the device in
  * <cache dir>/conv-<16 hex digits>.txt (named like the CLBlast file):
  *
- *     cltrain-conv-path 1
+ *     cltrain-conv-path 2
  *     device ...             must equal the device's name
  *     platform ...           ... its platform name
  *     driver ...             ... its driver version
  *     date ...               free text
  *     measured ...           free text (what tune timed)
- *     CONV_GEMM=7            0..7
+ *     CONV_GEMM=7            0..7: every convolution not listed below
+ *     layer 32x14x14 k64 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=5
+ *                            0..7 for one shape (ct_conv_shape_format), any number of
+ *                            such lines up to CT_CONV_PATH_MAX_LAYERS, each shape once
  *
- * Every key exactly once, '#' starts a comment line, lines at most CT_TUNE_LINE_MAX bytes.
- * A context reads it when it is made; CLTRAIN_TUNE still overrides it. A file that cannot
- * be used is ignored, the reason in ct_context_conv_path_source(). */
+ * Every header key exactly once, '#' starts a comment line, lines at most CT_TUNE_LINE_MAX
+ * bytes. Version 1 files (no layer lines) are read too. A context reads the file when it
+ * is made; CLTRAIN_TUNE's CONV_GEMM still overrides every layer. A file that cannot be
+ * used is ignored, the reason in ct_context_conv_path_source(). */
+
+#define CT_CONV_PATH_MAX_LAYERS 64
+
+/* A convolution's geometry, the key of a per-layer choice: the per-sample input (c, h, w),
+ * k output channels, an r x s kernel, stride, padding, dilation and groups (the batch is
+ * not part of it). */
+typedef struct ct_conv_shape {
+    unsigned c, h, w, k, r, s, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+} ct_conv_shape;
+
+/* A device's convolution path: CONV_GEMM for every convolution, and for some shapes their
+ * own (layer[i] uses layer_gemm[i]). */
+typedef struct ct_conv_path {
+    unsigned conv_gemm;
+    size_t nlayers;
+    ct_conv_shape layer[CT_CONV_PATH_MAX_LAYERS];
+    unsigned layer_gemm[CT_CONV_PATH_MAX_LAYERS];
+} ct_conv_path;
 
 /* The device's CONV_GEMM without a stored file: 7 on GPUs, 0 on CPUs. */
 unsigned ct_conv_path_default(const ct_device_info *dev);
+/* A path with `conv_gemm` for every convolution and no layer of its own. */
+void ct_conv_path_init(ct_conv_path *cp, unsigned conv_gemm);
+/* The CONV_GEMM of a convolution of shape `s` under `cp`. */
+unsigned ct_conv_path_lookup(const ct_conv_path *cp, const ct_conv_shape *s);
+/* Gives shape `s` its own CONV_GEMM (replacing an earlier one). CT_ERR_INVALID_ARG when
+ * `conv_gemm` > 7, a field of `s` is 0 or above 65535 (pad: above 65535 only), or the
+ * table is full. */
+ct_status ct_conv_path_set(ct_conv_path *cp, const ct_conv_shape *s, unsigned conv_gemm);
+/* "32x14x14 k64 r3x3 s1x1 p1x1 d1x1 g1": input c x h x w, k, kernel, stride, padding,
+ * dilation, groups (CT_ERR_INVALID_ARG when `cap` is too small). */
+ct_status ct_conv_shape_format(const ct_conv_shape *s, char *buf, size_t cap);
 /* Path of `dev`'s file (CT_ERR_UNSUPPORTED without a cache folder). */
 ct_status ct_conv_path_file(const ct_device_info *dev, char *buf, size_t cap);
 /* Parses a file's text (`len` bytes). Strict: CT_ERR_FORMAT, "line N: what" as the last
- * error. info->shapes receives the measured line; info->clblast stays empty. */
-ct_status ct_conv_path_parse(const char *text, size_t len, unsigned *conv_gemm,
+ * error, `out` untouched. info->shapes receives the measured line; info->clblast stays
+ * empty. */
+ct_status ct_conv_path_parse(const char *text, size_t len, ct_conv_path *out,
                              ct_tune_file_info *info);
 /* Reads `path` and checks it was made for `dev` (CT_ERR_FORMAT otherwise; CT_ERR_NOT_FOUND
  * when there is no file, CT_ERR_IO when it cannot be read). */
-ct_status ct_conv_path_read(const char *path, const ct_device_info *dev, unsigned *conv_gemm);
+ct_status ct_conv_path_read(const char *path, const ct_device_info *dev, ct_conv_path *out);
 /* Writes the choice for `dev` whole (as ct_tune_file_write); `measured` may be NULL. */
-ct_status ct_conv_path_write(const char *path, const ct_device_info *dev, unsigned conv_gemm,
+ct_status ct_conv_path_write(const char *path, const ct_device_info *dev, const ct_conv_path *cp,
                              const char *measured);
-/* The CONV_GEMM a context on `dev` would use, and where it comes from in `source` (as
- * ct_context_conv_path_source). Reads the file; never fails. */
-unsigned ct_conv_path_resolve(const ct_device_info *dev, char *source, size_t cap);
+/* The path a context on `dev` would use (into `out` when not NULL), and where it comes from
+ * in `source` (as ct_context_conv_path_source). Reads the file; never fails. Returns the
+ * CONV_GEMM of the convolutions not listed. */
+unsigned ct_conv_path_resolve(const ct_device_info *dev, ct_conv_path *out, char *source,
+                              size_t cap);
 /* Where this context's convolution path comes from: "stored: PATH (CONV_GEMM=N)",
- * "default (CONV_GEMM=N)" or "default (CONV_GEMM=N; ignored PATH: REASON)". Belongs to
- * the context. */
+ * "default (CONV_GEMM=N)", "default (CONV_GEMM=N; ignored PATH: REASON)" or "set by the
+ * program (CONV_GEMM=N)"; ", M layer shapes of their own" after N when the path lists
+ * some. Belongs to the context. */
 const char *ct_context_conv_path_source(const ct_context *ctx);
+/* Makes `cp` this context's path (NULL: back to the stored file or the default), for the
+ * models and convolutions set up after it (a model plans its fusions when it is made).
+ * CT_ERR_INVALID_ARG for a value above 7. */
+ct_status ct_context_set_conv_path(ct_context *ctx, const ct_conv_path *cp);
+/* The CONV_GEMM this context uses for a convolution of shape `s`: CLTRAIN_TUNE's
+ * CONV_GEMM when it sets one, else the path's. */
+unsigned ct_context_conv_gemm(const ct_context *ctx, const ct_conv_shape *s);
 
 #ifdef __cplusplus
 }

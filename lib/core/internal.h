@@ -105,7 +105,7 @@ struct ct_context {
     int clblast_override;   /* 1: clblast_params are in use; 0: CLBlast's own choice */
     ct_clblast_params clblast_params;
     char clblast_source[1200]; /* ct_context_clblast_source() */
-    char host_tunables[64];    /* stored by `cltrain tune --conv`, "-DCONV_GEMM=7" (tune.c) */
+    ct_conv_path conv_path;    /* stored by `cltrain tune --conv`, or set (conv_path.c) */
     char conv_path_source[1300]; /* ct_context_conv_path_source() */
     cl_mem scratch[CT_SCRATCH_SLOTS];
     size_t scratch_bytes[CT_SCRATCH_SLOTS];
@@ -262,11 +262,9 @@ const char *ct_next_line(const char *text, size_t len, size_t *at, size_t *linen
  * again" in the message). */
 ct_status ct_tune_file_same_device(const ct_tune_file_info *fi, const ct_device_info *dev,
                                    const char *again);
-/* Reads the device's stored convolution path into ctx->host_tunables and says where it
- * came from in ctx->conv_path_source (lib/core/conv_path.c); never fails. */
+/* Reads the device's stored convolution path into ctx->conv_path and says where it came
+ * from in ctx->conv_path_source (lib/core/conv_path.c); never fails. */
 void ct_conv_path_apply(ct_context *ctx);
-/* The device's CONV_GEMM without a stored choice (ct_conv_path_default). */
-unsigned ct_conv_gemm_default(const ct_context *ctx);
 /* Applies the CLBlast parameters of ct_tune_resolve once per context (tune.c); called
  * before the first GEMM. */
 void ct_tune_clblast(ct_context *ctx);

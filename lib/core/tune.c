@@ -164,8 +164,6 @@ static unsigned tune_lookup(const ct_context *ctx, const char *name, unsigned df
     /* CLTRAIN_TUNE="-DCONV_KV=1 ..." overrides the table, for experiments */
     const char *env = getenv("CLTRAIN_TUNE");
     const char *at = env ? strstr(env, key) : NULL;
-    if (!at) /* what `cltrain tune --conv` stored for the device */
-        at = strstr(ctx->host_tunables, key);
     if (!at)
         at = strstr(ctx->tune_options, key);
     if (!at)
@@ -183,6 +181,12 @@ unsigned ct_tune_value(const ct_context *ctx, const char *name, unsigned dflt)
 unsigned ct_tune_flags(const ct_context *ctx, const char *name, unsigned dflt)
 {
     return tune_lookup(ctx, name, dflt, 0);
+}
+
+unsigned ct_context_conv_gemm(const ct_context *ctx, const ct_conv_shape *s)
+{
+    /* CLTRAIN_TUNE's CONV_GEMM, for experiments, over every layer's */
+    return ct_tune_flags(ctx, "CONV_GEMM", ct_conv_path_lookup(&ctx->conv_path, s)) & 7u;
 }
 
 const char *ct_context_clblast_source(ct_context *ctx)

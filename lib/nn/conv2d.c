@@ -88,7 +88,8 @@ static unsigned wg_size(const ct_context *ctx, const char *name)
     return v > 1024 || (v & (v - 1)) ? dflt : v;
 }
 
-static void conv_tune_get(const ct_context *ctx, conv_tune *t)
+/* The tunables for a convolution of shape `shape` (its CONV_GEMM may be its own). */
+static void conv_tune_get(const ct_context *ctx, const ct_conv_shape *shape, conv_tune *t)
 {
     t->kt = ct_tune_value(ctx, "CONV_KT", 8);
     t->qv = ct_tune_value(ctx, "CONV_QV", 16);
@@ -110,8 +111,8 @@ static void conv_tune_get(const ct_context *ctx, conv_tune *t)
      * stays near what the model itself needs (MiniCNN at batch 64: 3 backward slices of
      * conv2's 4 MiB padded gradient, 2 forward slices of its 2.25 MiB padded input) */
     t->slice = ct_tune_flags(ctx, "CONV_SLICE", ctx->info.is_gpu ? 0 : 1536);
-    /* the device's stored choice or default (lib/core/conv_path.c) */
-    t->gemm = ct_tune_flags(ctx, "CONV_GEMM", ct_conv_gemm_default(ctx));
+    /* the device's stored choice for this shape, or its default (lib/core/conv_path.c) */
+    t->gemm = ct_context_conv_gemm(ctx, shape);
     t->gemm_mb = ct_tune_value(ctx, "CONV_GEMM_MB", 64);
     /* one work-item summing a whole channel's bias gradient took 0.44 ms per layer on an
      * H200 (MiniCNN, batch 64); on a CPU that is the fastest order */
@@ -160,6 +161,31 @@ size_t ct_conv_out_size(size_t in, size_t k, size_t stride, size_t pad, size_t d
 typedef struct conv_geom {
     size_t n, c, h, w, k, r, s, p, q, g, cg, kg;
 } conv_geom;
+
+/* The key of a convolution's path (cltrain/tune.h), for conv_tune_get. */
+static ct_conv_shape conv_shape(const conv_geom *d, const ct_conv2d_params *p)
+{
+    return (ct_conv_shape){.c = (unsigned)d->c,
+                           .h = (unsigned)d->h,
+                           .w = (unsigned)d->w,
+                           .k = (unsigned)d->k,
+                           .r = (unsigned)d->r,
+                           .s = (unsigned)d->s,
+                           .stride_h = (unsigned)p->stride_h,
+                           .stride_w = (unsigned)p->stride_w,
+                           .pad_h = (unsigned)p->pad_h,
+                           .pad_w = (unsigned)p->pad_w,
+                           .dil_h = (unsigned)p->dil_h,
+                           .dil_w = (unsigned)p->dil_w,
+                           .groups = (unsigned)d->g};
+}
+
+static void conv_tune_for(const ct_context *ctx, const conv_geom *d, const ct_conv2d_params *p,
+                          conv_tune *t)
+{
+    const ct_conv_shape cs = conv_shape(d, p);
+    conv_tune_get(ctx, &cs, t);
+}
 
 static ct_status conv_geom_check(const ct_tensor *x, const ct_tensor *w, const ct_conv2d_params *p,
                                  conv_geom *o)
@@ -527,7 +553,7 @@ ct_status ct_conv2d_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor
     if (b)
         CT_TRY(ct_tensor_expect(b, "conv2d bias", 1, (size_t[]){d.k}));
     CT_TRY(ct_tensor_expect(y, "conv2d output y", 4, (size_t[]){d.n, d.k, d.p, d.q}));
-    conv_tune_get(ctx, &t);
+    conv_tune_for(ctx, &d, p, &t);
     if ((t.gemm & CONV_GEMM_F) && d.g == 1) {
         col_src xs = tensor_src(x, p->pad_h, p->pad_w);
         CT_TRY(direct_by_gemm(ctx, &t, &xs, w, false, d.c * d.r * d.s, d.k, b,
@@ -565,13 +591,11 @@ static void dgrad_dims(const conv_tune *t, const conv_geom *d, const ct_conv2d_p
     *off_w = (long)((d->s - 1) * p->dil_w) - (long)p->pad_w;
 }
 
-bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_t k, size_t r,
-                            size_t s, const ct_conv2d_params *p)
+/* The geometry of one image through a convolution, without tensors: what the model asks
+ * about before it has any (d.p or d.q 0 when the kernel does not fit). */
+static conv_geom conv_geom_of(const size_t in_chw[3], size_t k, size_t r, size_t s,
+                              const ct_conv2d_params *p)
 {
-    if (!ctx || !p || p->stride_h != 1 || p->stride_w != 1 || p->groups < 1 || k % p->groups)
-        return false;
-    conv_tune t;
-    conv_tune_get(ctx, &t);
     conv_geom d = {.n = 1,
                    .c = in_chw[0],
                    .h = in_chw[1],
@@ -582,8 +606,19 @@ bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_
                    .g = p->groups,
                    .cg = in_chw[0] / p->groups,
                    .kg = k / p->groups};
-    d.p = ct_conv_out_size(d.h, r, 1, p->pad_h, p->dil_h);
-    d.q = ct_conv_out_size(d.w, s, 1, p->pad_w, p->dil_w);
+    d.p = ct_conv_out_size(d.h, r, p->stride_h, p->pad_h, p->dil_h);
+    d.q = ct_conv_out_size(d.w, s, p->stride_w, p->pad_w, p->dil_w);
+    return d;
+}
+
+bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_t k, size_t r,
+                            size_t s, const ct_conv2d_params *p)
+{
+    if (!ctx || !p || p->stride_h != 1 || p->stride_w != 1 || p->groups < 1 || k % p->groups)
+        return false;
+    conv_tune t;
+    conv_geom d = conv_geom_of(in_chw, k, r, s, p);
+    conv_tune_for(ctx, &d, p, &t);
     if (d.p < 2 || d.q < 2 || !direct_plan_make(&t, d.kg, d.q).kv)
         return false;
     size_t hp, wp;
@@ -592,12 +627,14 @@ bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_
     return off_h >= 0 && off_w >= 0; /* the unpooled gradient lands inside the padding */
 }
 
-bool ct_conv2d_forward_as_gemm(const ct_context *ctx, const ct_conv2d_params *p)
+bool ct_conv2d_forward_as_gemm(const ct_context *ctx, const size_t in_chw[3], size_t k, size_t r,
+                               size_t s, const ct_conv2d_params *p)
 {
-    if (!ctx || !p)
+    if (!ctx || !p || !in_chw || p->groups < 1)
         return false;
     conv_tune t;
-    conv_tune_get(ctx, &t);
+    conv_geom d = conv_geom_of(in_chw, k, r, s, p);
+    conv_tune_for(ctx, &d, p, &t);
     return (t.gemm & CONV_GEMM_F) && p->groups == 1;
 }
 
@@ -639,7 +676,7 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     if (b)
         CT_TRY(ct_tensor_expect(b, "conv2d bias", 1, (size_t[]){d.k}));
     CT_TRY(pool_tensors_check(&d, y, "conv2d+maxpool output y", idx, &ph, &pw));
-    conv_tune_get(ctx, &t);
+    conv_tune_for(ctx, &d, p, &t);
 
     size_t hp, wp, nb, crs = d.cg * d.r * d.s;
     unsigned flags = (b ? 1u : 0u) | (relu ? 2u : 0u) | (idx ? 4u : 0u);
@@ -1152,7 +1189,7 @@ static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv
         CT_TRY(ct_tensor_expect(dx, "conv2d input gradient dx", 4, x->shape));
     if (db)
         CT_TRY(ct_tensor_expect(db, "conv2d bias gradient db", 1, (size_t[]){d->k}));
-    conv_tune_get(ctx, &t);
+    conv_tune_for(ctx, d, p, &t);
 
     size_t slice = slice_images(&t, d, backward_copy_bytes(&t, d, p, src, dx != NULL));
     wsum ws = {0};

@@ -795,7 +795,8 @@ static void plan_fusion(ct_model *m)
             !ct_pool2d_is_2x2(&pool->pool, pool->in_shape[1], pool->in_shape[2]) ||
             !ct_conv2d_pool_fusable(m->ctx, l->in_shape, l->desc.out, l->desc.kernel_h,
                                     l->desc.kernel_w, &l->conv) ||
-            ct_conv2d_forward_as_gemm(m->ctx, &l->conv))
+            ct_conv2d_forward_as_gemm(m->ctx, l->in_shape, l->desc.out, l->desc.kernel_h,
+                                      l->desc.kernel_w, &l->conv))
             continue;
         l->pool_fused = true;
         l->pool_end = end;

@@ -62,10 +62,11 @@ ct_status ct_conv2d_pool_backward(ct_context *ctx, const ct_tensor *x, const ct_
  * (at most a fifth of padding), padding <= (kernel-1)*dilation, output at least 2x2. */
 bool ct_conv2d_pool_fusable(const ct_context *ctx, const size_t in_chw[3], size_t k, size_t r,
                             size_t s, const ct_conv2d_params *p);
-/* Whether ct_conv2d_forward runs this convolution as im2col + GEMM (CONV_GEMM bit 2: the
- * GPUs' default, ungrouped layers): a model then keeps its pool apart, since the GEMM has
- * no pool fused and is faster than the fused kernel there. */
-bool ct_conv2d_forward_as_gemm(const ct_context *ctx, const ct_conv2d_params *p);
+/* Whether ct_conv2d_forward runs this convolution as im2col + GEMM (CONV_GEMM bit 2 of its
+ * path: the GPUs' default, ungrouped layers): a model then keeps its pool apart, since the
+ * GEMM has no pool fused and is faster than the fused kernel there. */
+bool ct_conv2d_forward_as_gemm(const ct_context *ctx, const size_t in_chw[3], size_t k, size_t r,
+                               size_t s, const ct_conv2d_params *p);
 
 /* ---- pooling (lib/nn/pool.c, kernels/pool.cl) ------------------------------------- */
 

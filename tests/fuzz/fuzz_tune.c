@@ -27,11 +27,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&p, 0xa5, sizeof p);
     before = p;
     ct_status st = ct_tune_file_parse(text, size, &p, &info);
-    /* the convolution path: CT_SUCCESS with 0..7, or CT_ERR_FORMAT leaving v alone */
-    unsigned v = 99;
-    ct_status cst = ct_conv_path_parse(text, size, &v, &info);
-    if (cst == CT_SUCCESS ? v > 7 : (cst != CT_ERR_FORMAT || v != 99))
+    /* the convolution path: CT_SUCCESS with values 0..7 and distinct, valid shapes (each
+     * one ct_conv_path_set accepts and adds), or CT_ERR_FORMAT leaving cp alone */
+    ct_conv_path cp, cp0, rebuilt;
+    memset(&cp, 0x5a, sizeof cp);
+    cp0 = cp;
+    ct_status cst = ct_conv_path_parse(text, size, &cp, &info);
+    if (cst != CT_SUCCESS && (cst != CT_ERR_FORMAT || memcmp(&cp, &cp0, sizeof cp) != 0))
         abort();
+    if (cst == CT_SUCCESS) {
+        if (cp.conv_gemm > 7 || cp.nlayers > CT_CONV_PATH_MAX_LAYERS)
+            abort();
+        ct_conv_path_init(&rebuilt, cp.conv_gemm);
+        for (size_t i = 0; i < cp.nlayers; i++)
+            if (ct_conv_path_set(&rebuilt, &cp.layer[i], cp.layer_gemm[i]) != CT_SUCCESS ||
+                rebuilt.nlayers != i + 1)
+                abort();
+    }
     free(text);
     if (st != CT_SUCCESS) {
         if (st != CT_ERR_FORMAT || memcmp(&p, &before, sizeof p) != 0)

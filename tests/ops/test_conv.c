@@ -415,11 +415,13 @@ Test(conv, passes_as_gemm)
     forward_case(ctx, &big, 51);
     backward_case(ctx, &big, 51);
     ct_conv2d_params p = {1, 1, 1, 1, 1, 1, 1};
-    cr_assert(ct_conv2d_forward_as_gemm(ctx, &p), "CONV_GEMM=7: the forward pass as a GEMM");
-    cr_assert(ct_conv2d_pool_fusable(ctx, (size_t[]){32, 14, 14}, 64, 3, 3, &p),
-              "the fused kernel stays available");
+    const size_t in[3] = {32, 14, 14};
+    cr_assert(ct_conv2d_forward_as_gemm(ctx, in, 64, 3, 3, &p),
+              "CONV_GEMM=7: the forward pass as a GEMM");
+    cr_assert(ct_conv2d_pool_fusable(ctx, in, 64, 3, 3, &p), "the fused kernel stays available");
     setenv("CLTRAIN_TUNE", "-DCONV_GEMM=5", 1);
-    cr_assert_not(ct_conv2d_forward_as_gemm(ctx, &p), "CONV_GEMM=5: the forward pass's kernels");
+    cr_assert_not(ct_conv2d_forward_as_gemm(ctx, in, 64, 3, 3, &p),
+                  "CONV_GEMM=5: the forward pass's kernels");
     unsetenv("CLTRAIN_TUNE");
 
     const size_t n = 3, c = 5, h = 10, w = 12, k = 32;

@@ -271,11 +271,16 @@ typedef struct fixture {
     ct_tensor *x, *dy;
 } fixture;
 
+/* When set, the convolution path of the fixtures' contexts (else the stored or default). */
+static const ct_conv_path *fixture_path;
+
 static void fixture_init(fixture *f, const char *spec, size_t in_ndim, const size_t *in, size_t n,
                          uint64_t seed)
 {
     memset(f, 0, sizeof *f);
     f->ctx = tu_context();
+    if (fixture_path)
+        TU_OK(ct_context_set_conv_path(f->ctx, fixture_path));
     TU_OK(ct_model_create_spec(f->ctx, spec, in_ndim, in, seed, &f->m));
     ref_build(&f->r, spec, in_ndim, in);
     f->n = n;
@@ -472,6 +477,37 @@ Test(model, fused_conv_relu_maxpool_blocks)
     cr_assert(strstr(line, "+relu") != NULL && strstr(line, "+maxpool") == NULL, "%s", line);
     fixture_free(&f);
     unsetenv("CLTRAIN_TUNE");
+}
+
+/* A convolution path per layer shape (cltrain/tune.h): the first conv's forward pass as a
+ * GEMM keeps its pool apart while the second conv, a shape of its own on the kernels,
+ * keeps its fused pool; both still match the reference, forward and backward. The same
+ * model with the two choices swapped is planned the other way round. */
+Test(model, conv_path_per_layer_shape)
+{
+    unsetenv("CLTRAIN_TUNE");
+    const char *spec = "conv(32,3,pad=1) relu maxpool(2) conv(32,3,pad=1) relu maxpool(2) flatten "
+                       "linear(3)";
+    const ct_conv_shape c1 = {1, 4, 5, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+    const ct_conv_shape c2 = {32, 2, 2, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+    for (int swap = 0; swap < 2; swap++) {
+        ct_conv_path cp;
+        ct_conv_path_init(&cp, 7);
+        TU_OK(ct_conv_path_set(&cp, swap ? &c1 : &c2, 0));
+        fixture_path = &cp;
+        check_model(spec, 3, (size_t[]){1, 4, 5}, 2, 71);
+        fixture f;
+        fixture_init(&f, spec, 3, (size_t[]){1, 4, 5}, 2, 71);
+        fixture_path = NULL;
+        char l0[200], l3[200];
+        TU_OK(ct_model_layer_describe(f.m, 0, l0, sizeof l0));
+        TU_OK(ct_model_layer_describe(f.m, 3, l3, sizeof l3));
+        const char *fused = swap ? l0 : l3, *apart = swap ? l3 : l0;
+        cr_assert(strstr(fused, "+relu +maxpool") != NULL, "swap %d: %s", swap, fused);
+        cr_assert(strstr(apart, "+relu") != NULL && strstr(apart, "+maxpool") == NULL,
+                  "swap %d: %s", swap, apart);
+        fixture_free(&f);
+    }
 }
 
 /* One forward + backward at batch n: the output and the gradients, downloaded. */

@@ -352,54 +352,128 @@ Test(tune_context, uses_the_stored_file)
 
 /* ---- the stored convolution path (lib/core/conv_path.c) ----------------------------- */
 
-static const char conv_valid[] = "cltrain-conv-path 1\n# a comment\ndevice Test CPU 9000\n"
-                                 "platform Test Platform\ndriver 1.2.3\n"
-                                 "date 2026-11-26T00:00:00Z\nmeasured minicnn batch 64\n\n"
-                                 "CONV_GEMM=5\n";
+#define CONV_HEADER(version)                                                                       \
+    "cltrain-conv-path " version "\n# a comment\ndevice Test CPU 9000\nplatform Test "             \
+    "Platform\ndriver 1.2.3\ndate 2026-11-26T00:00:00Z\nmeasured minicnn batch 64\n\n"
+
+static const char conv_valid[] = CONV_HEADER("2") "CONV_GEMM=5\n"
+                                                  "layer 1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 "
+                                                  "CONV_GEMM=0\n"
+                                                  "layer 32x14x14 k64 r3x5 s2x1 p0x2 d1x3 g2 "
+                                                  "CONV_GEMM=7\n";
+
+/* MiniCNN's two convolutions */
+static const ct_conv_shape conv1 = {1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+static const ct_conv_shape conv2 = {32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1};
 
 Test(conv_path, parses_a_valid_file_and_refuses_the_rest)
 {
-    unsigned v = 99;
+    ct_conv_path cp, before;
     ct_tune_file_info info;
-    cr_assert_eq(ct_conv_path_parse(conv_valid, strlen(conv_valid), &v, &info), CT_SUCCESS, "%s",
+    char buf[128];
+    cr_assert_eq(ct_conv_path_parse(conv_valid, strlen(conv_valid), &cp, &info), CT_SUCCESS, "%s",
                  ct_last_error());
-    cr_assert_eq(v, 5);
+    cr_assert_eq(cp.conv_gemm, 5);
+    cr_assert_eq(cp.nlayers, 2);
     cr_assert_str_eq(info.device, "Test CPU 9000");
     cr_assert_str_eq(info.shapes, "minicnn batch 64");
+    cr_assert_eq(ct_conv_path_lookup(&cp, &conv1), 0);
+    cr_assert_eq(ct_conv_path_lookup(&cp, &conv2), 5, "a shape not listed: the file's CONV_GEMM");
+    const ct_conv_shape odd = {32, 14, 14, 64, 3, 5, 2, 1, 0, 2, 1, 3, 2};
+    cr_assert_eq(ct_conv_path_lookup(&cp, &odd), 7);
+    TU_OK(ct_conv_shape_format(&odd, buf, sizeof buf));
+    cr_assert_str_eq(buf, "32x14x14 k64 r3x5 s2x1 p0x2 d1x3 g2");
+    cr_assert_eq(ct_conv_shape_format(&odd, buf, 10), CT_ERR_INVALID_ARG);
+
     static const struct {
         const char *text, *why;
     } bad[] = {
         {"", "empty"},
-        {"cltrain-conv-path 2\n", "line 1"},
-        {"cltrain-conv-path 1\ndevice a\nplatform b\ndriver c\ndate d\nmeasured e\n",
+        {"cltrain-conv-path 3\n", "line 1"},
+        {"cltrain-conv-path 2\ndevice a\nplatform b\ndriver c\ndate d\nmeasured e\n",
          "no CONV_GEMM line"},
-        {"cltrain-conv-path 1\ndevice a\nplatform b\ndriver c\ndate d\nCONV_GEMM=1\n",
+        {"cltrain-conv-path 2\ndevice a\nplatform b\ndriver c\ndate d\nCONV_GEMM=1\n",
          "no 'measured' line"},
-        {"cltrain-conv-path 1\ndevice a\ndevice a\n", "'device' given twice"},
-        {"cltrain-conv-path 1\nCONV_GEMM=8\n", "not CONV_GEMM=0..7"},
-        {"cltrain-conv-path 1\nCONV_GEMM=12\n", "not CONV_GEMM=0..7"},
-        {"cltrain-conv-path 1\nCONV_GEMM=\n", "not CONV_GEMM=0..7"},
-        {"cltrain-conv-path 1\nCONV_GEMM=1\nCONV_GEMM=1\n", "given twice"},
-        {"cltrain-conv-path 1\nCONV_KV=1\n", "unknown line"},
-        {"cltrain-conv-path 1\ndevice a\tb\n", "control character"},
-        {"cltrain-conv-path 1\ndevice a", "newline"},
+        {"cltrain-conv-path 2\ndevice a\ndevice a\n", "'device' given twice"},
+        {"cltrain-conv-path 2\nCONV_GEMM=8\n", "not CONV_GEMM=0..7"},
+        {"cltrain-conv-path 2\nCONV_GEMM=12\n", "not CONV_GEMM=0..7"},
+        {"cltrain-conv-path 2\nCONV_GEMM=\n", "not CONV_GEMM=0..7"},
+        {"cltrain-conv-path 2\nCONV_GEMM=1\nCONV_GEMM=1\n", "given twice"},
+        {"cltrain-conv-path 2\nCONV_KV=1\n", "unknown line"},
+        {"cltrain-conv-path 2\ndevice a\tb\n", "control character"},
+        {"cltrain-conv-path 2\ndevice a", "newline"},
+        /* layer lines: exactly what ct_conv_shape_format writes, values in range */
+        {"cltrain-conv-path 2\nlayer 1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=8\n",
+         "line 2: 'layer 1x28x28"},
+        {"cltrain-conv-path 2\nlayer 1x28x28 k32 r3x3 s1x1 p1x1 d1x1 CONV_GEMM=1\n",
+         "is not 'layer CxHxW"},
+        {"cltrain-conv-path 2\nlayer 1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=1 \n",
+         "is not 'layer"},
+        {"cltrain-conv-path 2\nlayer  1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=1\n",
+         "is not 'layer"},
+        {"cltrain-conv-path 2\nlayer 01x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=1\n",
+         "is not 'layer"},
+        {"cltrain-conv-path 2\nlayer +1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=1\n",
+         "is not 'layer"},
+        {"cltrain-conv-path 2\nlayer 1x28x28 k0 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=1\n",
+         "is not 'layer"},
+        {"cltrain-conv-path 2\nlayer 1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=1\n"
+         "layer 1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=2\n",
+         "line 3: the shape is given twice"},
+        /* version 1 has no layer lines */
+        {"cltrain-conv-path 1\nlayer 1x28x28 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=1\n",
+         "unknown line"},
     };
-    /* the fuzzing corpus's seed for it */
-    char seed[600], text[1024];
-    snprintf(seed, sizeof seed, "%s/../../fuzz/corpus/tune/conv-valid.txt", CT_GOLDEN_DIR);
-    FILE *f = fopen(seed, "rb");
-    cr_assert_not_null(f, "%s", seed);
-    size_t n = fread(text, 1, sizeof text, f);
-    fclose(f);
-    cr_assert_eq(ct_conv_path_parse(text, n, &v, NULL), CT_SUCCESS, "%s", ct_last_error());
-    cr_assert_eq(v, 0);
+    /* the fuzzing corpus's seeds: a version 1 file, and one with layer lines */
+    static const char *const seeds[] = {"conv-valid.txt", "conv-layers.txt"};
+    for (size_t i = 0; i < 2; i++) {
+        char seed[600], text[2048];
+        snprintf(seed, sizeof seed, "%s/../../fuzz/corpus/tune/%s", CT_GOLDEN_DIR, seeds[i]);
+        FILE *f = fopen(seed, "rb");
+        cr_assert_not_null(f, "%s", seed);
+        size_t n = fread(text, 1, sizeof text, f);
+        fclose(f);
+        cr_assert_eq(ct_conv_path_parse(text, n, &cp, NULL), CT_SUCCESS, "%s: %s", seeds[i],
+                     ct_last_error());
+        cr_assert_eq(cp.nlayers, i == 0 ? 0 : 2, "%s", seeds[i]);
+    }
+    memset(&before, 0xa5, sizeof before);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        v = 99;
-        cr_assert_eq(ct_conv_path_parse(bad[i].text, strlen(bad[i].text), &v, NULL), CT_ERR_FORMAT,
+        cp = before;
+        cr_assert_eq(ct_conv_path_parse(bad[i].text, strlen(bad[i].text), &cp, NULL), CT_ERR_FORMAT,
                      "case %zu accepted", i);
         cr_assert(strstr(ct_last_error(), bad[i].why) != NULL, "case %zu: %s", i, ct_last_error());
-        cr_assert_eq(v, 99, "case %zu: output touched", i);
+        cr_assert(memcmp(&cp, &before, sizeof cp) == 0, "case %zu: output touched", i);
     }
+}
+
+/* A table of shapes: set adds or replaces, refuses bad values and a full table. */
+Test(conv_path, set_and_lookup)
+{
+    ct_conv_path cp;
+    ct_conv_path_init(&cp, 7);
+    cr_assert_eq(ct_conv_path_lookup(&cp, &conv1), 7);
+    cr_assert_eq(ct_conv_path_lookup(&cp, NULL), 7);
+    TU_OK(ct_conv_path_set(&cp, &conv1, 1));
+    TU_OK(ct_conv_path_set(&cp, &conv1, 5));
+    cr_assert_eq(cp.nlayers, 1, "replaced, not added");
+    cr_assert_eq(ct_conv_path_lookup(&cp, &conv1), 5);
+    cr_assert_eq(ct_conv_path_lookup(&cp, &conv2), 7);
+    cr_assert_eq(ct_conv_path_set(&cp, &conv2, 8), CT_ERR_INVALID_ARG);
+    ct_conv_shape zero = conv2;
+    zero.dil_w = 0;
+    cr_assert_eq(ct_conv_path_set(&cp, &zero, 1), CT_ERR_INVALID_ARG);
+    cr_assert(strstr(ct_last_error(), "1..65535") != NULL, "%s", ct_last_error());
+    ct_conv_shape s = conv2;
+    for (unsigned i = 1; i < CT_CONV_PATH_MAX_LAYERS; i++) {
+        s.h = 100 + i;
+        TU_OK(ct_conv_path_set(&cp, &s, 2));
+    }
+    s.h = 99;
+    cr_assert_eq(ct_conv_path_set(&cp, &s, 2), CT_ERR_INVALID_ARG, "the table is full");
+    cr_assert(strstr(ct_last_error(), "at most") != NULL, "%s", ct_last_error());
+    TU_OK(ct_conv_path_set(&cp, &conv1, 0)); /* a listed shape still changes */
+    cr_assert_eq(ct_conv_path_lookup(&cp, &conv1), 0);
 }
 
 Test(conv_path, write_read_resolve)
@@ -407,37 +481,58 @@ Test(conv_path, write_read_resolve)
     temp_dir();
     ct_device_info cpu = fake_device(0), gpu = fake_device(1), other = cpu;
     char path[4200], gpath[4200], src[1400];
-    unsigned v = 0;
+    ct_conv_path cp, got;
     TU_OK(ct_conv_path_file(&cpu, path, sizeof path));
     TU_OK(ct_conv_path_file(&gpu, gpath, sizeof gpath));
     cr_assert(strstr(path, "/conv-") != NULL && strstr(path, ".txt") != NULL, "%s", path);
     /* the defaults: kernels on CPUs, every pass as GEMMs on GPUs */
-    cr_assert_eq(ct_conv_path_resolve(&cpu, src, sizeof src), 0);
+    cr_assert_eq(ct_conv_path_resolve(&cpu, &got, src, sizeof src), 0);
     cr_assert_str_eq(src, "default (CONV_GEMM=0)");
-    cr_assert_eq(ct_conv_path_resolve(&gpu, src, sizeof src), 7);
+    cr_assert_eq(got.nlayers, 0);
+    cr_assert_eq(ct_conv_path_resolve(&gpu, NULL, src, sizeof src), 7);
     cr_assert_str_eq(src, "default (CONV_GEMM=7)");
     /* written, read back, resolved; another device's or driver's file is refused */
-    TU_OK(ct_conv_path_write(path, &cpu, 5, "a model, batch 8"));
-    TU_OK(ct_conv_path_read(path, &cpu, &v));
-    cr_assert_eq(v, 5);
-    cr_assert_eq(ct_conv_path_resolve(&cpu, src, sizeof src), 5);
-    cr_assert(strncmp(src, "stored: ", 8) == 0 && strstr(src, path) && strstr(src, "=5)"), "%s",
-              src);
+    ct_conv_path_init(&cp, 5);
+    TU_OK(ct_conv_path_set(&cp, &conv2, 1));
+    TU_OK(ct_conv_path_write(path, &cpu, &cp, "a model, batch 8"));
+    TU_OK(ct_conv_path_read(path, &cpu, &got));
+    cr_assert(memcmp(&cp, &got, sizeof cp) == 0, "read back as written");
+    cr_assert_eq(ct_conv_path_resolve(&cpu, &got, src, sizeof src), 5);
+    cr_assert_eq(ct_conv_path_lookup(&got, &conv2), 1);
+    cr_assert(strncmp(src, "stored: ", 8) == 0 && strstr(src, path) &&
+                  strstr(src, "(CONV_GEMM=5, 1 layer shape of its own)"),
+              "%s", src);
     snprintf(other.driver, sizeof other.driver, "9.9");
-    cr_assert_eq(ct_conv_path_read(path, &other, &v), CT_ERR_FORMAT);
+    cr_assert_eq(ct_conv_path_read(path, &other, &got), CT_ERR_FORMAT);
     cr_assert(strstr(ct_last_error(), "driver 1.2.3") != NULL, "%s", ct_last_error());
-    cr_assert_eq(ct_conv_path_write(path, &cpu, 8, NULL), CT_ERR_INVALID_ARG);
+    cp.conv_gemm = 8;
+    cr_assert_eq(ct_conv_path_write(path, &cpu, &cp, NULL), CT_ERR_INVALID_ARG);
+    cp.conv_gemm = 5;
+    cp.layer_gemm[0] = 9;
+    cr_assert_eq(ct_conv_path_write(path, &cpu, &cp, NULL), CT_ERR_INVALID_ARG);
+    /* a full table fits a file */
+    ct_conv_path_init(&cp, 2);
+    ct_conv_shape s = {65535, 65535, 65535, 65535, 65535, 65535, 65535,
+                       65535, 65535, 65535, 65535, 65535, 65535};
+    for (unsigned i = 0; i < CT_CONV_PATH_MAX_LAYERS; i++) {
+        s.c = 60000 + i;
+        TU_OK(ct_conv_path_set(&cp, &s, i % 8));
+    }
+    TU_OK(ct_conv_path_write(path, &cpu, &cp, "the largest table"));
+    TU_OK(ct_conv_path_read(path, &cpu, &got));
+    cr_assert(memcmp(&cp, &got, sizeof cp) == 0, "the full table read back");
     /* damaged: the default, and why */
-    write_file(path, "cltrain-conv-path 1\nCONV_GEMM=9\n", 32);
-    cr_assert_eq(ct_conv_path_resolve(&cpu, src, sizeof src), 0);
+    write_file(path, "cltrain-conv-path 2\nCONV_GEMM=9\n", 32);
+    cr_assert_eq(ct_conv_path_resolve(&cpu, &got, src, sizeof src), 0);
+    cr_assert_eq(got.nlayers, 0);
     cr_assert(strstr(src, "default (CONV_GEMM=0; ignored ") == src && strstr(src, "line 2"), "%s",
               src);
     unlink(path);
-    cr_assert_eq(ct_conv_path_read(path, &cpu, &v), CT_ERR_NOT_FOUND);
+    cr_assert_eq(ct_conv_path_read(path, &cpu, &got), CT_ERR_NOT_FOUND);
 }
 
-/* A context on the real device applies the stored choice to its convolutions; CLTRAIN_TUNE
- * still overrides it. */
+/* A context on the real device applies the stored choice to its convolutions, per shape;
+ * a program may set its own; CLTRAIN_TUNE still overrides every layer. */
 Test(conv_path, a_context_uses_the_stored_choice)
 {
     temp_dir();
@@ -445,20 +540,40 @@ Test(conv_path, a_context_uses_the_stored_choice)
     char path[4200];
     TU_OK(ct_device_choose(NULL, &dev));
     TU_OK(ct_conv_path_file(&dev, path, sizeof path));
-    unsigned want = ct_conv_path_default(&dev) == 5 ? 1 : 5;
-    TU_OK(ct_conv_path_write(path, &dev, want, "test"));
+    const unsigned dflt = ct_conv_path_default(&dev), want = dflt == 5 ? 1 : 5;
+    ct_conv_path cp;
+    ct_conv_path_init(&cp, want);
+    TU_OK(ct_conv_path_set(&cp, &conv2, 3));
+    TU_OK(ct_conv_path_write(path, &dev, &cp, "test"));
     unsetenv("CLTRAIN_TUNE");
     ct_context *ctx = tu_context();
     const char *src = ct_context_conv_path_source(ctx);
     cr_assert(strncmp(src, "stored: ", 8) == 0 && strstr(src, path), "%s", src);
-    cr_assert_eq(ct_tune_flags(ctx, "CONV_GEMM", 99), want);
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv1), want);
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv2), 3);
     setenv("CLTRAIN_TUNE", "-DCONV_GEMM=2", 1);
-    cr_assert_eq(ct_tune_flags(ctx, "CONV_GEMM", 99), 2);
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv1), 2);
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv2), 2);
     unsetenv("CLTRAIN_TUNE");
+    /* the program's own path, then back to the stored one */
+    ct_conv_path mine;
+    ct_conv_path_init(&mine, 6);
+    TU_OK(ct_conv_path_set(&mine, &conv1, 4));
+    TU_OK(ct_context_set_conv_path(ctx, &mine));
+    cr_assert_str_eq(ct_context_conv_path_source(ctx),
+                     "set by the program (CONV_GEMM=6, 1 layer shape of its own)");
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv1), 4);
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv2), 6);
+    mine.layer_gemm[0] = 8;
+    cr_assert_eq(ct_context_set_conv_path(ctx, &mine), CT_ERR_INVALID_ARG);
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv1), 4, "a refused path changes nothing");
+    TU_OK(ct_context_set_conv_path(ctx, NULL));
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv2), 3);
+    cr_assert(strncmp(ct_context_conv_path_source(ctx), "stored: ", 8) == 0);
     ct_context_free(ctx);
     unlink(path);
     ctx = tu_context();
-    cr_assert_eq(ct_tune_flags(ctx, "CONV_GEMM", 99), 99, "no file: the caller's default");
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv2), dflt, "no file: the device's default");
     ct_context_free(ctx);
 }
 

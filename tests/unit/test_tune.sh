@@ -3,8 +3,10 @@
 # the device's file in a fresh cache folder; `devices --verbose` and `train --verbose`
 # then report the stored parameters; a damaged file is ignored with its reason and
 # training still runs; --reset removes the file; --dry-run stores nothing; usage errors.
-# Then --conv: the convolution path timed (stored or not, as measured), set by hand
-# (--conv-set), reported and used, ignored when damaged, and --conv --reset.
+# Then --conv: the convolution path timed (stored or not, as measured), per shape for a
+# model of two convolution shapes, refused under CLTRAIN_TUNE's CONV_GEMM, set by hand
+# (--conv-set), a layer shape of its own reported and used by training, ignored when
+# damaged, and --conv --reset.
 #
 # Cost, measured on the 2-core machine: with PoCL's cache (~/.cache/pocl) cold for
 # candidate 1, about 47 s to compile its CLBlast program plus up to 14 s for its indirect
@@ -183,6 +185,24 @@ check "tune --conv: four rows, the default marked once" \
   "$(grep -c '(default)$' "$tmp/out")" -eq 1
 check "tune --conv --dry-run: says so" grep -q -- '--dry-run: nothing stored' "$tmp/out"
 check "tune --conv --dry-run: no file" test -z "$(ls "$tmp/cache"/conv-*.txt 2>/dev/null)"
+# two convolution shapes: each one's own choice, the other fixed; one row per shape with
+# one choice marked
+"$cltrain" tune --conv --model "conv(32,3,pad=1) relu conv(32,3,pad=1) relu maxpool(2) flatten
+  linear(10)" --input 1,8,8 --batch 4 --runs 2 --dry-run >"$tmp/out" 2>"$tmp/err"
+rc=$?
+cat "$tmp/out"
+check "tune --conv, two shapes: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
+check "tune --conv, two shapes: the per-shape table" grep -q '^per convolution shape' "$tmp/out"
+check "tune --conv, two shapes: a row per shape, one choice each" test "$(grep -cE \
+  '^  [02] +conv [0-9]+->32 3x3 +(1|32)x8x8 k32 r3x3 s1x1 p1x1 d1x1 g1 ( +[0-9.]+[* ]){4}' \
+  "$tmp/out")" -eq 2 -a "$(grep -E '^  [02] +conv' "$tmp/out" | grep -o '[*]' | wc -l)" -eq 2
+check "tune --conv, two shapes: the choice" grep -qE '^chosen: CONV_GEMM=[0-7]' "$tmp/out"
+CLTRAIN_TUNE=-DCONV_GEMM=1 "$cltrain" tune --conv "${conv_tiny[@]}" --dry-run >/dev/null \
+  2>"$tmp/err"
+rc=$?
+check "tune --conv under CLTRAIN_TUNE's CONV_GEMM: exit status 2" test $rc -eq 2
+check "tune --conv under CLTRAIN_TUNE's CONV_GEMM: says why" grep -q 'CLTRAIN_TUNE sets CONV_GEMM' \
+  "$tmp/err"
 "$cltrain" tune --conv "${conv_tiny[@]}" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 check "tune --conv: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
@@ -206,6 +226,20 @@ check "devices --verbose: the stored conv path" \
 rc=$?
 check "train with a stored conv path: exit status 0 ($(tail -n 2 "$tmp/err"))" test $rc -eq 0
 check "train --verbose: the stored conv path" grep -qF "conv path: stored: $cpath" "$tmp/err"
+# a layer shape of its own
+echo "layer 1x8x8 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=7" >>"$cpath"
+"$cltrain" devices --verbose >"$tmp/out" 2>&1
+check "devices --verbose: a layer shape of its own" \
+  grep -qF "conv path     stored: $cpath (CONV_GEMM=5, 1 layer shape of its own)" "$tmp/out"
+check "devices --verbose: the layer line" \
+  grep -qxF "        layer 1x8x8 k32 r3x3 s1x1 p1x1 d1x1 g1 CONV_GEMM=7" "$tmp/out"
+"$cltrain" train --data "$tmp/syn" --model "conv(32,3,pad=1) relu maxpool(2) flatten linear(10)" \
+  --batch-size 4 --max-steps 2 --verbose >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "train a conv under a layer shape of its own: exit status 0 ($(tail -n 2 "$tmp/err"))" \
+  test $rc -eq 0
+check "train --verbose: the layer shape of its own" \
+  grep -qF "conv path: stored: $cpath (CONV_GEMM=5, 1 layer shape of its own)" "$tmp/err"
 echo "CONV_GEMM=6" >>"$cpath"
 "$cltrain" devices --verbose >"$tmp/out" 2>&1
 check "devices --verbose: a damaged conv file ignored, with why" \

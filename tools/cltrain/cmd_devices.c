@@ -49,8 +49,13 @@ int cli_devices(int argc, char **argv)
             char source[2048];
             ct_tune_resolve(d, &p, source, sizeof source);
             printf("      CLBlast GEMM  %s\n", source);
-            ct_conv_path_resolve(d, source, sizeof source);
+            ct_conv_path cp;
+            char shape[128];
+            ct_conv_path_resolve(d, &cp, source, sizeof source);
             printf("      conv path     %s\n", source);
+            for (size_t j = 0; j < cp.nlayers; j++)
+                if (ct_conv_shape_format(&cp.layer[j], shape, sizeof shape) == CT_SUCCESS)
+                    printf("        layer %s CONV_GEMM=%u\n", shape, cp.layer_gemm[j]);
         }
     }
     if (have_default)

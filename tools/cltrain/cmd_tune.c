@@ -139,10 +139,13 @@ static void usage(FILE *to)
             "  --conv             instead: time the model's training step with its convolutions\n"
             "                     on cltrain's kernels or as im2col + GEMM (CONV_GEMM 0, 1, 5, 7:\n"
             "                     none, weight gradient, + input gradient, + forward; --runs\n"
-            "                     runs of 5 steps each) and store the fastest for the device\n"
-            "                     when it beats the default by 3%%; with --reset, delete that\n"
-            "                     file (conv-<hash>.txt)\n"
-            "  --conv-set N       store CONV_GEMM=N (0..7) for the device without timing (the\n"
+            "                     runs of 5 steps each), all at once, then each convolution\n"
+            "                     shape on its own with the others fixed; store what beats the\n"
+            "                     default by 3%% (twice) for the device and the model's shapes\n"
+            "                     (other models' shapes kept); with --reset, delete that file\n"
+            "                     (conv-<hash>.txt)\n"
+            "  --conv-set N       store CONV_GEMM=N (0..7) for every convolution on the device\n"
+            "                     without timing, dropping layer shapes of their own (the\n"
             "                     default value removes the file)\n"
             "\n"
             "The file: $CLTRAIN_CACHE_DIR, else $XDG_CACHE_HOME/cltrain, else ~/.cache/cltrain,\n"
@@ -593,27 +596,89 @@ static void shapes_text(const tshape *s, size_t ns, size_t batch, char *buf, siz
 
 /* ---- --conv: the convolution path ------------------------------------------------------ */
 
-#define CONV_STEPS 5
+#define CONV_STEPS   5
+#define CONV_NVALUES 4
 
-/* Median seconds per training step of the model built with CONV_GEMM=v (the model reads
- * it when it plans its fusions, the conv ops on every call): CLTRAIN_TUNE is the user's
- * value with "-DCONV_GEMM=v" in front, so that it wins. */
-static ct_status conv_time(ct_context *ctx, const bench *b, const bench_data *d, unsigned v,
-                           const char *user, size_t runs, double *ms)
+/* What is timed: CONV_GEMM 0, 1, 5, 7 (the passes as GEMMs one by one, in the order they
+ * gained on an H200), for every convolution at once, then for one shape at a time. */
+static const unsigned conv_values[CONV_NVALUES] = {0, 1, 5, 7};
+static const char *const conv_what[CONV_NVALUES] = {"cltrain's kernels", "weight gradient as GEMMs",
+                                                    "weight and input gradients as GEMMs",
+                                                    "every pass as GEMMs"};
+
+/* The model's distinct convolution shapes, in layer order. */
+typedef struct conv_layers {
+    size_t n;
+    ct_conv_shape shape[CT_CONV_PATH_MAX_LAYERS];
+    size_t first[CT_CONV_PATH_MAX_LAYERS]; /* the first layer of each shape */
+} conv_layers;
+
+static bool conv_layers_of(const bench *b, conv_layers *cl)
+{
+    memset(cl, 0, sizeof *cl);
+    for (size_t i = 0; i < b->nlayers; i++) {
+        const ct_layer_desc *l = &b->layers[i];
+        size_t nd = 0, in[3] = {0, 0, 0};
+        if (l->kind != CT_LAYER_CONV2D || bench_layer_input(b, i, &nd, in) != CT_SUCCESS)
+            continue;
+        ct_conv_shape s = {(unsigned)in[0],       (unsigned)in[1],       (unsigned)in[2],
+                           (unsigned)l->out,      (unsigned)l->kernel_h, (unsigned)l->kernel_w,
+                           (unsigned)l->stride_h, (unsigned)l->stride_w, (unsigned)l->pad_h,
+                           (unsigned)l->pad_w,    (unsigned)l->dil_h,    (unsigned)l->dil_w,
+                           (unsigned)l->groups};
+        bool seen = false;
+        for (size_t j = 0; j < cl->n; j++)
+            seen = seen || memcmp(&cl->shape[j], &s, sizeof s) == 0;
+        if (seen)
+            continue;
+        if (cl->n == CT_CONV_PATH_MAX_LAYERS)
+            return false;
+        cl->first[cl->n] = i;
+        cl->shape[cl->n++] = s;
+    }
+    return true;
+}
+
+/* `base` with the model's shapes given choice[j] each. */
+static ct_status conv_path_with(const ct_conv_path *base, const conv_layers *cl,
+                                const unsigned *choice, ct_conv_path *out)
 {
     ct_status st = CT_SUCCESS;
-    char env[1024];
+    *out = *base;
+    for (size_t j = 0; j < cl->n && st == CT_SUCCESS; j++)
+        st = ct_conv_path_set(out, &cl->shape[j], choice[j]);
+    return st;
+}
+
+/* Median ms per training step of the model built under path `cp` (the model reads it when
+ * it plans its fusions, the conv ops on every call). */
+static ct_status conv_time(ct_context *ctx, const bench *b, const bench_data *d,
+                           const ct_conv_path *cp, size_t runs, double *ms)
+{
+    ct_status st = CT_SUCCESS;
     double t[1000];
     bench_rig r;
-    snprintf(env, sizeof env, "-DCONV_GEMM=%u %s", v, user ? user : "");
-    if (setenv("CLTRAIN_TUNE", env, 1) != 0)
-        return CT_ERR_INVALID_ARG;
+    *ms = NAN;
+    if ((st = ct_context_set_conv_path(ctx, cp)) != CT_SUCCESS)
+        return st;
     if ((st = bench_rig_make(ctx, b, &r)) == CT_SUCCESS) {
         st = bench_time_train(ctx, &r, d, 2, runs, CONV_STEPS, t);
         bench_rig_free(&r);
     }
-    *ms = st == CT_SUCCESS ? bench_median(t, runs) * 1e3 : NAN;
+    if (st == CT_SUCCESS)
+        *ms = bench_median(t, runs) * 1e3;
     return st;
+}
+
+/* The same for every shape of the model at choice[]. */
+static ct_status conv_time_choice(ct_context *ctx, const bench *b, const bench_data *d,
+                                  const conv_layers *cl, const unsigned *choice, size_t runs,
+                                  double *ms)
+{
+    ct_conv_path cp, base;
+    ct_conv_path_init(&base, 0);
+    ct_status st = conv_path_with(&base, cl, choice, &cp);
+    return st ? st : conv_time(ctx, b, d, &cp, runs, ms);
 }
 
 /* --conv-set N: the choice stored (or, for the default, the file removed) as given. */
@@ -622,6 +687,8 @@ static int conv_set(const tune_opts *o)
     ct_device_info dev;
     char path[4200];
     unsigned v = (unsigned)o->conv_set;
+    ct_conv_path cp;
+    ct_conv_path_init(&cp, v);
     if (ct_device_choose(o->b.device, &dev) != CT_SUCCESS ||
         ct_conv_path_file(&dev, path, sizeof path) != CT_SUCCESS) {
         fprintf(stderr, CMD ": %s\n", ct_last_error());
@@ -637,37 +704,99 @@ static int conv_set(const tune_opts *o)
                r == 0 ? "; removed " : "", r == 0 ? path : "");
         return 0;
     }
-    if (ct_conv_path_write(path, &dev, v, "set by cltrain tune --conv-set, not measured") !=
+    if (ct_conv_path_write(path, &dev, &cp, "set by cltrain tune --conv-set, not measured") !=
         CT_SUCCESS) {
         fprintf(stderr, CMD ": %s\n", ct_last_error());
         return 1;
     }
-    printf("stored %s: CONV_GEMM=%u for every cltrain run on this device "
+    printf("stored %s: CONV_GEMM=%u for every convolution on this device, no layer of its own "
            "('cltrain tune --conv --reset' goes back to the default)\n",
            path, v);
     return 0;
 }
 
+/* Each shape's own choice, one shape at a time with the others fixed (coordinate
+ * descent): every other value is timed; the fastest replaces the current one only when it
+ * beats it by MARGIN, and again in a back-to-back pair. choice[] is updated, *cur_ms is the
+ * step time of the current choice. */
+static int conv_per_layer(ct_context *ctx, const bench *b, const bench_data *d,
+                          const conv_layers *cl, size_t runs, unsigned *choice, double *cur_ms)
+{
+    char name[64], shape[128];
+    printf("\nper convolution shape, the others fixed (ms per step; * the choice)\n");
+    printf("  %-4s %-20s %-38s", "", "layer", "shape");
+    for (size_t i = 0; i < CONV_NVALUES; i++)
+        printf("  CONV_GEMM=%u", conv_values[i]);
+    printf("\n");
+    fflush(stdout);
+    for (size_t j = 0; j < cl->n; j++) {
+        double ms[CONV_NVALUES];
+        size_t best = CONV_NVALUES;
+        unsigned trial[CT_CONV_PATH_MAX_LAYERS];
+        memcpy(trial, choice, cl->n * sizeof *choice);
+        for (size_t i = 0; i < CONV_NVALUES; i++) {
+            ms[i] = *cur_ms;
+            if (conv_values[i] == choice[j])
+                continue;
+            trial[j] = conv_values[i];
+            fprintf(stderr, CMD ": layer %zu, CONV_GEMM=%u...\n", cl->first[j], conv_values[i]);
+            if (conv_time_choice(ctx, b, d, cl, trial, runs, &ms[i]) != CT_SUCCESS)
+                return cli_fail("a training step", CT_ERR_INVALID_ARG);
+            if (best == CONV_NVALUES || ms[i] < ms[best])
+                best = i;
+        }
+        trial[j] = conv_values[best];
+        const unsigned was = choice[j];
+        double again_cur = *cur_ms, again_trial = ms[best];
+        const bool recheck = ms[best] < (1.0 - MARGIN) * *cur_ms;
+        if (recheck && (conv_time_choice(ctx, b, d, cl, choice, runs, &again_cur) != CT_SUCCESS ||
+                        conv_time_choice(ctx, b, d, cl, trial, runs, &again_trial) != CT_SUCCESS))
+            return cli_fail("a training step", CT_ERR_INVALID_ARG);
+        if (recheck && again_trial < (1.0 - MARGIN) * again_cur) {
+            choice[j] = conv_values[best];
+            *cur_ms = again_trial;
+        }
+        bench_layer_name(b, cl->first[j], name, sizeof name);
+        ct_conv_shape_format(&cl->shape[j], shape, sizeof shape);
+        printf("  %-4zu %-20.20s %-38.38s", cl->first[j], name, shape);
+        for (size_t i = 0; i < CONV_NVALUES; i++)
+            printf("  %10.3f%s", ms[i], conv_values[i] == choice[j] ? "*" : " ");
+        if (recheck)
+            printf("  (back to back: CONV_GEMM=%u %.3f, %u %.3f)", conv_values[best], again_trial,
+                   was, again_cur);
+        printf("\n");
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* --conv: round 1 times CONV_GEMM 0, 1, 5, 7 for every convolution at once (the winner
+ * must beat the default by MARGIN in the table and back to back); round 2, with two or
+ * more shapes, gives each shape its own from there (conv_per_layer). The result: the
+ * stored path with the round-1 value for every convolution not listed, this model's shapes
+ * listed with their choices, other models' shapes kept. */
 static int tune_conv(const tune_opts *o)
 {
     if (o->conv_set >= 0)
         return conv_set(o);
-    static const unsigned values[] = {0, 1, 5, 7};
-    static const char *const what[] = {"cltrain's kernels", "weight gradient as GEMMs",
-                                       "weight and input gradients as GEMMs",
-                                       "every pass as GEMMs"};
     int rc = 1;
     bench b;
     bench_data d = {0};
     ct_context *ctx = NULL;
-    char path[4200] = "", source[1400], measured[CT_TUNE_LINE_MAX];
+    conv_layers cl;
+    ct_conv_path stored, result, uniform;
+    char path[4200] = "", source[1400], measured[CT_TUNE_LINE_MAX], shape[128];
     const char *user = getenv("CLTRAIN_TUNE");
-    char *user_copy = user ? strdup(user) : NULL;
     memset(&b, 0, sizeof b);
     b.o = o->b;
     b.o.optim = CT_OPTIM_ADAM;
     b.o.lr = 1e-3;
     b.o.seed = 1;
+    if (user && strstr(user, "-DCONV_GEMM=")) {
+        fprintf(stderr, CMD ": CLTRAIN_TUNE sets CONV_GEMM, which overrides every choice "
+                            "--conv would time: unset it first\n");
+        return 2;
+    }
     size_t ond = 0, oshape[3] = {0};
     if (ct_spec_parse(b.o.model, &b.layers, &b.nlayers) != CT_SUCCESS ||
         ct_layers_check(b.layers, b.nlayers, b.o.in_ndim, b.o.in_shape, &ond, oshape, NULL) !=
@@ -676,12 +805,15 @@ static int tune_conv(const tune_opts *o)
         rc = 2;
         goto done;
     }
-    bool has_conv = false;
-    for (size_t i = 0; i < b.nlayers; i++)
-        has_conv = has_conv || b.layers[i].kind == CT_LAYER_CONV2D;
-    if (!has_conv || ond != 1 || oshape[0] < 2) {
+    if (!conv_layers_of(&b, &cl)) {
+        fprintf(stderr, CMD ": the model has more than %d distinct convolution shapes\n",
+                CT_CONV_PATH_MAX_LAYERS);
+        rc = 2;
+        goto done;
+    }
+    if (cl.n == 0 || ond != 1 || oshape[0] < 2) {
         fprintf(stderr, CMD ": %s\n",
-                !has_conv ? "the model has no convolution: no path to choose"
+                cl.n == 0 ? "the model has no convolution: no path to choose"
                           : "the model must end in (N, classes) with at least 2 classes");
         rc = 2;
         goto done;
@@ -701,7 +833,7 @@ static int tune_conv(const tune_opts *o)
         }
         snprintf(path, sizeof path, "(none: no cache folder)");
     }
-    ct_conv_path_resolve(dev, source, sizeof source);
+    ct_conv_path_resolve(dev, &stored, source, sizeof source);
     unsigned dflt = ct_conv_path_default(dev);
     if (bench_data_make(ctx, &b, b.o.batch, 7, &d) != CT_SUCCESS) {
         rc = cli_fail("preparing the data", CT_ERR_OUT_OF_MEMORY);
@@ -716,50 +848,93 @@ static int tune_conv(const tune_opts *o)
            CONV_STEPS);
     printf("  in use now: %s\n", source);
     printf("  stores to: %s%s\n\n", path, o->dry_run ? " (not with --dry-run)" : "");
-    printf("CONV_GEMM  ms/step  vs default  what\n");
+    printf("every convolution at once\nCONV_GEMM  ms/step  vs default  what\n");
     fflush(stdout);
 
-    double ms[4];
+    /* 1. every convolution at once */
+    double ms[CONV_NVALUES];
     size_t best = 0, idflt = 0;
-    for (size_t i = 0; i < 4; i++) {
-        if (values[i] == dflt)
+    for (size_t i = 0; i < CONV_NVALUES; i++) {
+        if (conv_values[i] == dflt)
             idflt = i;
-        fprintf(stderr, CMD ": CONV_GEMM=%u...\n", values[i]);
-        if (conv_time(ctx, &b, &d, values[i], user_copy, o->runs, &ms[i]) != CT_SUCCESS) {
+        fprintf(stderr, CMD ": CONV_GEMM=%u...\n", conv_values[i]);
+        ct_conv_path_init(&uniform, conv_values[i]);
+        if (conv_time(ctx, &b, &d, &uniform, o->runs, &ms[i]) != CT_SUCCESS) {
             rc = cli_fail("a training step", CT_ERR_INVALID_ARG);
             goto done;
         }
         if (ms[i] < ms[best])
             best = i;
     }
-    for (size_t i = 0; i < 4; i++)
-        printf("%-9u  %7.3f  %+9.1f%%  %s%s\n", values[i], ms[i],
-               100.0 * (ms[i] - ms[idflt]) / ms[idflt], what[i], i == idflt ? " (default)" : "");
+    for (size_t i = 0; i < CONV_NVALUES; i++)
+        printf("%-9u  %7.3f  %+9.1f%%  %s%s\n", conv_values[i], ms[i],
+               100.0 * (ms[i] - ms[idflt]) / ms[idflt], conv_what[i],
+               i == idflt ? " (default)" : "");
     /* the winner must beat the default by MARGIN again, timed back to back */
     double again_best = ms[best], again_dflt = ms[idflt];
-    if (best != idflt &&
-        (conv_time(ctx, &b, &d, values[idflt], user_copy, o->runs, &again_dflt) != CT_SUCCESS ||
-         conv_time(ctx, &b, &d, values[best], user_copy, o->runs, &again_best) != CT_SUCCESS)) {
+    ct_conv_path pb, pd;
+    ct_conv_path_init(&pb, conv_values[best]);
+    ct_conv_path_init(&pd, dflt);
+    if (best != idflt && (conv_time(ctx, &b, &d, &pd, o->runs, &again_dflt) != CT_SUCCESS ||
+                          conv_time(ctx, &b, &d, &pb, o->runs, &again_best) != CT_SUCCESS)) {
         rc = cli_fail("a training step", CT_ERR_INVALID_ARG);
         goto done;
     }
     unsigned chosen = dflt;
+    double cur_ms = again_dflt;
     if (best != idflt && again_best < (1.0 - MARGIN) * again_dflt &&
-        ms[best] < (1.0 - MARGIN) * ms[idflt])
-        chosen = values[best];
-    printf("\n");
+        ms[best] < (1.0 - MARGIN) * ms[idflt]) {
+        chosen = conv_values[best];
+        cur_ms = again_best;
+    }
     if (best != idflt)
         printf("timed again, back to back: CONV_GEMM=%u %.3f ms, the default %.3f ms (%+.1f%%)\n",
-               values[best], again_best, again_dflt,
+               conv_values[best], again_best, again_dflt,
                100.0 * (again_best - again_dflt) / again_dflt);
-    snprintf(measured, sizeof measured, "%s batch %zu: CONV_GEMM=0 %.3f, 1 %.3f, 5 %.3f, 7 %.3f ms",
-             b.o.model, b.o.batch, ms[0], ms[1], ms[2], ms[3]);
+
+    /* 2. each shape its own, from there (with one shape, step 1 said it all) */
+    unsigned choice[CT_CONV_PATH_MAX_LAYERS];
+    for (size_t j = 0; j < cl.n; j++)
+        choice[j] = chosen;
+    double uniform_ms = cur_ms;
+    if (cl.n > 1 && (rc = conv_per_layer(ctx, &b, &d, &cl, o->runs, choice, &cur_ms)) != 0)
+        goto done;
+    rc = 1;
+
+    /* the result: the stored path with this model's shapes set (other models' kept) and
+     * CONV_GEMM for the rest from step 1 */
+    result = stored;
+    result.conv_gemm = chosen;
+    if (conv_path_with(&result, &cl, choice, &result) != CT_SUCCESS) {
+        fprintf(stderr, CMD ": %s\n", ct_last_error());
+        goto done;
+    }
+    bool own = false, other = false;
+    for (size_t j = 0; j < cl.n; j++)
+        own = own || choice[j] != chosen;
+    for (size_t i = 0; i < result.nlayers; i++)
+        other = other || result.layer_gemm[i] != dflt;
+    int n = snprintf(measured, sizeof measured,
+                     "%s batch %zu: CONV_GEMM=0 %.3f, 1 %.3f, 5 %.3f, 7 %.3f ms", b.o.model,
+                     b.o.batch, ms[0], ms[1], ms[2], ms[3]);
+    if (own && n > 0 && (size_t)n < sizeof measured)
+        snprintf(measured + n, sizeof measured - (size_t)n, "; per layer %.3f ms", cur_ms);
+    printf("\nchosen: CONV_GEMM=%u", chosen);
+    for (size_t j = 0; j < cl.n; j++)
+        if (choice[j] != chosen) {
+            ct_conv_shape_format(&cl.shape[j], shape, sizeof shape);
+            printf("; layer %zu (%s) CONV_GEMM=%u", cl.first[j], shape, choice[j]);
+        }
+    if (own)
+        printf(" (%.3f ms per step, %.3f with CONV_GEMM=%u throughout)", cur_ms, uniform_ms,
+               chosen);
+    printf("\n");
     if (o->dry_run) {
-        printf("fastest: CONV_GEMM=%u; --dry-run: nothing stored\n", chosen);
+        printf("--dry-run: nothing stored\n");
         rc = 0;
         goto done;
     }
-    if (chosen == dflt) {
+    if (chosen == dflt && !other) {
         int r = remove(path), e = errno;
         if (r != 0 && e != ENOENT) {
             fprintf(stderr, CMD ": cannot remove %s: %s\n", path, strerror(e));
@@ -768,21 +943,16 @@ static int tune_conv(const tune_opts *o)
         printf("the default (CONV_GEMM=%u) is fastest, or within %.0f%%: nothing stored%s%s\n",
                dflt, MARGIN * 100, r == 0 ? "; removed " : "", r == 0 ? path : "");
     } else {
-        if (ct_conv_path_write(path, dev, chosen, measured) != CT_SUCCESS) {
+        if (ct_conv_path_write(path, dev, &result, measured) != CT_SUCCESS) {
             fprintf(stderr, CMD ": %s\n", ct_last_error());
             goto done;
         }
-        printf("stored %s: CONV_GEMM=%u for every cltrain run on this device "
+        printf("stored %s: CONV_GEMM=%u, and %zu layer shape%s of this model and others "
                "('cltrain tune --conv --reset' goes back to the default)\n",
-               path, chosen);
+               path, chosen, result.nlayers, result.nlayers == 1 ? "" : "s");
     }
     rc = 0;
 done:
-    if (user_copy)
-        setenv("CLTRAIN_TUNE", user_copy, 1);
-    else
-        unsetenv("CLTRAIN_TUNE");
-    free(user_copy);
     bench_data_free(&d);
     free(b.layers);
     ct_context_free(ctx);
