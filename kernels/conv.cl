@@ -175,8 +175,10 @@ inline float vsum(VT v)
  * else 0; with `relu` also 0 where the pooled output yv[u] is not > 0 (the ReLU before
  * the pool cut it). Lanes of windows u >= n are 0. `room` elements may be read at g, yv
  * and ia (to the end of their plane): with room for a whole vector the lanes past n are
- * loaded and masked, else (a plane's last row) only the first n are read. */
-inline VT unpool_run(__global const float *g, __global const float *yv,
+ * loaded and masked, else (a plane's last row) only the first n are read. Always inlined:
+ * PoCL left it a call, and every call spilled the callers' vector accumulators (all of
+ * them: no vector register survives a call) to the stack and back. */
+inline __attribute__((always_inline)) VT unpool_run(__global const float *g, __global const float *yv,
                      __global const uchar *ia, const uint n, const uint room, const uint odd,
                      const uint relu)
 {
@@ -993,6 +995,29 @@ __kernel void conv_bwd_w_flat(__global const float *xp, CT_CARG(dyp), CT_ARG(dst
     CONV_BWW_STORE(acc);
 }
 
+/* r[i] lane j becomes r[j] lane i: a 16 x 16 transpose in four butterfly stages, each
+ * swapping the off-diagonal b x b blocks of every 2b x 2b block (b = 1, 2, 4, 8) with
+ * shuffle2 on constant masks (one permute instruction each where the compiler has them:
+ * 64 in all, against 256 scalar stores and loads through private memory). */
+#define TRANSPOSE_STAGE(b, MA, MC)                                                         \
+    _Pragma("unroll") for (int i = 0; i < 16; i++) if (!(i & (b))) {                       \
+        const float16 a = r[i], c = r[i + (b)];                                            \
+        r[i] = shuffle2(a, c, (uint16)MA);                                                 \
+        r[i + (b)] = shuffle2(a, c, (uint16)MC);                                           \
+    }
+inline void transpose16(float16 r[16])
+{
+    TRANSPOSE_STAGE(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
+                    (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
+    TRANSPOSE_STAGE(2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
+                    (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
+    TRANSPOSE_STAGE(4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
+                    (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
+    TRANSPOSE_STAGE(8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                    (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+}
+#undef TRANSPOSE_STAGE
+
 /* dyt (N, G, NKT, HPD*WPD, 16*CONV_KV) with NKT = ceil(KG / (16*CONV_KV)): the output
  * gradient with the channels of each tile innermost, 0 for channels >= KG, in planes of
  * HPD x WPD pixels with the gradient at rows OH.., columns OW.. and zeros around it (the
@@ -1043,22 +1068,46 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
         return;
     }
     const uint p = row - OH;
+    /* channel l's run of pixels */
+#define DYT_RUN(l, v)                                                                      \
+    do {                                                                                   \
+        const uint k = kt * TKV + (l);                                                     \
+        v = (VT)(0.0f);                                                                    \
+        if (k < KG) {                                                                      \
+            const size_t plane = (size_t)(n * G + g) * KG + k;                             \
+            if (!pooled) {                                                                 \
+                __global const float *d = dy + plane * P * Q + p * Q + q0;                 \
+                v = nq == CONV_QV ? VLOAD(d) : vload_tail(d, nq);                          \
+            } else if (p < 2 * PH && q0 < 2 * PW) {                                        \
+                const uint at = (p / 2) * PW + q0 / 2;                                     \
+                const size_t e = plane * PH * PW + at;                                     \
+                v = unpool_run(dy + e, yv + e, idx + e, min((uint)CONV_QV / 2, PW - q0 / 2), \
+                               PH * PW - at, p & 1u, relu);                                \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+#if CONV_QV == 16
+    /* 16 channels x 16 pixels at a time, transposed in registers (transpose16) */
+    for (int v = 0; v < CONV_KV; v++) {
+        float16 r[16];
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            DYT_RUN(16 * v + i, r[i]);
+        transpose16(r);
+        if (nq == 16) {
+#pragma unroll
+            for (int x = 0; x < 16; x++)
+                vstore16(r[x], v, o + (size_t)x * TKV);
+        } else {
+            for (uint x = 0; x < nq; x++)
+                vstore16(r[x], v, o + (size_t)x * TKV);
+        }
+    }
+#else
     float t[CONV_QV][16 * CONV_KV];
     for (uint l = 0; l < TKV; l++) {
-        const uint k = kt * TKV + l;
-        VT v = (VT)(0.0f);
-        if (k < KG) {
-            const size_t plane = (size_t)(n * G + g) * KG + k;
-            if (!pooled) {
-                __global const float *d = dy + plane * P * Q + p * Q + q0;
-                v = nq == CONV_QV ? VLOAD(d) : vload_tail(d, nq);
-            } else if (p < 2 * PH && q0 < 2 * PW) {
-                const uint at = (p / 2) * PW + q0 / 2;
-                const size_t e = plane * PH * PW + at;
-                v = unpool_run(dy + e, yv + e, idx + e, min((uint)CONV_QV / 2, PW - q0 / 2),
-                               PH * PW - at, p & 1u, relu);
-            }
-        }
+        VT v;
+        DYT_RUN(l, v);
         float tv[CONV_QV];
         VSTORE(v, tv);
         for (uint x = 0; x < CONV_QV; x++)
@@ -1068,6 +1117,8 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
 #pragma unroll
         for (int v = 0; v < CONV_KV; v++)
             vstore16(vload16(v, t[x]), v, o + (size_t)x * TKV);
+#endif
+#undef DYT_RUN
 }
 
 /* dw (G*KG, CG*R*S) += sum over the images of chunk ch = get_global_id(2) (NPC each)
