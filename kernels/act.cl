@@ -107,14 +107,14 @@ CT_ACT_KERNELS(sigmoid)
 CT_ACT_KERNELS(tanh)
 
 /* Sum of the 8 lanes in a fixed order (pairwise). */
-inline float ct_act_hsum8(float8 v)
+CT_INLINE float ct_act_hsum8(float8 v)
 {
     float4 a = v.lo + v.hi;
     float2 b = a.lo + a.hi;
     return b.x + b.y;
 }
 
-inline float ct_act_hmax8(float8 v)
+CT_INLINE float ct_act_hmax8(float8 v)
 {
     float4 a = fmax(v.lo, v.hi);
     float2 b = fmax(a.lo, a.hi);

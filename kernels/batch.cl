@@ -13,7 +13,7 @@
  * v = p / 255; x = (v - mean[c]) / std[c] (mean/std for up to 4 channels). */
 
 /* 32-bit avalanche hash (lowbias32 by C. Wellons): portable, no 64-bit integers needed. */
-inline uint ct_hash32(uint x)
+CT_INLINE uint ct_hash32(uint x)
 {
     x ^= x >> 16;
     x *= 0x7feb352du;

@@ -139,7 +139,7 @@
 #endif
 
 /* CONV_QV pixels at any stride, one by one. */
-inline VT vload_strided(__global const float *p, uint stride)
+CT_INLINE VT vload_strided(__global const float *p, uint stride)
 {
     float t[CONV_QV];
     for (int j = 0; j < CONV_QV; j++)
@@ -149,7 +149,7 @@ inline VT vload_strided(__global const float *p, uint stride)
 
 /* The first `n` (< CONV_QV) elements at p, the other lanes 0: a row's last pixel run
  * without reading past the row (or the buffer). */
-inline VT vload_tail(__global const float *p, uint n)
+CT_INLINE VT vload_tail(__global const float *p, uint n)
 {
     float t[CONV_QV];
     for (int j = 0; j < CONV_QV; j++)
@@ -158,7 +158,7 @@ inline VT vload_tail(__global const float *p, uint n)
 }
 
 /* Sum of the lanes in a fixed tree order (common.cl's ct_sum16 for float16). */
-inline float vsum(VT v)
+CT_INLINE float vsum(VT v)
 {
 #if CONV_QV == 16
     return ct_sum16(v);
@@ -175,12 +175,10 @@ inline float vsum(VT v)
  * else 0; with `relu` also 0 where the pooled output yv[u] is not > 0 (the ReLU before
  * the pool cut it). Lanes of windows u >= n are 0. `room` elements may be read at g, yv
  * and ia (to the end of their plane): with room for a whole vector the lanes past n are
- * loaded and masked, else (a plane's last row) only the first n are read. Always inlined:
- * PoCL left it a call, and every call spilled the callers' vector accumulators (all of
- * them: no vector register survives a call) to the stack and back. */
-inline __attribute__((always_inline)) VT unpool_run(__global const float *g, __global const float *yv,
-                     __global const uchar *ia, const uint n, const uint room, const uint odd,
-                     const uint relu)
+ * loaded and masked, else (a plane's last row) only the first n are read. */
+CT_INLINE VT unpool_run(__global const float *g, __global const float *yv,
+                        __global const uchar *ia, const uint n, const uint room, const uint odd,
+                        const uint relu)
 {
     HV gv, y;
     HI a;
@@ -213,7 +211,7 @@ inline __attribute__((always_inline)) VT unpool_run(__global const float *g, __g
 
 /* d[0, n) = s[0, n): runs of 8, the last one moved back to end at n (PoCL leaves a plain
  * loop scalar), short rows one by one. */
-inline void copy_run(__global float *d, __global const float *s, const int n)
+CT_INLINE void copy_run(__global float *d, __global const float *s, const int n)
 {
     if (n < 8) {
         for (int v = 0; v < n; v++)
@@ -229,7 +227,7 @@ inline void copy_run(__global float *d, __global const float *s, const int n)
 }
 
 /* d[0, n) = 0, the same way. */
-inline void zero_run(__global float *d, const int n)
+CT_INLINE void zero_run(__global float *d, const int n)
 {
     if (n < 8) {
         for (int v = 0; v < n; v++)
@@ -581,8 +579,8 @@ __kernel void conv_taps(__global uint *xo, const uint CI, const uint R, const ui
 
 /* Bias of output channels k0..k0+15 of a group whose biases start at b[gb] (KO of them),
  * 0 past KO or without `has` (b not read then): conv_kv's accumulators start from it. */
-inline float16 kv_bias(__global const float *b, const uint gb, const uint k0, const uint KO,
-                       const uint has)
+CT_INLINE float16 kv_bias(__global const float *b, const uint gb, const uint k0, const uint KO,
+                          const uint has)
 {
     float t[16];
     for (int l = 0; l < 16; l++)
@@ -1005,7 +1003,7 @@ __kernel void conv_bwd_w_flat(__global const float *xp, CT_CARG(dyp), CT_ARG(dst
         r[i] = shuffle2(a, c, (uint16)MA);                                                 \
         r[i + (b)] = shuffle2(a, c, (uint16)MC);                                           \
     }
-inline void transpose16(float16 r[16])
+CT_INLINE void transpose16(float16 r[16])
 {
     TRANSPOSE_STAGE(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
                     (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
@@ -1327,7 +1325,7 @@ __kernel void conv_gemm_out(__global const float *g, CT_CARG(b), CT_ARG(y), cons
 /* Every work-item of a work-group of n (a power of two) puts its sum in part[l]; part[0]
  * is then the group's total, added in a fixed tree order (the same bits on every run).
  * All work-items call it. */
-inline void wg_tree_sum(__local float *part, const uint l, const uint n, const float acc)
+CT_INLINE void wg_tree_sum(__local float *part, const uint l, const uint n, const float acc)
 {
     part[l] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);

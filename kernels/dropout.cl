@@ -27,7 +27,7 @@
 #define CT_PHILOX_W1 0xBB67AE85u
 
 /* Ten Philox rounds on 8 independent counters (one per lane), same key. */
-inline void ct_philox8(uint8 *c0, uint8 *c1, uint8 *c2, uint8 *c3, uint k0, uint k1)
+CT_INLINE void ct_philox8(uint8 *c0, uint8 *c1, uint8 *c2, uint8 *c3, uint k0, uint k1)
 {
     for (int r = 0; r < 10; r++) {
 #if CT_CPU

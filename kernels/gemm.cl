@@ -42,15 +42,15 @@
 
 /* alpha * acc + beta * old, without reading old when beta is 0; one fma, so that the
  * vector epilogue of gemm_bc (gemm_out16) gives the same bits. */
-inline float gemm_out(const float acc, const float alpha, const float beta,
-                      __global const float *old)
+CT_INLINE float gemm_out(const float acc, const float alpha, const float beta,
+                         __global const float *old)
 {
     return beta == 0.0f ? alpha * acc : fma(beta, *old, alpha * acc);
 }
 
 /* gemm_out on 16 consecutive elements of C. */
-inline float16 gemm_out16(const float16 acc, const float alpha, const float beta,
-                          __global const float *old)
+CT_INLINE float16 gemm_out16(const float16 acc, const float alpha, const float beta,
+                             __global const float *old)
 {
     const float16 a = (float16)(alpha) * acc;
     return beta == 0.0f ? a : fma((float16)(beta), vload16(0, old), a);
@@ -125,7 +125,7 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
 }
 
 /* Sum of the 16 lanes in a fixed tree order (common.cl's ct_sum16). */
-inline float gemm_vsum(const float16 v)
+CT_INLINE float gemm_vsum(const float16 v)
 {
     return ct_sum16(v);
 }

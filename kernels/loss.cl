@@ -69,7 +69,7 @@
 
 /* ---- shared helpers -------------------------------------------------------------- */
 
-inline void loss_error(__global uint *status, uint bit, uint index)
+CT_INLINE void loss_error(__global uint *status, uint bit, uint index)
 {
     atomic_or(status, bit);
     atomic_min(status + 1, index);
@@ -77,7 +77,7 @@ inline void loss_error(__global uint *status, uint bit, uint index)
 
 /* Sums a and b over the work-group in a fixed order; every work-item gets the totals.
  * Called once per kernel, by every work-item (it holds barriers). */
-inline void loss_group_sum(__local float *la, __local float *lb, float *a, float *b)
+CT_INLINE void loss_group_sum(__local float *la, __local float *lb, float *a, float *b)
 {
     const uint lid = get_local_id(0);
     la[lid] = *a;
@@ -96,8 +96,8 @@ inline void loss_group_sum(__local float *la, __local float *lb, float *a, float
 
 /* Sums the G partial pairs in a fixed order (lane l takes l, l + LOSS_WG, ... ascending,
  * then the tree): every group that calls it gets bit-identical totals. */
-inline void loss_sum_partials(__global const float *part, uint G, __local float *la,
-                              __local float *lb, float *a, float *b)
+CT_INLINE void loss_sum_partials(__global const float *part, uint G, __local float *la,
+                                 __local float *lb, float *a, float *b)
 {
     float sa = 0.0f, sb = 0.0f;
     for (uint i = get_local_id(0); i < G; i += LOSS_WG) {
@@ -111,7 +111,7 @@ inline void loss_sum_partials(__global const float *part, uint G, __local float 
 
 /* The reduced loss from the sum of losses and the sum of denominator weights. 0/0 is NaN,
  * as PyTorch's mean over no (non-ignored) target. */
-inline float loss_value(float total, float wtotal, uint flags, float count)
+CT_INLINE float loss_value(float total, float wtotal, uint flags, float count)
 {
     if (!(flags & LF_MEAN))
         return total;
@@ -125,8 +125,8 @@ inline float loss_value(float total, float wtotal, uint flags, float count)
 /* The end of a reducing kernel: sums (*a, *b) over the work-group (every work-item gets
  * the totals). In a multi-group launch each group stores its pair in part and 0 is
  * returned; the single group of a final launch writes the loss (LF_OUT) and returns 1. */
-inline int loss_reduce_store(__local float *la, __local float *lb, float *a, float *b,
-                             __global float *part, __global float *out, uint flags, float count)
+CT_INLINE int loss_reduce_store(__local float *la, __local float *lb, float *a, float *b,
+                                __global float *part, __global float *out, uint flags, float count)
 {
     loss_group_sum(la, lb, a, b);
     if (!(flags & LF_FINAL)) {
@@ -143,7 +143,7 @@ inline int loss_reduce_store(__local float *la, __local float *lb, float *a, flo
 
 /* The factor a gradient entry of output element i gets when the host knows the
  * denominator: grad_output, divided by the count for MEAN. */
-inline float loss_gscale(__global const float *go, uint i, uint flags, float count)
+CT_INLINE float loss_gscale(__global const float *go, uint i, uint flags, float count)
 {
     float r = (flags & LF_GO_ROW) ? go[i] : (flags & LF_GO_ONE) ? go[0] : 1.0f;
     if ((flags & LF_MEAN) && !(flags & LF_WDENOM))
@@ -155,8 +155,8 @@ inline float loss_gscale(__global const float *go, uint i, uint flags, float cou
 
 /* Validates target value tv of position p; returns 1 with its class in *tc when the
  * position counts, 0 when it is ignored (ignore_index, or an error recorded here). */
-inline int ce_target(float tv, uint p, uint C, float ignore_index, __global uint *status,
-                     uint *tc)
+CT_INLINE int ce_target(float tv, uint p, uint C, float ignore_index, __global uint *status,
+                        uint *tc)
 {
     if (tv == ignore_index)
         return 0;
@@ -173,8 +173,8 @@ inline int ce_target(float tv, uint p, uint C, float ignore_index, __global uint
  * (every weight of a counted target 0) PyTorch's 1/0 reaches log_softmax's backward and
  * turns the whole row NaN, while NLL's gradient is w[t] * -inf = NaN at the target only:
  * reproduced here. Ignored rows stay 0. */
-inline void ce_scale_row(__global const float *t, __global float *g, __global const float *cw,
-                         uint p, uint C, uint S, float ignore_index, uint flags, float fac)
+CT_INLINE void ce_scale_row(__global const float *t, __global float *g, __global const float *cw,
+                            uint p, uint C, uint S, float ignore_index, uint flags, float fac)
 {
     const uint n = p / S, s = p - n * S;
     uint tc = 0;
@@ -440,7 +440,7 @@ __kernel void bce_elems(CT_CARG(x), CT_CARG(y), CT_ARG(out), CT_ARG(g), CT_CARG(
  *   SmoothL1  |d| < beta ? 0.5 d^2 / beta : |d| - 0.5 beta   d <= -beta ? -1 : d >= beta ? 1 : d / beta
  *   Huber     |d| < delta ? 0.5 d^2 : delta (|d| - 0.5 delta)   clamp(d, -delta, delta)
  * (beta = 0 makes SmoothL1 the L1 loss, except for the gradient at d = 0, as in PyTorch.) */
-inline float4 reg_loss4(uint kind, float4 d, float param, float4 *grad)
+CT_INLINE float4 reg_loss4(uint kind, float4 d, float param, float4 *grad)
 {
     const float4 ad = fabs(d);
     const int4 quad = isless(ad, (float4)(param));

@@ -38,8 +38,8 @@
 
 /* Fixed-order sum of one row of `hw` floats; with `sq`, of (v - mean)^2; with `mul`, of
  * v * (u - mean) where u is the second row. */
-inline float8 ct_bn_row8(__global const float *v, __global const float *u, const uint hw,
-                         const float mean, const int mode, float *tail)
+CT_INLINE float8 ct_bn_row8(__global const float *v, __global const float *u, const uint hw,
+                            const float mean, const int mode, float *tail)
 {
     const uint hw8 = hw & ~7u;
     float8 acc = (float8)(0.0f);
@@ -68,7 +68,7 @@ inline float8 ct_bn_row8(__global const float *v, __global const float *u, const
     return acc;
 }
 
-inline float ct_bn_hsum8(float8 v)
+CT_INLINE float ct_bn_hsum8(float8 v)
 {
     float4 a = v.lo + v.hi;
     float2 b = a.lo + a.hi;
@@ -76,9 +76,9 @@ inline float ct_bn_hsum8(float8 v)
 }
 
 /* Sum over slice s of channel c: rows n in [s*N/S, (s+1)*N/S). */
-inline float ct_bn_slice_sum(__global const float *v, __global const float *u, const uint N,
-                             const uint C, const uint hw, const uint S, const uint s,
-                             const uint c, const float mean, const int mode)
+CT_INLINE float ct_bn_slice_sum(__global const float *v, __global const float *u, const uint N,
+                                const uint C, const uint hw, const uint S, const uint s,
+                                const uint c, const float mean, const int mode)
 {
     const uint n0 = (uint)(((ulong)s * N) / S), n1 = (uint)(((ulong)(s + 1) * N) / S);
     float total = 0.0f;
@@ -91,7 +91,7 @@ inline float ct_bn_slice_sum(__global const float *v, __global const float *u, c
     return total;
 }
 
-inline float ct_bn_parts(__global const float *part, const uint S, const uint c)
+CT_INLINE float ct_bn_parts(__global const float *part, const uint S, const uint c)
 {
     float s = 0.0f;
     for (uint i = 0; i < S; i++)

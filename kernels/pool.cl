@@ -25,8 +25,8 @@
         const uint KW, const uint SH, const uint SW, const uint PH, const uint PW
 
 /* Index within the plane of window (p, q)'s maximum, scanning as described above. */
-inline uint window_argmax(__global const float *plane, const uint H, const uint W, const int hs,
-                          const int ws, const uint KH, const uint KW)
+CT_INLINE uint window_argmax(__global const float *plane, const uint H, const uint W, const int hs,
+                             const int ws, const uint KH, const uint KW)
 {
     const int h0 = max(hs, 0), h1 = min(hs + (int)KH, (int)H);
     const int w0 = max(ws, 0), w1 = min(ws + (int)KW, (int)W);
@@ -68,8 +68,8 @@ __kernel void maxpool_fwd(CT_CARG(x), CT_ARG(y), __global uint *idx, const uint 
 
 /* First and one-past-last output index whose window (start o*S - PAD, length K) contains
  * input position i, clipped to [0, OUT). */
-inline void windows_of(const int i, const uint K, const uint S, const uint PAD, const uint OUT,
-                       int *o0, int *o1)
+CT_INLINE void windows_of(const int i, const uint K, const uint S, const uint PAD, const uint OUT,
+                          int *o0, int *o1)
 {
     /* o*S - PAD <= i  and  o*S - PAD + K > i */
     const int hi = (i + (int)PAD) / (int)S; /* i + PAD >= 0 */
@@ -138,7 +138,7 @@ __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_
     }
 
 /* The same rule on one 2x2 window v (scan order): index of its first maximum. */
-inline uint argmax4(const float v[4])
+CT_INLINE uint argmax4(const float v[4])
 {
     uint best = 0;
     float m = -INFINITY;
@@ -246,8 +246,8 @@ __kernel void maxpool2_bwd(CT_CARG(x), CT_CARG(dy), CT_ARG(dx), const uint relu_
 }
 
 /* PyTorch's divisor of window (p, q) (see the banner). */
-inline float avg_divisor(const int hs, const int ws, const uint H, const uint W, const uint KH,
-                         const uint KW, const uint PH, const uint PW, const uint include_pad)
+CT_INLINE float avg_divisor(const int hs, const int ws, const uint H, const uint W, const uint KH,
+                            const uint KW, const uint PH, const uint PW, const uint include_pad)
 {
     int he = hs + (int)KH, we = ws + (int)KW;
     if (include_pad) {
