@@ -94,12 +94,14 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
     }
     const uint nj = min((uint)(16 * GEMM_NV), N - j0);
     if (nj == 16 * GEMM_NV) {
-        GEMM_BC_LOOP(for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, b + (size_t)k * ldb))
+        GEMM_BC_LOOP(_Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] =
+                         vload16(v, b + (size_t)k * ldb))
     } else {
         /* the last columns: B's row read up to N only */
         GEMM_BC_LOOP(float tb[16 * GEMM_NV]; for (uint j = 0; j < 16 * GEMM_NV; j++) tb[j] =
                          j < nj ? b[(size_t)k * ldb + j] : 0.0f;
-                     for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, (const float *)tb))
+                     _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] =
+                         vload16(v, (const float *)tb))
     }
 #undef GEMM_BC_LOOP
 
