@@ -626,7 +626,7 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
     }
 
 #define CONV_KV_LOOP(STRIDE)                                                               \
-    for (uint j = 0; j < CRS; j++) {                                                       \
+    _Pragma("unroll 2") for (uint j = 0; j < CRS; j++) {                                   \
         __global const float *xj = xb + xo[j];                                             \
         float16 w[CONV_KV];                                                                \
         _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) w[v] =                         \
