@@ -697,56 +697,57 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
         xp + ((size_t)(n * G + g) * CI * HP + 2 * ph * SH) * WP + 2 * u0 * SW;
     __global const float *wb = wt + (size_t)g * CRS * KOP + (size_t)k0 * CRS;
 
-    float16 acc[CONV_KV][2][2 * CONV_PP];
-#pragma unroll
-    for (int v = 0; v < CONV_KV; v++) {
-        const float16 bias = kv_bias(b, g * KO, k0 + 16 * v, KO, flags & 1u);
-#pragma unroll
-        for (int r = 0; r < 2; r++)
-#pragma unroll
-            for (int x = 0; x < 2 * CONV_PP; x++)
-                acc[v][r][x] = bias;
+    /* NPP pooled columns from column c0 of the run into t and ti: bias, the taps, ReLU,
+     * pool, transposed through private memory as conv_kv does */
+#define KV_POOL_RUN(NPP, c0)                                                               \
+    {                                                                                      \
+        float16 acc[CONV_KV][2][2 * (NPP)];                                                \
+        _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) {                              \
+            const float16 bias = kv_bias(b, g * KO, k0 + 16 * v, KO, flags & 1u);          \
+            _Pragma("unroll") for (int r = 0; r < 2; r++)                                  \
+                _Pragma("unroll") for (int x = 0; x < 2 * (NPP); x++) acc[v][r][x] = bias; \
+        }                                                                                  \
+        __global const float *xc = xb + 2 * (c0) * SW;                                     \
+        for (uint j = 0; j < CRS; j++) {                                                   \
+            __global const float *xj = xc + xo[j];                                         \
+            float16 w[CONV_KV];                                                            \
+            _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) w[v] =                     \
+                vload16(v, wb + (size_t)j * (16 * CONV_KV));                               \
+            _Pragma("unroll") for (int r = 0; r < 2; r++)                                  \
+                _Pragma("unroll") for (int x = 0; x < 2 * (NPP); x++) {                    \
+                const float16 xs = (float16)(xj[r * rstep + x * SW]);                      \
+                _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) acc[v][r][x] =         \
+                    fma(w[v], xs, acc[v][r][x]);                                           \
+            }                                                                              \
+        }                                                                                  \
+        _Pragma("unroll") for (int v = 0; v < CONV_KV; v++)                                \
+            _Pragma("unroll") for (int u = 0; u < (NPP); u++) {                            \
+            float16 c[4] = {acc[v][0][2 * u], acc[v][0][2 * u + 1], acc[v][1][2 * u],      \
+                            acc[v][1][2 * u + 1]};                                         \
+            float16 m = (float16)(-INFINITY);                                              \
+            int16 a = (int16)(0);                                                          \
+            _Pragma("unroll") for (int e = 0; e < 4; e++) {                                \
+                if (flags & 2u)                                                            \
+                    c[e] = c[e] > (float16)(0.0f) ? c[e] : (float16)(0.0f);                \
+                MAX_STEP(16, m, a, c[e], e);                                               \
+            }                                                                              \
+            vstore16(m, v, t[(c0) + u]);                                                   \
+            vstore16(convert_uchar16(a), v, ti[(c0) + u]);                                 \
+        }                                                                                  \
     }
-
     const uint rstep = SH * WP;
-    for (uint j = 0; j < CRS; j++) {
-        __global const float *xj = xb + xo[j];
-        float16 w[CONV_KV];
-#pragma unroll
-        for (int v = 0; v < CONV_KV; v++)
-            w[v] = vload16(v, wb + (size_t)j * (16 * CONV_KV));
-#pragma unroll
-        for (int r = 0; r < 2; r++)
-#pragma unroll
-            for (int x = 0; x < 2 * CONV_PP; x++) {
-                const float16 xs = (float16)(xj[r * rstep + x * SW]);
-#pragma unroll
-                for (int v = 0; v < CONV_KV; v++)
-                    acc[v][r][x] = fma(w[v], xs, acc[v][r][x]);
-            }
-    }
-
-    /* pool, then transpose through private memory as conv_kv does */
     float t[CONV_PP][16 * CONV_KV];
     uchar ti[CONV_PP][16 * CONV_KV];
-#pragma unroll
-    for (int v = 0; v < CONV_KV; v++)
-#pragma unroll
-        for (int u = 0; u < CONV_PP; u++) {
-            float16 c[4] = {acc[v][0][2 * u], acc[v][0][2 * u + 1], acc[v][1][2 * u],
-                            acc[v][1][2 * u + 1]};
-            float16 m = (float16)(-INFINITY);
-            int16 a = (int16)(0);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                if (flags & 2u)
-                    c[e] = c[e] > (float16)(0.0f) ? c[e] : (float16)(0.0f);
-                MAX_STEP(16, m, a, c[e], e);
-            }
-            vstore16(m, v, t[u]);
-            vstore16(convert_uchar16(a), v, ti[u]);
-        }
+    /* a row's last run may hold fewer columns (MiniCNN's 7 in runs of 2): it computes
+     * only those, one at a time, rather than a whole run past the row's end */
     const uint nq = min((uint)CONV_PP, PW - u0);
+    if (nq == CONV_PP) {
+        KV_POOL_RUN(CONV_PP, 0)
+    } else {
+        for (uint u = 0; u < nq; u++)
+            KV_POOL_RUN(1, u)
+    }
+#undef KV_POOL_RUN
     const uint nk = min((uint)(16 * CONV_KV), KO - min(k0, KO));
     const size_t first = ((((size_t)n * G + g) * KO + k0) * PH + ph) * PW + u0;
     const size_t plane = (size_t)PH * PW;
