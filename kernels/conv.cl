@@ -535,9 +535,9 @@ __kernel void conv_direct_pool(__global const float *xp, __global const float *w
             r0 = r0 > (VT)(0.0f) ? r0 : (VT)(0.0f);
             r1 = r1 > (VT)(0.0f) ? r1 : (VT)(0.0f);
         }
-        HV m = (HV)(-INFINITY);
+        /* the first position taken as it is: MAX_STEP from -INFINITY gives the same */
+        HV m = shuffle(r0, EVEN_IDX);
         HI a = (HI)(0);
-        MAX_STEP_HN(HN, m, a, shuffle(r0, EVEN_IDX), 0);
         MAX_STEP_HN(HN, m, a, shuffle(r0, ODD_IDX), 1);
         MAX_STEP_HN(HN, m, a, shuffle(r1, EVEN_IDX), 2);
         MAX_STEP_HN(HN, m, a, shuffle(r1, ODD_IDX), 3);
@@ -724,13 +724,11 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
             _Pragma("unroll") for (int u = 0; u < (NPP); u++) {                            \
             float16 c[4] = {acc[v][0][2 * u], acc[v][0][2 * u + 1], acc[v][1][2 * u],      \
                             acc[v][1][2 * u + 1]};                                         \
-            float16 m = (float16)(-INFINITY);                                              \
+            _Pragma("unroll") for (int e = 0; e < 4; e++) if (flags & 2u) c[e] =           \
+                c[e] > (float16)(0.0f) ? c[e] : (float16)(0.0f);                           \
+            float16 m = c[0]; /* as MAX_STEP from -INFINITY */                             \
             int16 a = (int16)(0);                                                          \
-            _Pragma("unroll") for (int e = 0; e < 4; e++) {                                \
-                if (flags & 2u)                                                            \
-                    c[e] = c[e] > (float16)(0.0f) ? c[e] : (float16)(0.0f);                \
-                MAX_STEP(16, m, a, c[e], e);                                               \
-            }                                                                              \
+            _Pragma("unroll") for (int e = 1; e < 4; e++) MAX_STEP(16, m, a, c[e], e);     \
             vstore16(m, v, t[(c0) + u]);                                                   \
             vstore16(convert_uchar16(a), v, ti[(c0) + u]);                                 \
         }                                                                                  \
