@@ -81,28 +81,44 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
         for (int v = 0; v < GEMM_NV; v++)
             acc[t][v] = (float16)(0.0f);
 
-    /* k steps: GEMM_NV vectors of B's row k (LOADB), GEMM_MT broadcasts of A's column k */
-#define GEMM_BC_LOOP(LOADB)                                                                \
+    /* k steps: GEMM_NV vectors of B's row k (LOADB), GEMM_MT broadcasts of A's column k
+     * (A_AT(t, k): row t's element k) */
+#define GEMM_BC_LOOP(LOADB, A_AT)                                                          \
     for (uint k = 0; k < K; k++) {                                                         \
         float16 bv[GEMM_NV];                                                               \
         LOADB;                                                                             \
         _Pragma("unroll") for (int t = 0; t < GEMM_MT; t++) {                              \
-            const float16 as = (float16)(ar[t][(size_t)k * sak]);                          \
+            const float16 as = (float16)(A_AT(t, k));                                      \
             _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) acc[t][v] =                \
                 fma(bv[v], as, acc[t][v]);                                                 \
         }                                                                                  \
     }
+#define B_ROW _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, b + (size_t)k * ldb)
+    /* the last columns: B's row read up to N only */
+#define B_ROW_END                                                                          \
+    float tb[16 * GEMM_NV];                                                                \
+    for (uint j = 0; j < 16 * GEMM_NV; j++)                                                \
+        tb[j] = j < nj ? b[(size_t)k * ldb + j] : 0.0f;                                    \
+    _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, (const float *)tb)
+#define A_ROWS(t, k) ar[t][(size_t)(k) * sak]
+    /* A^T (a weight gradient's dy^T): the tile's GEMM_MT elements of column k are adjacent,
+     * one pointer a step rather than one per row (a full tile only) */
+#define A_ADJACENT(t, k) a[i0 + (size_t)(k) * sak + (t)]
     const uint nj = min((uint)(16 * GEMM_NV), N - j0);
+    const bool adjacent = sam == 1 && i0 + GEMM_MT <= M;
     if (nj == 16 * GEMM_NV) {
-        GEMM_BC_LOOP(_Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] =
-                         vload16(v, b + (size_t)k * ldb))
+        if (adjacent) {
+            GEMM_BC_LOOP(B_ROW, A_ADJACENT)
+        } else {
+            GEMM_BC_LOOP(B_ROW, A_ROWS)
+        }
     } else {
-        /* the last columns: B's row read up to N only */
-        GEMM_BC_LOOP(float tb[16 * GEMM_NV]; for (uint j = 0; j < 16 * GEMM_NV; j++) tb[j] =
-                         j < nj ? b[(size_t)k * ldb + j] : 0.0f;
-                     _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] =
-                         vload16(v, (const float *)tb))
+        GEMM_BC_LOOP(B_ROW_END, A_ROWS)
     }
+#undef B_ROW
+#undef B_ROW_END
+#undef A_ROWS
+#undef A_ADJACENT
 #undef GEMM_BC_LOOP
 
 #pragma unroll
