@@ -300,6 +300,7 @@ int cli_bench(int argc, char **argv)
     b.gemm_clblast = ct_gemm_backend(ctx) == CT_GEMM_CLBLAST;
     print_header(&b, ct_context_device(ctx));
     printf("  CLBlast parameters: %s\n", ct_context_clblast_source(ctx));
+    printf("  conv path: %s\n", ct_context_conv_path_source(ctx));
 
     if (b.o.peak_gflops > 0) {
         b.peak_gflops = b.o.peak_gflops;
