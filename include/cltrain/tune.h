@@ -220,7 +220,7 @@ unsigned ct_conv_path_resolve(const ct_device_info *dev, ct_conv_path *out, char
 const char *ct_context_conv_path_source(const ct_context *ctx);
 /* Makes `cp` this context's path (NULL: back to the stored file or the default), for the
  * models and convolutions set up after it (a model plans its fusions when it is made).
- * CT_ERR_INVALID_ARG for a value above 7. */
+ * CT_ERR_INVALID_ARG for a value above 7, or layer shapes invalid or given twice. */
 ct_status ct_context_set_conv_path(ct_context *ctx, const ct_conv_path *cp);
 /* The CONV_GEMM this context uses for a convolution of shape `s`: CLTRAIN_TUNE's
  * CONV_GEMM when it sets one, else the path's. */

@@ -37,12 +37,19 @@ static bool shape_equal(const ct_conv_shape *a, const ct_conv_shape *b)
            a->dil_w == b->dil_w && a->groups == b->groups;
 }
 
+/* The index of shape s among cp's first n layer shapes, or -1. */
+static long path_find(const ct_conv_path *cp, size_t n, const ct_conv_shape *s)
+{
+    for (size_t i = 0; s && i < n && i < CT_CONV_PATH_MAX_LAYERS; i++)
+        if (shape_equal(&cp->layer[i], s))
+            return (long)i;
+    return -1;
+}
+
 unsigned ct_conv_path_lookup(const ct_conv_path *cp, const ct_conv_shape *s)
 {
-    for (size_t i = 0; s && i < cp->nlayers && i < CT_CONV_PATH_MAX_LAYERS; i++)
-        if (shape_equal(&cp->layer[i], s))
-            return cp->layer_gemm[i];
-    return cp->conv_gemm;
+    long i = path_find(cp, cp->nlayers, s);
+    return i >= 0 ? cp->layer_gemm[i] : cp->conv_gemm;
 }
 
 static bool shape_valid(const ct_conv_shape *s)
@@ -62,15 +69,35 @@ ct_status ct_conv_path_set(ct_conv_path *cp, const ct_conv_shape *s, unsigned co
     CT_REQUIRE(conv_gemm <= 7, CT_ERR_INVALID_ARG, "CONV_GEMM=%u is not 0..7", conv_gemm);
     CT_REQUIRE(shape_valid(s), CT_ERR_INVALID_ARG,
                "a convolution shape needs sizes 1..65535 (padding 0..65535)");
-    for (size_t i = 0; i < cp->nlayers; i++)
-        if (shape_equal(&cp->layer[i], s)) {
-            cp->layer_gemm[i] = conv_gemm;
-            goto cleanup;
-        }
+    long i = path_find(cp, cp->nlayers, s);
+    if (i >= 0) {
+        cp->layer_gemm[i] = conv_gemm;
+        goto cleanup;
+    }
     CT_REQUIRE(cp->nlayers < CT_CONV_PATH_MAX_LAYERS, CT_ERR_INVALID_ARG,
                "the convolution path holds at most %d layer shapes", CT_CONV_PATH_MAX_LAYERS);
     cp->layer[cp->nlayers] = *s;
     cp->layer_gemm[cp->nlayers++] = conv_gemm;
+cleanup:
+    return st;
+}
+
+/* CT_ERR_INVALID_ARG unless every value of cp is 0..7 and its layer shapes are valid and
+ * distinct (what ct_conv_path_set keeps true); `who` starts the message. */
+static ct_status path_check(const ct_conv_path *cp, const char *who)
+{
+    ct_status st = CT_SUCCESS;
+    CT_REQUIRE(cp->conv_gemm <= 7, CT_ERR_INVALID_ARG, "%s: CONV_GEMM=%u is not 0..7", who,
+               cp->conv_gemm);
+    CT_REQUIRE(cp->nlayers <= CT_CONV_PATH_MAX_LAYERS, CT_ERR_INVALID_ARG,
+               "%s: %zu layer shapes, at most %d", who, cp->nlayers, CT_CONV_PATH_MAX_LAYERS);
+    for (size_t i = 0; i < cp->nlayers; i++) {
+        CT_REQUIRE(cp->layer_gemm[i] <= 7 && shape_valid(&cp->layer[i]), CT_ERR_INVALID_ARG,
+                   "%s: layer shape %zu has CONV_GEMM=%u or sizes out of range", who, i,
+                   cp->layer_gemm[i]);
+        CT_REQUIRE(path_find(cp, i, &cp->layer[i]) < 0, CT_ERR_INVALID_ARG,
+                   "%s: layer shape %zu is given twice", who, i);
+    }
 cleanup:
     return st;
 }
@@ -138,9 +165,8 @@ static ct_status parse_body(const char *text, size_t len, bool layers, ct_conv_p
                        "line %zu: '%.*s' is not 'layer CxHxW kK rRxS sSHxSW pPHxPW dDHxDW gG "
                        "CONV_GEMM=0..7'",
                        lineno, (int)(n < 80 ? n : 80), s);
-            for (size_t i = 0; i < cp->nlayers; i++)
-                CT_REQUIRE(!shape_equal(&cp->layer[i], &shape), CT_ERR_FORMAT,
-                           "line %zu: the shape is given twice", lineno);
+            CT_REQUIRE(path_find(cp, cp->nlayers, &shape) < 0, CT_ERR_FORMAT,
+                       "line %zu: the shape is given twice", lineno);
             CT_REQUIRE(cp->nlayers < CT_CONV_PATH_MAX_LAYERS, CT_ERR_FORMAT,
                        "line %zu: more than %d layer lines", lineno, CT_CONV_PATH_MAX_LAYERS);
             cp->layer[cp->nlayers] = shape;
@@ -226,9 +252,7 @@ ct_status ct_conv_path_write(const char *path, const ct_device_info *dev, const 
     char *text = malloc(CT_TUNE_FILE_MAX);
     CT_REQUIRE(text != NULL, CT_ERR_OUT_OF_MEMORY, "out of host memory");
     CT_REQUIRE(path && dev && cp, CT_ERR_INVALID_ARG, "ct_conv_path_write: NULL argument");
-    CT_REQUIRE(cp->conv_gemm <= 7, CT_ERR_INVALID_ARG, "CONV_GEMM=%u is not 0..7", cp->conv_gemm);
-    CT_REQUIRE(cp->nlayers <= CT_CONV_PATH_MAX_LAYERS, CT_ERR_INVALID_ARG,
-               "%zu layer shapes: at most %d", cp->nlayers, CT_CONV_PATH_MAX_LAYERS);
+    CT_TRY(path_check(cp, "ct_conv_path_write"));
     ct_utc_date(date, sizeof date);
     ct_one_line(name, sizeof name, dev->name);
     ct_one_line(platform, sizeof platform, dev->platform);
@@ -244,11 +268,6 @@ ct_status ct_conv_path_write(const char *path, const ct_device_info *dev, const 
                    "device %s\nplatform %s\ndriver %s\ndate %s\nmeasured %s\nCONV_GEMM=%u\n",
         name, platform, driver, date, what, cp->conv_gemm);
     for (size_t i = 0; i < cp->nlayers && n > 0 && n < CT_TUNE_FILE_MAX; i++) {
-        CT_REQUIRE(cp->layer_gemm[i] <= 7 && shape_valid(&cp->layer[i]), CT_ERR_INVALID_ARG,
-                   "layer shape %zu: CONV_GEMM=%u or its sizes out of range", i, cp->layer_gemm[i]);
-        for (size_t j = 0; j < i; j++)
-            CT_REQUIRE(!shape_equal(&cp->layer[i], &cp->layer[j]), CT_ERR_INVALID_ARG,
-                       "layer shapes %zu and %zu are the same", j, i);
         CT_TRY(ct_conv_shape_format(&cp->layer[i], shape, sizeof shape));
         n += snprintf(text + n, CT_TUNE_FILE_MAX - (size_t)n, "layer %s CONV_GEMM=%u\n", shape,
                       cp->layer_gemm[i]);
@@ -316,13 +335,7 @@ ct_status ct_context_set_conv_path(ct_context *ctx, const ct_conv_path *cp)
         ct_conv_path_apply(ctx);
         goto cleanup;
     }
-    CT_REQUIRE(cp->conv_gemm <= 7 && cp->nlayers <= CT_CONV_PATH_MAX_LAYERS, CT_ERR_INVALID_ARG,
-               "convolution path: CONV_GEMM=%u is not 0..7 or %zu layer shapes are more than %d",
-               cp->conv_gemm, cp->nlayers, CT_CONV_PATH_MAX_LAYERS);
-    for (size_t i = 0; i < cp->nlayers; i++)
-        CT_REQUIRE(cp->layer_gemm[i] <= 7, CT_ERR_INVALID_ARG,
-                   "convolution path: layer shape %zu has CONV_GEMM=%u, not 0..7", i,
-                   cp->layer_gemm[i]);
+    CT_TRY(path_check(cp, "ct_context_set_conv_path"));
     ctx->conv_path = *cp;
     path_summary(cp, sum, sizeof sum);
     snprintf(ctx->conv_path_source, sizeof ctx->conv_path_source, "set by the program (%s)", sum);

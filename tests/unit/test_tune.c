@@ -567,6 +567,13 @@ Test(conv_path, a_context_uses_the_stored_choice)
     mine.layer_gemm[0] = 8;
     cr_assert_eq(ct_context_set_conv_path(ctx, &mine), CT_ERR_INVALID_ARG);
     cr_assert_eq(ct_context_conv_gemm(ctx, &conv1), 4, "a refused path changes nothing");
+    mine.layer_gemm[0] = 4;
+    mine.layer[1] = mine.layer[0]; /* a shape twice: refused too */
+    mine.layer_gemm[1] = 5;
+    mine.nlayers = 2;
+    cr_assert_eq(ct_context_set_conv_path(ctx, &mine), CT_ERR_INVALID_ARG);
+    cr_assert(strstr(ct_last_error(), "given twice") != NULL, "%s", ct_last_error());
+    cr_assert_eq(ct_context_conv_gemm(ctx, &conv1), 4);
     TU_OK(ct_context_set_conv_path(ctx, NULL));
     cr_assert_eq(ct_context_conv_gemm(ctx, &conv2), 3);
     cr_assert(strncmp(ct_context_conv_path_source(ctx), "stored: ", 8) == 0);

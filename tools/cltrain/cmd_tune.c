@@ -670,6 +670,15 @@ static ct_status conv_time(ct_context *ctx, const bench *b, const bench_data *d,
     return st;
 }
 
+/* The same with CONV_GEMM=v for every convolution. */
+static ct_status conv_time_all(ct_context *ctx, const bench *b, const bench_data *d, unsigned v,
+                               size_t runs, double *ms)
+{
+    ct_conv_path cp;
+    ct_conv_path_init(&cp, v);
+    return conv_time(ctx, b, d, &cp, runs, ms);
+}
+
 /* The same for every shape of the model at choice[]. */
 static ct_status conv_time_choice(ct_context *ctx, const bench *b, const bench_data *d,
                                   const conv_layers *cl, const unsigned *choice, size_t runs,
@@ -784,7 +793,7 @@ static int tune_conv(const tune_opts *o)
     bench_data d = {0};
     ct_context *ctx = NULL;
     conv_layers cl;
-    ct_conv_path stored, result, uniform;
+    ct_conv_path stored, result;
     char path[4200] = "", source[1400], measured[CT_TUNE_LINE_MAX], shape[128];
     const char *user = getenv("CLTRAIN_TUNE");
     memset(&b, 0, sizeof b);
@@ -858,8 +867,7 @@ static int tune_conv(const tune_opts *o)
         if (conv_values[i] == dflt)
             idflt = i;
         fprintf(stderr, CMD ": CONV_GEMM=%u...\n", conv_values[i]);
-        ct_conv_path_init(&uniform, conv_values[i]);
-        if (conv_time(ctx, &b, &d, &uniform, o->runs, &ms[i]) != CT_SUCCESS) {
+        if (conv_time_all(ctx, &b, &d, conv_values[i], o->runs, &ms[i]) != CT_SUCCESS) {
             rc = cli_fail("a training step", CT_ERR_INVALID_ARG);
             goto done;
         }
@@ -872,11 +880,9 @@ static int tune_conv(const tune_opts *o)
                i == idflt ? " (default)" : "");
     /* the winner must beat the default by MARGIN again, timed back to back */
     double again_best = ms[best], again_dflt = ms[idflt];
-    ct_conv_path pb, pd;
-    ct_conv_path_init(&pb, conv_values[best]);
-    ct_conv_path_init(&pd, dflt);
-    if (best != idflt && (conv_time(ctx, &b, &d, &pd, o->runs, &again_dflt) != CT_SUCCESS ||
-                          conv_time(ctx, &b, &d, &pb, o->runs, &again_best) != CT_SUCCESS)) {
+    if (best != idflt &&
+        (conv_time_all(ctx, &b, &d, dflt, o->runs, &again_dflt) != CT_SUCCESS ||
+         conv_time_all(ctx, &b, &d, conv_values[best], o->runs, &again_best) != CT_SUCCESS)) {
         rc = cli_fail("a training step", CT_ERR_INVALID_ARG);
         goto done;
     }
