@@ -717,8 +717,7 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
             CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_MEM(wt), CT_MEM(taps), CT_T(b ? b : &ys),
                               CT_T(&ys), CT_MEM(idx_mem), CT_U32(io), CT_U32(d.cg), CT_U32(d.kg),
                               CT_U32(kop), CT_U32(d.g), CT_U32(hp), CT_U32(wp), CT_U32(crs),
-                              CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(ph), CT_U32(pw),
-                              CT_U32(nqr), CT_U32(flags)));
+                              CT_U32(ph), CT_U32(pw), CT_U32(nqr), CT_U32(flags)));
         size_t global[3] = {ph * nqr, d.g * kop / wi_k, nn};
         size_t local[3] = {t.wg, 1, 1};
         CT_TRY(ct_launch(ctx, k, name, 3, global, local));
