@@ -710,13 +710,13 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
         }                                                                                  \
         __global const float *xc = xb + 2 * (c0);                                          \
         for (uint j = 0; j < CRS; j++) {                                                   \
-            __global const float *xj = xc + xo[j];                                         \
+            __global const float *xj[2] = {xc + xo[j], xc + xo[j] + WP};                   \
             float16 w[CONV_KV];                                                            \
             _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) w[v] =                     \
                 vload16(v, wb + (size_t)j * (16 * CONV_KV));                               \
             _Pragma("unroll") for (int r = 0; r < 2; r++)                                  \
                 _Pragma("unroll") for (int x = 0; x < 2 * (NPP); x++) {                    \
-                const float16 xs = (float16)(xj[r * WP + x]);                              \
+                const float16 xs = (float16)(xj[r][x]);                                    \
                 _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) acc[v][r][x] =         \
                     fma(w[v], xs, acc[v][r][x]);                                           \
             }                                                                              \
