@@ -658,6 +658,10 @@ cleanup:
     return st;
 }
 
+/* conv_kv_pool unrolls a channel's taps when there are at most this many (up to 5x5): a
+ * larger kernel keeps the loop over conv_taps' table rather than a long unrolled body. */
+#define KV_POOL_RS_MAX 25
+
 ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
                                  const ct_tensor *b, const ct_conv2d_params *p, bool relu,
                                  ct_tensor *y, ct_tensor *idx)
@@ -685,6 +689,8 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     /* few taps: vectors over pixels, vector stores (conv_direct_pool); else conv_kv_pool */
     const bool few = crs < ct_tune_value(ctx, "CONV_POOL_TAPS", 32);
     const char *name = few ? "conv_direct_pool" : "conv_kv_pool";
+    char opts[sizeof t.options + 64];
+    snprintf(opts, sizeof opts, "%s", t.options);
     size_t kop = round_up(d.kg, t.kt), hv = t.qv / 2, nqr = (pw + hv - 1) / hv, wi_k = t.kt;
     if (few) {
         CT_TRY(forward_prepare(ctx, &t, &d, p, w, kop, kop, 2, t.qv, 2 * ph, 2 * pw, &hp, &wp, &nb,
@@ -697,8 +703,11 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
         CT_TRY(forward_prepare(ctx, &t, &d, p, w, kop, plan_tile(&t, &pl), 2, 2 * (size_t)t.pp,
                                2 * ph, 2 * pw, &hp, &wp, &nb, &wt));
         CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, 1, &taps));
+        /* the kernel size as constants (conv.cl, CONV_R): a channel's taps unroll */
+        if (p->dil_h == 1 && p->dil_w == 1 && d.r * d.s <= KV_POOL_RS_MAX)
+            snprintf(opts, sizeof opts, "%s -DCONV_R=%zu -DCONV_S=%zu", t.options, d.r, d.s);
     }
-    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t.options, &k));
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, opts, &k));
     for (size_t n0 = 0; n0 < d.n; n0 += nb) {
         size_t nn = d.n - n0 < nb ? d.n - n0 : nb;
         ct_tensor xs = batch_slice(x, n0, nn), ys = batch_slice(y, n0, nn);

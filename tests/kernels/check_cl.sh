@@ -2,7 +2,8 @@
 # Every kernel file must compile as OpenCL C 1.2 for a generic SPIR target with fp64
 # disabled, so the kernels stay portable to devices without doubles. common.cl is
 # prepended exactly as the library does at run time; each file is checked with both the
-# CPU and the GPU settings of the tuning table.
+# CPU and the GPU settings of the tuning table, conv.cl also with a constant kernel size
+# (CONV_R, CONV_S: conv_kv_pool's unrolled taps).
 set -euo pipefail
 src=${1:?usage: check_cl.sh KERNEL_DIR}
 clang=$(command -v clang || true)
@@ -17,7 +18,9 @@ n=0
 for f in "$src"/*.cl; do
   name=$(basename "$f")
   [ "$name" = common.cl ] && continue
-  for defs in "-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8" "-DCT_CPU=0 -DCT_GPU=1 -DCT_VEC=4"; do
+  sets=("-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8" "-DCT_CPU=0 -DCT_GPU=1 -DCT_VEC=4")
+  [ "$name" = conv.cl ] && sets+=("-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8 -DCONV_R=3 -DCONV_S=3")
+  for defs in "${sets[@]}"; do
     { cat "$src/common.cl"; printf '\n#line 1 "%s"\n' "$name"; cat "$f"; } > "$tmp/$name"
     # shellcheck disable=SC2086
     if ! "$clang" -cl-std=CL1.2 -target spir64 -Xclang -cl-ext=-cl_khr_fp64 \
