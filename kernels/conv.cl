@@ -59,8 +59,8 @@
  * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BWK_T, CONV_BB_WG,
  * CONV_BW_WG. The host reads the same
  * names from the tuning table (or CLTRAIN_TUNE) and passes them all explicitly, so both
- * sides agree. Not tunables but shapes: CONV_R, CONV_S (conv_kv_pool's kernel size at
- * dilation 1, one build per size; 0 or unset: its taps from conv_taps' table).
+ * sides agree. Not tunables but shapes: CONV_R, CONV_S, CONV_TL (conv_kv_pool's and
+ * conv_kv's kernel size, one build per size; 0 or unset: their taps from conv_taps' table).
  */
 
 #ifndef CONV_KT
@@ -87,13 +87,17 @@
 #ifndef CONV_PP
 #define CONV_PP 2
 #endif
-/* conv_kv_pool's kernel height and width as constants (dilation 1; the host sets them),
- * or 0: the taps' offsets from conv_taps' table */
+/* The kernel height and width as constants, or 0: the taps' offsets from conv_taps' table.
+ * The host sets them for conv_kv_pool at dilation 1 and for conv_kv at stride and dilation
+ * 1, with CONV_TL conv_kv's channels per plane of its input (1, or conv_dyt's tiles). */
 #ifndef CONV_R
 #define CONV_R 0
 #endif
 #ifndef CONV_S
 #define CONV_S 0
+#endif
+#ifndef CONV_TL
+#define CONV_TL 1
 #endif
 #ifndef CONV_BWP_KT
 #define CONV_BWP_KT 2
@@ -634,18 +638,32 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
             acc[v][x] = bias;
     }
 
-#define CONV_KV_LOOP(STRIDE)                                                               \
-    _Pragma("unroll 2") for (uint j = 0; j < CRS; j++) {                                   \
-        __global const float *xj = xb + xo[j];                                             \
+    /* one tap j at input xj, pixels STRIDE floats apart */
+#define KV_TAP(xj, STRIDE)                                                                 \
+    {                                                                                      \
         float16 w[CONV_KV];                                                                \
         _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) w[v] =                         \
             vload16(v, wb + (size_t)j * (16 * CONV_KV));                                   \
         _Pragma("unroll") for (int x = 0; x < CONV_PX; x++) {                              \
-            const float16 xs = (float16)(xj[x * (STRIDE)]);                                \
+            const float16 xs = (float16)((xj)[x * (STRIDE)]);                              \
             _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) acc[v][x] =                \
                 fma(w[v], xs, acc[v][x]);                                                  \
         }                                                                                  \
     }
+#if CONV_R > 0
+    /* stride 1 and dilation 1 (the host's choice), channels in planes of CONV_TL: a
+     * channel's taps unrolled at constant offsets from its rows */
+    for (uint c = 0; c < CRS / (CONV_R * CONV_S); c++) {
+        __global const float *xc = xb + (c / CONV_TL) * HP * WP + c % CONV_TL;
+#pragma unroll
+        for (uint rs = 0; rs < CONV_R * CONV_S; rs++) {
+            const uint j = c * (CONV_R * CONV_S) + rs;
+            KV_TAP(xc + (rs / CONV_S) * WP + (rs % CONV_S) * CONV_TL, CONV_TL)
+        }
+    }
+#else
+#define CONV_KV_LOOP(STRIDE)                                                               \
+    _Pragma("unroll 2") for (uint j = 0; j < CRS; j++) KV_TAP(xb + xo[j], STRIDE)
     if (SW == 1) {
         CONV_KV_LOOP(1)
     } else if (SW == 16 * CONV_KV) { /* conv_dyt's tiles: the stride as a constant */
@@ -654,6 +672,8 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
         CONV_KV_LOOP(SW)
     }
 #undef CONV_KV_LOOP
+#endif
+#undef KV_TAP
 
     /* transpose through private memory: each channel's CONV_PX pixels are contiguous in y */
     const uint nq = min((uint)CONV_PX, Q - q0);

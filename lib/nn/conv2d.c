@@ -337,6 +337,11 @@ static size_t plan_tile(const conv_tune *t, const direct_plan *pl)
     return pl->kv ? 16 * (size_t)t->kv : pl->kop;
 }
 
+/* conv_kv and conv_kv_pool unroll a channel's taps (conv.cl, CONV_R and CONV_S: their
+ * offsets as constants, no table loads, broadcasts shared between taps) when there are at
+ * most this many (up to 5x5); a larger kernel keeps the loop over conv_taps' table. */
+#define KV_RS_MAX 25
+
 /* The direct pass over a padded input xp (N, G*ci, hp, wp) with weights wt
  * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). With tl > 1 (conv_kv at stride 1
  * only) xp holds conv_dyt's layout instead: planes of hp x wp pixels of tl channels. */
@@ -354,8 +359,13 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
     size_t local[3] = {t->wg, 1, 1};
     if (pl->kv) {
         size_t crs = ci * r * s;
-        char opts[256];
+        char opts[320];
         conv_options(t, (unsigned)pl->run, opts, sizeof opts);
+        if (sh == 1 && sw == 1 && dh == 1 && dw == 1 && r * s <= KV_RS_MAX) {
+            size_t len = strlen(opts);
+            snprintf(opts + len, sizeof opts - len, " -DCONV_R=%zu -DCONV_S=%zu -DCONV_TL=%zu", r,
+                     s, tl);
+        }
         CT_TRY(tap_offsets(ctx, t, ci, r, s, hp, wp, dh, dw, tl, &taps));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", opts, &k));
         /* conv_kv's arithmetic on tiles: an image is ceil(ci/tl) "planes" of hp rows of
@@ -658,10 +668,6 @@ cleanup:
     return st;
 }
 
-/* conv_kv_pool unrolls a channel's taps when there are at most this many (up to 5x5): a
- * larger kernel keeps the loop over conv_taps' table rather than a long unrolled body. */
-#define KV_POOL_RS_MAX 25
-
 ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_tensor *w,
                                  const ct_tensor *b, const ct_conv2d_params *p, bool relu,
                                  ct_tensor *y, ct_tensor *idx)
@@ -703,8 +709,7 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
         CT_TRY(forward_prepare(ctx, &t, &d, p, w, kop, plan_tile(&t, &pl), 2, 2 * (size_t)t.pp,
                                2 * ph, 2 * pw, &hp, &wp, &nb, &wt));
         CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, 1, &taps));
-        /* the kernel size as constants (conv.cl, CONV_R): a channel's taps unroll */
-        if (p->dil_h == 1 && p->dil_w == 1 && d.r * d.s <= KV_POOL_RS_MAX)
+        if (p->dil_h == 1 && p->dil_w == 1 && d.r * d.s <= KV_RS_MAX)
             snprintf(opts, sizeof opts, "%s -DCONV_R=%zu -DCONV_S=%zu", t.options, d.r, d.s);
     }
     CT_TRY(ct_kernel_get(ctx, "conv.cl", name, opts, &k));
