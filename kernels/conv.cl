@@ -398,14 +398,14 @@ __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const ui
 
 /* The reduction over (c, r, s) for one work-item, with LOAD fetching CONV_QV input
  * pixels of one row at the output stride; CONV_PT output rows share each weight load. */
-#define CONV_DIRECT_LOOP(LOAD, PT)                                                         \
+#define CONV_DIRECT_LOOP(LOAD, PT, RR, SS, DDH, DDW)                                       \
     for (uint c = 0; c < CI; c++) {                                                        \
-        for (uint r = 0; r < R; r++) {                                                     \
-            __global const float *xr = xb + ((size_t)c * HP + r * DH) * WP;                \
-            for (uint s = 0; s < S; s++) {                                                 \
+        for (uint r = 0; r < (RR); r++) {                                                  \
+            __global const float *xr = xb + ((size_t)c * HP + r * (DDH)) * WP;             \
+            for (uint s = 0; s < (SS); s++) {                                              \
                 VT xv[PT];                                                            \
                 _Pragma("unroll") for (int t = 0; t < PT; t++) xv[t] =                \
-                    LOAD(xr + t * SH * WP + s * DW);                                       \
+                    LOAD(xr + t * SH * WP + s * (DDW));                                    \
                 _Pragma("unroll") for (int i = 0; i < CONV_KT; i++) {                      \
                     const VT wv = (VT)(wb[i]);                                             \
                     _Pragma("unroll") for (int t = 0; t < PT; t++) acc[t][i] =        \
@@ -454,11 +454,11 @@ __kernel void conv_direct(CT_CARG(xp), __global const float *wt, CT_CARG(b),
     }
 
     if (SW == 1) {
-        CONV_DIRECT_LOOP(LOAD_S1, CONV_PT)
+        CONV_DIRECT_LOOP(LOAD_S1, CONV_PT, R, S, DH, DW)
     } else if (SW == 2) {
-        CONV_DIRECT_LOOP(VLOAD_S2, CONV_PT)
+        CONV_DIRECT_LOOP(VLOAD_S2, CONV_PT, R, S, DH, DW)
     } else {
-        CONV_DIRECT_LOOP(LOAD_SG, CONV_PT)
+        CONV_DIRECT_LOOP(LOAD_SG, CONV_PT, R, S, DH, DW)
     }
 
     const uint nq = min((uint)CONV_QV, Q - q0);
@@ -530,13 +530,17 @@ __kernel void conv_direct_pool(__global const float *xp, __global const float *w
         acc[0][i] = acc[1][i] = (VT)(b0);
     }
 
+#if CONV_R > 0
+    CONV_DIRECT_LOOP(LOAD_S1, 2, CONV_R, CONV_S, 1, 1) /* stride and dilation 1 */
+#else
     if (SW == 1) {
-        CONV_DIRECT_LOOP(LOAD_S1, 2)
+        CONV_DIRECT_LOOP(LOAD_S1, 2, R, S, DH, DW)
     } else if (SW == 2) {
-        CONV_DIRECT_LOOP(VLOAD_S2, 2)
+        CONV_DIRECT_LOOP(VLOAD_S2, 2, R, S, DH, DW)
     } else {
-        CONV_DIRECT_LOOP(LOAD_SG, 2)
+        CONV_DIRECT_LOOP(LOAD_SG, 2, R, S, DH, DW)
     }
+#endif
 
     const uint nu = full ? CONV_QV / 2 : PW;
 #pragma unroll

@@ -709,9 +709,9 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
         CT_TRY(forward_prepare(ctx, &t, &d, p, w, kop, plan_tile(&t, &pl), 2, 2 * (size_t)t.pp,
                                2 * ph, 2 * pw, &hp, &wp, &nb, &wt));
         CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, 1, &taps));
-        if (p->dil_h == 1 && p->dil_w == 1 && d.r * d.s <= KV_RS_MAX)
-            snprintf(opts, sizeof opts, "%s -DCONV_R=%zu -DCONV_S=%zu", t.options, d.r, d.s);
     }
+    if (p->dil_h == 1 && p->dil_w == 1 && d.r * d.s <= KV_RS_MAX)
+        snprintf(opts, sizeof opts, "%s -DCONV_R=%zu -DCONV_S=%zu", t.options, d.r, d.s);
     CT_TRY(ct_kernel_get(ctx, "conv.cl", name, opts, &k));
     for (size_t n0 = 0; n0 < d.n; n0 += nb) {
         size_t nn = d.n - n0 < nb ? d.n - n0 : nb;
