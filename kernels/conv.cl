@@ -1180,7 +1180,7 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
  * one per lane) x CONV_BWK_T consecutive taps: per pixel CONV_KV vector loads and
  * CONV_BWK_T broadcasts for CONV_KV*CONV_BWK_T FMAs, and at the end each lane is one
  * channel's sum. No padded copy of x: per output row each tap's input row is looked up
- * once (a tap whose row falls outside x reads the row `zeros`, Q*SW floats of 0), and
+ * once (a tap whose row falls outside x reads the row `zeros`, Q*SW + S floats of 0), and
  * only the pixels at the row's ends whose taps leave x sideways check their columns.
  * dst and `accumulate` as conv_bwd_w. global (ceil(CRS / CONV_BWK_T), G*NKT, chunks). */
 __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global const float *dyt,
@@ -1227,13 +1227,24 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
         for (int j = 0; j < CONV_BWK_T; j++)
             acc[v][j] = (float16)(0.0f);
 
+    /* With CONV_R x CONV_S constant (the host sets them at stride and dilation 1 when a
+     * work-item's taps are one channel's, CONV_BWK_T = R*S), stride 1 as a constant and a
+     * row pointer per kernel row: 3 pointers and constant offsets rather than 9 pointers
+     * for a 3x3 kernel. */
+#if CONV_R > 0 && CONV_R * CONV_S == CONV_BWK_T
+#define BWK_RS 1
+#define BWK_SW 1
+#else
+#define BWK_RS 0
+#define BWK_SW SW
+#endif
     /* one pixel q of the row: CHECK tests each tap's column (the row's ends) */
 #define BWK_PIXEL(CHECK)                                                                   \
     {                                                                                      \
         float16 d[CONV_KV];                                                                \
         _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) d[v] = vload16(v, dn);         \
         _Pragma("unroll") for (int j = 0; j < CONV_BWK_T; j++) {                           \
-            const float16 xs = (float16)((CHECK ? xr[j] : zeros)[q * SW]);                 \
+            const float16 xs = (float16)((CHECK ? xr[j] : zeros)[q * BWK_SW]);             \
             _Pragma("unroll") for (int v = 0; v < CONV_KV; v++) acc[v][j] =                \
                 fma(d[v], xs, acc[v][j]);                                                  \
         }                                                                                  \
@@ -1242,13 +1253,26 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
         __global const float *xn = x + (size_t)(n * G + g) * CG * H * W;
         __global const float *dplane = dyt + ((size_t)(n * G + g) * NKT + kt) * HPD * WPD * TKV;
         for (uint p = 0; p < P; p++) {
-            /* xr[j][q*SW]: tap j's input at pixel q (its column checked at the ends) */
+            /* xr[j][q*BWK_SW]: tap j's input at pixel q (its column checked at the ends) */
             __global const float *xr[CONV_BWK_T];
+#if BWK_RS
+            /* a pointer per kernel row, the row's taps at constant offsets along it */
+            __global const float *xrow[CONV_R];
+#pragma unroll
+            for (int r = 0; r < CONV_R; r++) {
+                const int row = (int)p + ro[r * CONV_S];
+                xrow[r] = row >= 0 && row < (int)H ? xn + xc[0] + (size_t)row * W - PW0 : zeros;
+            }
+#pragma unroll
+            for (int j = 0; j < CONV_BWK_T; j++)
+                xr[j] = xrow[j / CONV_S] + j % CONV_S;
+#else
 #pragma unroll
             for (int j = 0; j < CONV_BWK_T; j++) {
                 const int row = (int)(p * SH) + ro[j];
                 xr[j] = row >= 0 && row < (int)H ? xn + xc[j] + (size_t)row * W + co[j] : zeros;
             }
+#endif
             __global const float *dn = dplane + ((size_t)(p + OH) * WPD + OW) * TKV;
             uint q = 0;
             for (; q < (uint)qlo; q++, dn += TKV)
@@ -1260,6 +1284,8 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
         }
     }
 #undef BWK_PIXEL
+#undef BWK_SW
+#undef BWK_RS
 
     __global float *o = dst + (size_t)ch * G * KG * CRS;
 #pragma unroll

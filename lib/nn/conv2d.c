@@ -1023,7 +1023,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     const size_t ts = kvw ? t->bwk_t : !flat && src->y ? t->bwp_st : t->bw_st;
     cl_mem zeros = NULL; /* conv_bwd_w_kv reads x itself, and a row of zeros past it */
     if (kvw)
-        CT_TRY(zero_row(ctx, d->q * p->stride_w, &zeros));
+        CT_TRY(zero_row(ctx, d->q * p->stride_w + d->s, &zeros));
 
     /* the first batch slice chooses the chunks (later slices add to the same partial sums) */
     if (!ws->chunks)
@@ -1042,7 +1042,13 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     CT_REQUIRE(dst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
                "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets", dst_off);
 
-    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
+    char opts[sizeof t->options + 64];
+    snprintf(opts, sizeof opts, "%s", t->options);
+    /* a work-item's taps are one channel's: their offsets as constants (conv.cl, CONV_R) */
+    if (kvw && p->stride_h == 1 && p->stride_w == 1 && p->dil_h == 1 && p->dil_w == 1 &&
+        d->r * d->s == t->bwk_t)
+        snprintf(opts, sizeof opts, "%s -DCONV_R=%zu -DCONV_S=%zu", t->options, d->r, d->s);
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, opts, &k));
     if (kvw) {
         /* dy in channel tiles: the backward-data pass's padded copy, else one made here
          * (unpadded) in SLOT_DYPAD, which that pass, done by now, no longer needs */
