@@ -59,8 +59,9 @@
  * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BWK_T, CONV_BB_WG,
  * CONV_BW_WG. The host reads the same
  * names from the tuning table (or CLTRAIN_TUNE) and passes them all explicitly, so both
- * sides agree. Not tunables but shapes: CONV_R, CONV_S, CONV_TL (conv_kv_pool's and
- * conv_kv's kernel size, one build per size; 0 or unset: their taps from conv_taps' table).
+ * sides agree. Not tunables but the layer's shape: CONV_R, CONV_S, its kernel size at
+ * stride and dilation 1 (conv_kv, conv_kv_pool, conv_direct_pool and conv_bwd_w_kv unroll a
+ * channel's taps; 0 or unset: the taps from conv_taps' table).
  */
 
 #ifndef CONV_KT
@@ -87,17 +88,13 @@
 #ifndef CONV_PP
 #define CONV_PP 2
 #endif
-/* The kernel height and width as constants, or 0: the taps' offsets from conv_taps' table.
- * The host sets them for conv_kv_pool at dilation 1 and for conv_kv at stride and dilation
- * 1, with CONV_TL conv_kv's channels per plane of its input (1, or conv_dyt's tiles). */
+/* The layer's kernel height and width as constants, or 0: the taps' offsets from
+ * conv_taps' table. The host sets them for layers of stride and dilation 1. */
 #ifndef CONV_R
 #define CONV_R 0
 #endif
 #ifndef CONV_S
 #define CONV_S 0
-#endif
-#ifndef CONV_TL
-#define CONV_TL 1
 #endif
 #ifndef CONV_BWP_KT
 #define CONV_BWP_KT 2
@@ -655,20 +652,29 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
         }                                                                                  \
     }
 #if CONV_R > 0
-    /* stride 1 and dilation 1 (the host's choice), channels in planes of CONV_TL: a
-     * channel's taps unrolled at constant offsets from its rows */
-    for (uint c = 0; c < CRS / (CONV_R * CONV_S); c++) {
-        __global const float *xc = xb + (c / CONV_TL) * HP * WP + c % CONV_TL;
-#pragma unroll
-        for (uint rs = 0; rs < CONV_R * CONV_S; rs++) {
-            const uint j = c * (CONV_R * CONV_S) + rs;
-            KV_TAP(xc + (rs / CONV_S) * WP + (rs % CONV_S) * CONV_TL, CONV_TL)
-        }
+    /* the layer's kernel size as constants (stride and dilation 1): a channel's taps
+     * unrolled at constant offsets from its rows, its channels in planes of TL floats (1,
+     * or conv_dyt's tiles of 16*CONV_KV; SW = TL at stride 1) */
+#define KV_TAPS_RS(TL)                                                                     \
+    for (uint c = 0; c < CRS / (CONV_R * CONV_S); c++) {                                   \
+        __global const float *xc = xb + (c / (TL)) * HP * WP + c % (TL);                   \
+        _Pragma("unroll") for (uint rs = 0; rs < CONV_R * CONV_S; rs++) {                  \
+            const uint j = c * (CONV_R * CONV_S) + rs;                                     \
+            KV_TAP(xc + (rs / CONV_S) * WP + (rs % CONV_S) * (TL), TL)                     \
+        }                                                                                  \
     }
+    const bool rs_taps = SW == 1 || SW == 16 * CONV_KV;
 #else
+#define KV_TAPS_RS(TL)
+    const bool rs_taps = false;
+#endif
 #define CONV_KV_LOOP(STRIDE)                                                               \
     _Pragma("unroll 2") for (uint j = 0; j < CRS; j++) KV_TAP(xb + xo[j], STRIDE)
-    if (SW == 1) {
+    if (rs_taps && SW == 1) {
+        KV_TAPS_RS(1)
+    } else if (rs_taps) {
+        KV_TAPS_RS(16 * CONV_KV)
+    } else if (SW == 1) {
         CONV_KV_LOOP(1)
     } else if (SW == 16 * CONV_KV) { /* conv_dyt's tiles: the stride as a constant */
         CONV_KV_LOOP(16 * CONV_KV)
@@ -676,7 +682,7 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
         CONV_KV_LOOP(SW)
     }
 #undef CONV_KV_LOOP
-#endif
+#undef KV_TAPS_RS
 #undef KV_TAP
 
     /* transpose through private memory: each channel's CONV_PX pixels are contiguous in y */
@@ -1227,10 +1233,9 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
         for (int j = 0; j < CONV_BWK_T; j++)
             acc[v][j] = (float16)(0.0f);
 
-    /* With CONV_R x CONV_S constant (the host sets them at stride and dilation 1 when a
-     * work-item's taps are one channel's, CONV_BWK_T = R*S), stride 1 as a constant and a
-     * row pointer per kernel row: 3 pointers and constant offsets rather than 9 pointers
-     * for a 3x3 kernel. */
+    /* With the layer's CONV_R x CONV_S constant (stride and dilation 1) and a work-item's
+     * taps one channel's (CONV_BWK_T = R*S): stride 1 as a constant and a row pointer per
+     * kernel row, 3 pointers and constant offsets rather than 9 pointers for 3x3. */
 #if CONV_R > 0 && CONV_R * CONV_S == CONV_BWK_T
 #define BWK_RS 1
 #define BWK_SW 1

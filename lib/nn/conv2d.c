@@ -53,6 +53,10 @@ typedef struct conv_tune {
     unsigned bwp_kt, bwp_st; /* CONV_BWP_KT/ST: conv_bwd_w_pool's tile */
     unsigned bwk;            /* CONV_BWK: 1 conv_bwd_w_kv where it applies (CPUs), 0 never */
     unsigned bwk_t;          /* CONV_BWK_T: taps per work-item of conv_bwd_w_kv */
+    unsigned rs_r, rs_s;     /* CONV_R, CONV_S: the layer's kernel size where conv_kv,
+                              * conv_kv_pool, conv_direct_pool and conv_bwd_w_kv unroll a
+                              * channel's taps (stride and dilation 1, up to KV_RS_MAX
+                              * taps), else 0 (host only: from the layer's shape) */
     unsigned wg;             /* CONV_WG: work-group size along the pixel dimension (host only) */
     unsigned bw_cache;       /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
                               * limit (host only) */
@@ -75,9 +79,9 @@ static void conv_options(const conv_tune *t, unsigned px, char *buf, size_t cap)
     snprintf(buf, cap,
              "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
              "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u -DCONV_BWK_T=%u "
-             "-DCONV_BB_WG=%u -DCONV_BW_WG=%u",
+             "-DCONV_BB_WG=%u -DCONV_BW_WG=%u -DCONV_R=%u -DCONV_S=%u",
              t->kt, t->qv, t->pt, t->kv, px, t->bw_kt, t->bw_st, t->pp, t->bwp_kt, t->bwp_st,
-             t->bwk_t, t->bb_wg, t->bw_wg);
+             t->bwk_t, t->bb_wg, t->bw_wg, t->rs_r, t->rs_s);
 }
 
 /* A work-group size tunable: a power of two up to 1024, else the device's default (GPUs:
@@ -87,6 +91,10 @@ static unsigned wg_size(const ct_context *ctx, const char *name)
     unsigned dflt = ctx->info.is_gpu ? 256 : 1, v = ct_tune_value(ctx, name, dflt);
     return v > 1024 || (v & (v - 1)) ? dflt : v;
 }
+
+/* The direct kernels unroll a channel's taps (conv.cl, CONV_R and CONV_S) when there are
+ * at most this many (up to 5x5); a larger kernel keeps the loop over conv_taps' table. */
+#define KV_RS_MAX 25
 
 /* The tunables for a convolution of shape `shape` (its CONV_GEMM may be its own). */
 static void conv_tune_get(const ct_context *ctx, const ct_conv_shape *shape, conv_tune *t)
@@ -120,6 +128,15 @@ static void conv_tune_get(const ct_context *ctx, const ct_conv_shape *shape, con
     /* conv_bwd_w's few long work-items took 0.17 ms of MiniCNN's 1.49 ms step on an H200
      * (conv1's weight gradient), 0.89 of the CIFAR-shaped model's 14 */
     t->bw_wg = wg_size(ctx, "CONV_BW_WG");
+    /* the kernel size as build constants: a channel's taps unroll at constant offsets, no
+     * tap-table loads, broadcasts shared between taps (MiniCNN conv2 at batch 64: its
+     * fused forward 1.59-1.62 -> 1.47-1.58 ms, input gradient 1.57-1.60 -> 1.42-1.51,
+     * weight gradient 1.69-1.83 -> 1.58-1.62; the CIFAR-shaped model's step 230 -> 197).
+     * Every conv.cl kernel of the layer shares the one build. */
+    const bool rs = shape->stride_h == 1 && shape->stride_w == 1 && shape->dil_h == 1 &&
+                    shape->dil_w == 1 && shape->r * shape->s <= KV_RS_MAX;
+    t->rs_r = rs ? shape->r : 0;
+    t->rs_s = rs ? shape->s : 0;
     conv_options(t, t->px ? t->px : 7, t->options, sizeof t->options);
 }
 
@@ -337,11 +354,6 @@ static size_t plan_tile(const conv_tune *t, const direct_plan *pl)
     return pl->kv ? 16 * (size_t)t->kv : pl->kop;
 }
 
-/* conv_kv and conv_kv_pool unroll a channel's taps (conv.cl, CONV_R and CONV_S: their
- * offsets as constants, no table loads, broadcasts shared between taps) when there are at
- * most this many (up to 5x5); a larger kernel keeps the loop over conv_taps' table. */
-#define KV_RS_MAX 25
-
 /* The direct pass over a padded input xp (N, G*ci, hp, wp) with weights wt
  * (G, ci*R*S, plan->kop), writing y (N, G*ko, p, q). With tl > 1 (conv_kv at stride 1
  * only) xp holds conv_dyt's layout instead: planes of hp x wp pixels of tl channels. */
@@ -359,13 +371,8 @@ static ct_status run_direct(ct_context *ctx, const conv_tune *t, const direct_pl
     size_t local[3] = {t->wg, 1, 1};
     if (pl->kv) {
         size_t crs = ci * r * s;
-        char opts[320];
+        char opts[256];
         conv_options(t, (unsigned)pl->run, opts, sizeof opts);
-        if (sh == 1 && sw == 1 && dh == 1 && dw == 1 && r * s <= KV_RS_MAX) {
-            size_t len = strlen(opts);
-            snprintf(opts + len, sizeof opts - len, " -DCONV_R=%zu -DCONV_S=%zu -DCONV_TL=%zu", r,
-                     s, tl);
-        }
         CT_TRY(tap_offsets(ctx, t, ci, r, s, hp, wp, dh, dw, tl, &taps));
         CT_TRY(ct_kernel_get(ctx, "conv.cl", "conv_kv", opts, &k));
         /* conv_kv's arithmetic on tiles: an image is ceil(ci/tl) "planes" of hp rows of
@@ -695,8 +702,6 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
     /* few taps: vectors over pixels, vector stores (conv_direct_pool); else conv_kv_pool */
     const bool few = crs < ct_tune_value(ctx, "CONV_POOL_TAPS", 32);
     const char *name = few ? "conv_direct_pool" : "conv_kv_pool";
-    char opts[sizeof t.options + 64];
-    snprintf(opts, sizeof opts, "%s", t.options);
     size_t kop = round_up(d.kg, t.kt), hv = t.qv / 2, nqr = (pw + hv - 1) / hv, wi_k = t.kt;
     if (few) {
         CT_TRY(forward_prepare(ctx, &t, &d, p, w, kop, kop, 2, t.qv, 2 * ph, 2 * pw, &hp, &wp, &nb,
@@ -710,9 +715,7 @@ ct_status ct_conv2d_pool_forward(ct_context *ctx, const ct_tensor *x, const ct_t
                                2 * ph, 2 * pw, &hp, &wp, &nb, &wt));
         CT_TRY(tap_offsets(ctx, &t, d.cg, d.r, d.s, hp, wp, p->dil_h, p->dil_w, 1, &taps));
     }
-    if (p->dil_h == 1 && p->dil_w == 1 && d.r * d.s <= KV_RS_MAX)
-        snprintf(opts, sizeof opts, "%s -DCONV_R=%zu -DCONV_S=%zu", t.options, d.r, d.s);
-    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, opts, &k));
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t.options, &k));
     for (size_t n0 = 0; n0 < d.n; n0 += nb) {
         size_t nn = d.n - n0 < nb ? d.n - n0 : nb;
         ct_tensor xs = batch_slice(x, n0, nn), ys = batch_slice(y, n0, nn);
@@ -1042,13 +1045,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     CT_REQUIRE(dst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
                "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets", dst_off);
 
-    char opts[sizeof t->options + 64];
-    snprintf(opts, sizeof opts, "%s", t->options);
-    /* a work-item's taps are one channel's: their offsets as constants (conv.cl, CONV_R) */
-    if (kvw && p->stride_h == 1 && p->stride_w == 1 && p->dil_h == 1 && p->dil_w == 1 &&
-        d->r * d->s == t->bwk_t)
-        snprintf(opts, sizeof opts, "%s -DCONV_R=%zu -DCONV_S=%zu", t->options, d->r, d->s);
-    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, opts, &k));
+    CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
     if (kvw) {
         /* dy in channel tiles: the backward-data pass's padded copy, else one made here
          * (unpadded) in SLOT_DYPAD, which that pass, done by now, no longer needs */
