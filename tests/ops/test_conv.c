@@ -62,6 +62,11 @@ static const conv_case cases[] = {
     /* both passes on conv_dyt's padded tiles (channels fill vectors on both sides) */
     {1, 64, 6, 7, 64, 3, 3, 1, 1, 2, 2, 2, 2, 2, true, false},  /* groups 2 of 32, dilation 2 */
     {2, 30, 5, 9, 60, 3, 3, 1, 1, 1, 0, 1, 1, 1, false, false}, /* 30 in, 60 out, pad 1x0 */
+    /* kernels that are not 3x3 at stride 1: the kernel size as build constants (CONV_R,
+     * CONV_S) in conv_kv both ways and, with R*S = CONV_BWK_T = 9, in conv_bwd_w_kv */
+    {1, 4, 7, 9, 32, 2, 3, 1, 1, 1, 1, 1, 1, 1, true, false},  /* 2x3, forward */
+    {1, 32, 5, 8, 32, 5, 1, 1, 1, 2, 0, 1, 1, 1, false, true}, /* 5x1, C = K = 32 */
+    {2, 4, 4, 12, 32, 1, 9, 1, 1, 0, 4, 1, 1, 1, true, false}, /* 1x9: one row pointer */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
