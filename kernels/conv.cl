@@ -1187,7 +1187,8 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
  * CONV_BWK_T broadcasts for CONV_KV*CONV_BWK_T FMAs, and at the end each lane is one
  * channel's sum. No padded copy of x: per output row each tap's input row is looked up
  * once (a tap whose row falls outside x reads the row `zeros`, Q*SW + S floats of 0), and
- * only the pixels at the row's ends whose taps leave x sideways check their columns.
+ * only the pixels at the row's ends whose taps leave x sideways check their columns (in
+ * a row narrower than the taps' reach, every pixel checks both ends).
  * dst and `accumulate` as conv_bwd_w. global (ceil(CRS / CONV_BWK_T), G*NKT, chunks). */
 __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global const float *dyt,
                             CT_ARG(dst), const uint CG, const uint KG, const uint G,
@@ -1224,6 +1225,9 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
         qlo = max(qlo, lo[j]);
         qhi = min(qhi, hi[j]);
     }
+    /* a row so narrow that no pixel has every tap inside x: some of the first pixels'
+     * taps leave it on the right too, so every pixel checks both ends */
+    const bool narrow = qhi < qlo;
     qlo = min(qlo, (int)Q);
     qhi = max(qhi, qlo);
     float16 acc[CONV_KV][CONV_BWK_T];
@@ -1280,6 +1284,11 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
 #endif
             __global const float *dn = dplane + ((size_t)(p + OH) * WPD + OW) * TKV;
             uint q = 0;
+            if (narrow) {
+                for (; q < Q; q++, dn += TKV)
+                    BWK_PIXEL((int)q >= lo[j] && (int)q < hi[j])
+                continue;
+            }
             for (; q < (uint)qlo; q++, dn += TKV)
                 BWK_PIXEL((int)q >= lo[j])
             for (; q < (uint)qhi; q++, dn += TKV)

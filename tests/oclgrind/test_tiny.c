@@ -275,6 +275,8 @@ static const tt_conv conv_cases[] = {
      false},
     {"32 output channels, 36 taps, stride 2 (conv_dyt, conv_bwd_w_kv)", 2, 4, 5, 4, 32, 3, 3, 2, 1,
      1, 1, 1, 1, 1, true, false},
+    {"1 wide, pad 2 (conv_bwd_w_kv: every pixel checks both ends)", 1, 4, 3, 1, 32, 3, 3, 1, 1, 1,
+     2, 1, 1, 1, true, false},
 };
 
 /* Tolerances: every output is a float sum of at most C/g*R*S (forward), K/g*R*S (dx) or

@@ -67,6 +67,7 @@ static const conv_case cases[] = {
     {1, 4, 7, 9, 32, 2, 3, 1, 1, 1, 1, 1, 1, 1, true, false},  /* 2x3, forward */
     {1, 32, 5, 8, 32, 5, 1, 1, 1, 2, 0, 1, 1, 1, false, true}, /* 5x1, C = K = 32 */
     {2, 4, 4, 12, 32, 1, 9, 1, 1, 0, 4, 1, 1, 1, true, false}, /* 1x9: one row pointer */
+    {1, 4, 3, 1, 32, 3, 3, 1, 1, 1, 2, 1, 1, 1, true, false},  /* 1 wide, pad 2: both ends */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
