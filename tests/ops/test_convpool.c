@@ -71,6 +71,7 @@ static const cp_case cases[] = {
     {1, 6, 6, 40, 32, 3, 3, 1, 1, 1, 1, 1, true, true},   /* 40 wide, 54 taps */
     {3, 2, 4, 4, 32, 3, 3, 0, 0, 1, 1, 1, true, true},    /* conv 2x2 -> one window */
     {1, 4, 8, 12, 32, 2, 5, 1, 2, 1, 1, 1, true, true},   /* 2x5, 40 taps: not square */
+    {2, 4, 4, 1, 32, 3, 3, 1, 2, 1, 1, 1, true, true},    /* 1 wide, pad 2: narrow dw */
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
