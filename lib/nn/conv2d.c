@@ -57,6 +57,8 @@ typedef struct conv_tune {
                               * conv_kv_pool, conv_direct_pool and conv_bwd_w_kv unroll a
                               * channel's taps (stride and dilation 1, up to KV_RS_MAX
                               * taps), else 0 (host only: from the layer's shape) */
+    unsigned rs_pw;          /* CONV_PW: with them, the layer's padding along the width
+                              * (conv_bwd_w_kv's row ends), else 0 */
     unsigned wg;             /* CONV_WG: work-group size along the pixel dimension (host only) */
     unsigned bw_cache;       /* CONV_BW_CACHE: KiB of x and dy per backward-weight chunk, 0 no
                               * limit (host only) */
@@ -79,9 +81,9 @@ static void conv_options(const conv_tune *t, unsigned px, char *buf, size_t cap)
     snprintf(buf, cap,
              "-DCONV_KT=%u -DCONV_QV=%u -DCONV_PT=%u -DCONV_KV=%u -DCONV_PX=%u -DCONV_BW_KT=%u "
              "-DCONV_BW_ST=%u -DCONV_PP=%u -DCONV_BWP_KT=%u -DCONV_BWP_ST=%u -DCONV_BWK_T=%u "
-             "-DCONV_BB_WG=%u -DCONV_BW_WG=%u -DCONV_R=%u -DCONV_S=%u",
+             "-DCONV_BB_WG=%u -DCONV_BW_WG=%u -DCONV_R=%u -DCONV_S=%u -DCONV_PW=%u",
              t->kt, t->qv, t->pt, t->kv, px, t->bw_kt, t->bw_st, t->pp, t->bwp_kt, t->bwp_st,
-             t->bwk_t, t->bb_wg, t->bw_wg, t->rs_r, t->rs_s);
+             t->bwk_t, t->bb_wg, t->bw_wg, t->rs_r, t->rs_s, t->rs_pw);
 }
 
 /* A work-group size tunable: a power of two up to 1024, else the device's default (GPUs:
@@ -137,6 +139,7 @@ static void conv_tune_get(const ct_context *ctx, const ct_conv_shape *shape, con
                     shape->dil_w == 1 && shape->r * shape->s <= KV_RS_MAX;
     t->rs_r = rs ? shape->r : 0;
     t->rs_s = rs ? shape->s : 0;
+    t->rs_pw = rs ? shape->pad_w : 0;
     conv_options(t, t->px ? t->px : 7, t->options, sizeof t->options);
 }
 
