@@ -604,6 +604,22 @@ CT_INLINE float16 kv_bias(__global const float *b, const uint gb, const uint k0,
     return vload16(0, (const float *)t);
 }
 
+/* With the layer's kernel size constant (CONV_R > 0: stride and dilation 1), the taps of
+ * NC input channels in planes of HP x WP pixels of TL floats from XB (TL = 1 planar, or
+ * conv_dyt's tiles): the body (the variadic arguments) once per tap j = (c*R + r)*S + s,
+ * with x0 its input, a channel's taps unrolled at constant offsets from its rows. No
+ * tap-table loads, and the compiler shares a broadcast between taps (conv_kv_pool on
+ * MiniCNN's conv2: 1.59-1.67 -> 1.42-1.53 ms). conv_kv and conv_kv_pool. */
+#define KV_RS_TAPS(NC, XB, TL, ...)                                                        \
+    for (uint c = 0; c < (NC); c++) {                                                      \
+        __global const float *xc_ = (XB) + (c / (TL)) * HP * WP + c % (TL);                \
+        _Pragma("unroll") for (uint rs = 0; rs < CONV_R * CONV_S; rs++) {                  \
+            const uint j = c * (CONV_R * CONV_S) + rs;                                     \
+            __global const float *x0 = xc_ + (rs / CONV_S) * WP + (rs % CONV_S) * (TL);    \
+            __VA_ARGS__                                                                    \
+        }                                                                                  \
+    }
+
 /* The same sum as conv_direct, tiled the other way round: one work-item computes
  * 16*CONV_KV output channels (float16 vectors, one contiguous row of its channel tile of wt
  * per tap) for CONV_PX consecutive pixels of one output row (each input pixel broadcast to
@@ -654,17 +670,9 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
         }                                                                                  \
     }
 #if CONV_R > 0
-    /* the layer's kernel size as constants (stride and dilation 1): a channel's taps
-     * unrolled at constant offsets from its rows, its channels in planes of TL floats (1,
-     * or conv_dyt's tiles of 16*CONV_KV; SW = TL at stride 1) */
-#define KV_TAPS_RS(TL)                                                                     \
-    for (uint c = 0; c < CRS / (CONV_R * CONV_S); c++) {                                   \
-        __global const float *xc = xb + (c / (TL)) * HP * WP + c % (TL);                   \
-        _Pragma("unroll") for (uint rs = 0; rs < CONV_R * CONV_S; rs++) {                  \
-            const uint j = c * (CONV_R * CONV_S) + rs;                                     \
-            KV_TAP(xc + (rs / CONV_S) * WP + (rs % CONV_S) * (TL), TL)                     \
-        }                                                                                  \
-    }
+    /* the layer's kernel size as constants (stride 1, so SW is the channels per plane: 1
+     * or conv_dyt's 16*CONV_KV) */
+#define KV_TAPS_RS(TL) KV_RS_TAPS(CRS / (CONV_R * CONV_S), xb, TL, KV_TAP(x0, TL))
     const bool rs_taps = SW == 1 || SW == 16 * CONV_KV;
 #else
 #define KV_TAPS_RS(TL)
@@ -739,19 +747,10 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
     __global const float *xb = xp + ((size_t)(n * G + g) * CI * HP + 2 * ph) * WP + 2 * u0;
     __global const float *wb = wt + (size_t)g * CRS * KOP + (size_t)k0 * CRS;
 
-    /* The taps: BODY once per tap j with x0 its input at the block's top-left conv output.
-     * With CONV_R x CONV_S constant a channel's taps unroll, each at a constant offset from
-     * the channel's rows: no table loads, and the compiler shares a broadcast between taps
-     * (MiniCNN's conv2, 3x3: 1.59-1.67 -> 1.42-1.53 ms). */
+    /* The taps: the body once per tap j with x0 its input at the block's top-left conv
+     * output (KV_RS_TAPS with the kernel size constant, else conv_taps' table). */
 #if CONV_R > 0
-#define KV_POOL_TAPS(...)                                                                  \
-    for (uint c = 0; c < CI; c++)                                                          \
-        _Pragma("unroll") for (uint rs = 0; rs < CONV_R * CONV_S; rs++) {                  \
-            const uint j = c * (CONV_R * CONV_S) + rs;                                     \
-            __global const float *x0 =                                                     \
-                xc + c * HP * WP + (rs / CONV_S) * WP + rs % CONV_S;                       \
-            __VA_ARGS__                                                                    \
-        }
+#define KV_POOL_TAPS(...) KV_RS_TAPS(CI, xc, 1, __VA_ARGS__)
 #else
 #define KV_POOL_TAPS(...)                                                                  \
     for (uint j = 0; j < CRS; j++) {                                                       \
