@@ -11,7 +11,8 @@
  *            gradients, optimizer state and saved activations (bench_gemm.c)
  *   gemm     CLBlast GEMMs at the exact shapes of the linear layers (bench_gemm.c)
  *   layers   device time per layer group and per kernel (bench_profile.c)
- *   sweep    training and inference at each of --batches: the per-image cost
+ *   sweep    training and inference at each of --batches: the per-image cost, in rounds
+ *            that run every batch once, so that drift in the machine's load hits all alike
  *   startup  only with --startup: a fresh process to its first training step, with warm
  *            and with empty kernel caches (bench_startup.c)
  * FLOPs are those of the convolutions and linear layers, 2 per multiply-add; element-wise
@@ -203,44 +204,52 @@ static void print_header(bench *b, const ct_device_info *dev)
         printf("  load average at start: %.2f (other processes share the device's cores)\n", load);
 }
 
+/* Rounds rather than one batch after another: each round times one run of every batch (a
+ * warm-up step first, as the model's buffers follow the batch), so a change in what else
+ * runs on the cores while the sweep goes shifts every batch alike and the per-image
+ * comparison between batches stays fair. */
 static int section_sweep(bench *b, ct_context *ctx, bench_rig *r)
 {
+    const size_t nb = b->o.nbatches, runs = b->o.runs;
     char pb[16];
-    printf("\nbatch sweep (median of %zu runs; per-image cost should stay flat or fall)\n",
-           b->o.runs);
+    printf("\nbatch sweep (median of %zu rounds, each a run of every batch in turn; per-image "
+           "cost should stay flat or fall)\n",
+           runs);
     printf("  %6s %12s %11s %8s %7s %12s %11s %8s\n", "batch", "train ms", "train img/s", "us/img",
            "%peak", "infer ms", "infer img/s", "us/img");
-    double *t = calloc(b->o.runs, sizeof *t);
-    if (!t)
-        return 1;
-    for (size_t i = 0; i < b->o.nbatches; i++) {
-        size_t n = b->o.batches[i];
+    bench_data *d = calloc(nb, sizeof *d);
+    double *tr = calloc(nb * runs, sizeof *tr), *inf = calloc(nb * runs, sizeof *inf);
+    size_t steps[BENCH_MAX_BATCHES];
+    ct_status st = d && tr && inf ? CT_SUCCESS : CT_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < nb && !st; i++) {
         /* about as many images per run as --steps at --batch, at least 2 steps */
-        size_t steps = (b->o.steps * b->o.batch + n - 1) / n;
-        steps = steps < 2 ? 2 : steps;
-        bench_data d = {0};
-        double tr, inf;
-        ct_status st = bench_data_make(ctx, b, n, b->o.seed + n, &d);
-        if (!st)
-            st = bench_time_train(ctx, r, &d, b->o.warmup ? 1 : 0, b->o.runs, steps, t);
-        tr = bench_median(t, b->o.runs);
-        if (!st)
-            st = time_infer(ctx, r, &d, 1, b->o.runs, steps, t);
-        inf = bench_median(t, b->o.runs);
-        bench_data_free(&d);
-        if (st) {
-            free(t);
-            return bench_fail("batch sweep");
-        }
-        double g = (b->flops_fwd + b->flops_bwd) * (double)n / tr * 1e-9;
-        printf("  %6zu %12.3f %11.0f %8.1f %7s %12.3f %11.0f %8.1f\n", n, tr * 1e3, n / tr,
-               tr / n * 1e6, bench_fmt_pct(pb, sizeof pb, bench_pct(b, g)), inf * 1e3, n / inf,
-               inf / n * 1e6);
-        bench_csv(b, "sweep", "train", n, "images_per_s", n / tr);
-        bench_csv(b, "sweep", "infer", n, "images_per_s", n / inf);
+        size_t n = b->o.batches[i];
+        steps[i] = (b->o.steps * b->o.batch + n - 1) / n;
+        steps[i] = steps[i] < 2 ? 2 : steps[i];
+        st = bench_data_make(ctx, b, n, b->o.seed + n, &d[i]);
     }
-    free(t);
-    return 0;
+    for (size_t run = 0; run < runs && !st; run++)
+        for (size_t i = 0; i < nb && !st; i++) {
+            st = bench_time_train(ctx, r, &d[i], 1, 1, steps[i], &tr[i * runs + run]);
+            if (!st)
+                st = time_infer(ctx, r, &d[i], 1, 1, steps[i], &inf[i * runs + run]);
+        }
+    for (size_t i = 0; i < nb && !st; i++) {
+        size_t n = b->o.batches[i];
+        double t = bench_median(tr + i * runs, runs), ti = bench_median(inf + i * runs, runs);
+        double g = (b->flops_fwd + b->flops_bwd) * (double)n / t * 1e-9;
+        printf("  %6zu %12.3f %11.0f %8.1f %7s %12.3f %11.0f %8.1f\n", n, t * 1e3, n / t,
+               t / n * 1e6, bench_fmt_pct(pb, sizeof pb, bench_pct(b, g)), ti * 1e3, n / ti,
+               ti / n * 1e6);
+        bench_csv(b, "sweep", "train", n, "images_per_s", n / t);
+        bench_csv(b, "sweep", "infer", n, "images_per_s", n / ti);
+    }
+    for (size_t i = 0; d && i < nb; i++)
+        bench_data_free(&d[i]);
+    free(d);
+    free(tr);
+    free(inf);
+    return st ? bench_fail("batch sweep") : 0;
 }
 
 int cli_bench(int argc, char **argv)
