@@ -20,11 +20,7 @@
  *     Epilogue (a linear layer's forward): flags bit 0 adds bias[j] (`bias` is read only
  *     then), bit 1 applies ReLU (x < 0 ? 0 : x), both after alpha and beta.
  *     global (ceil(N / GEMM_DN), ceil(M / GEMM_DM), batch): consecutive work-items share
- *     A's rows and walk B's; with flags bit 2, global (ceil(M / GEMM_DM), ceil(N /
- *     GEMM_DN), batch): they share B's rows and walk A's. Every tile of the shared operand
- *     reads the walked one whole, so gemm.c walks the operand that makes this traffic the
- *     smaller (a linear layer's forward at batch 64: the activations, 0.8 MB, rather than
- *     the weights, 1.6 MB, which stay in the caches the less).
+ *     A's rows and walk B's, which stays in cache when it fits (a linear layer's weights).
  *
  * Rows and columns past M and N are computed on clamped indices and not stored; beta == 0
  * never reads C (so NaN there does not leak, as BLAS requires). Every sum runs in a fixed
@@ -157,10 +153,8 @@ __kernel void gemm_dot(CT_CARG(a), CT_CARG(b), CT_ARG(c), CT_CARG(bias), const u
                        const uint ldc, const uint sa, const uint sb, const uint sc,
                        const float alpha, const float beta, const uint flags)
 {
-    const bool walk_a = flags & 4u;
-    const uint g0 = get_global_id(0), g1 = get_global_id(1);
-    const uint j0 = (walk_a ? g1 : g0) * GEMM_DN;
-    const uint i0 = (walk_a ? g0 : g1) * GEMM_DM;
+    const uint j0 = get_global_id(0) * GEMM_DN;
+    const uint i0 = get_global_id(1) * GEMM_DM;
     const uint e = get_global_id(2);
     if (j0 >= N || i0 >= M)
         return;

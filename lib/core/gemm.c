@@ -70,17 +70,12 @@ static ct_status own_gemm(ct_context *ctx, bool ta, bool tb, size_t m, size_t n,
         CT_REQUIRE(sizes[i] <= 0xffffffffu, CT_ERR_UNSUPPORTED,
                    "gemm: size or offset %zu exceeds the kernels' 32-bit indices", sizes[i]);
     if (tb && !ta) {
-        /* the operand walked is read once per tile of the other: walk A's rows when
-         * that reads less (ceil(n/dn) tiles of B times A's m rows, against ceil(m/dm)
-         * tiles of A times B's n rows) */
-        const size_t mtiles = (m + dm - 1) / dm, ntiles = (n + dn - 1) / dn;
-        const bool walk_a = ntiles * m < mtiles * n;
-        size_t global[3] = {walk_a ? mtiles : ntiles, walk_a ? ntiles : mtiles, batch};
+        size_t global[3] = {(n + dn - 1) / dn, (m + dm - 1) / dm, batch};
         CT_TRY(ct_kernel_get(ctx, "gemm.cl", "gemm_dot", opts, &kern));
         CT_TRY(CT_SETARGS(kern, "gemm_dot", CT_T(a), CT_T(b), CT_T(c), CT_T(bias ? bias : c),
                           CT_U32(m), CT_U32(n), CT_U32(k), CT_U32(lda), CT_U32(ldb), CT_U32(ldc),
                           CT_U32(sa), CT_U32(sb), CT_U32(sc), CT_F32(alpha), CT_F32(beta),
-                          CT_U32((bias ? 1u : 0u) | (relu ? 2u : 0u) | (walk_a ? 4u : 0u))));
+                          CT_U32((bias ? 1u : 0u) | (relu ? 2u : 0u))));
         CT_TRY(ct_launch(ctx, kern, "gemm", 3, global, (size_t[]){1, 1, 1}));
         goto cleanup;
     }
