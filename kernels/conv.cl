@@ -1000,15 +1000,12 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
     const uint P = 2 * PH, Q = 2 * PW;
     CONV_BWW_SETUP(PH * PW);
 
-#define DLOAD_POOL(d)                                                                      \
-    do {                                                                                   \
-        const size_t at = ((size_t)n * G * KG + g * KG) * PH * PW + (p / 2) * PW + q0 / 2; \
-        const uint nu = min((uint)CONV_QV / 2, PW - q0 / 2);                                \
-        const uint room = PH * PW - ((p / 2) * PW + q0 / 2);                               \
-        _Pragma("unroll") for (int i = 0; i < CONV_BWP_KT; i++) d[i] =                      \
-            unpool_run(gp + at + dyo[i], yv + at + dyo[i], idx + at + dyo[i], nu, room,    \
-                       p & 1u, relu);                                                      \
-    } while (0)
+    /* the run of windows above conv pixels q0.. of pooled row PR of image n: its offset
+     * `at` in channel k0's plane, its nu windows, and the room to its plane's end */
+#define POOL_RUN_AT(PR)                                                                    \
+    const size_t at = ((size_t)n * G * KG + g * KG) * PH * PW + (PR) * PW + q0 / 2;        \
+    const uint nu = min((uint)CONV_QV / 2, PW - q0 / 2);                                    \
+    const uint room = PH * PW - ((PR) * PW + q0 / 2)
 #if CONV_R > 0 && CONV_R * CONV_S == CONV_BWP_ST
     /* stride and dilation 1 and a work-item's taps one input channel's (j0 a multiple of
      * CONV_R*CONV_S): the two conv rows under a pooled row at once, their gradients from
@@ -1023,9 +1020,7 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
         for (uint ph = 0; ph < PH; ph++) {
             for (uint q0 = 0; q0 < Q; q0 += CONV_QV) {
                 __global const float *xq = xn + (size_t)(2 * ph) * WP + q0;
-                const size_t at = ((size_t)n * G * KG + g * KG) * PH * PW + ph * PW + q0 / 2;
-                const uint nu = min((uint)CONV_QV / 2, PW - q0 / 2);
-                const uint room = PH * PW - (ph * PW + q0 / 2);
+                POOL_RUN_AT(ph);
                 VT d0[CONV_BWP_KT], d1[CONV_BWP_KT];
 #pragma unroll
                 for (int i = 0; i < CONV_BWP_KT; i++) {
@@ -1054,6 +1049,13 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
         }
     }
 #else
+#define DLOAD_POOL(d)                                                                      \
+    do {                                                                                   \
+        POOL_RUN_AT(p / 2);                                                                \
+        _Pragma("unroll") for (int i = 0; i < CONV_BWP_KT; i++) d[i] =                      \
+            unpool_run(gp + at + dyo[i], yv + at + dyo[i], idx + at + dyo[i], nu, room,    \
+                       p & 1u, relu);                                                      \
+    } while (0)
     if (SW == 1) {
         CONV_BWW_LOOP(LOAD_S1, DLOAD_POOL)
     } else if (SW == 2) {
@@ -1061,8 +1063,9 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
     } else {
         CONV_BWW_LOOP(LOAD_SG, DLOAD_POOL)
     }
-#endif
 #undef DLOAD_POOL
+#endif
+#undef POOL_RUN_AT
 
     CONV_BWW_STORE(acc);
 }

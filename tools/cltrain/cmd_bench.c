@@ -65,7 +65,7 @@ static void usage(FILE *to)
                 "  --batch N          batch of the main measurements (default 64)\n"
                 "  --batches LIST     batch sweep, comma-separated (default 16,32,64,128,256,512;\n"
                 "                     0 turns the sweep off); timed in --runs rounds, each a\n"
-                "                     run of every batch\n"
+                "                     warm-up step and a run of every batch\n"
                 "  --steps N          timed steps per run at --batch (default 10; the sweep keeps\n"
                 "                     the images per run about the same)\n"
                 "  --runs N           timed runs; medians are over these (default 5)\n"
@@ -221,7 +221,12 @@ static int section_sweep(bench *b, ct_context *ctx, bench_rig *r)
     bench_data *d = calloc(nb, sizeof *d);
     double *tr = calloc(nb * runs, sizeof *tr), *inf = calloc(nb * runs, sizeof *inf);
     size_t steps[BENCH_MAX_BATCHES];
-    ct_status st = d && tr && inf ? CT_SUCCESS : CT_ERR_OUT_OF_MEMORY;
+    ct_status st = CT_SUCCESS;
+    if (!d || !tr || !inf) {
+        fprintf(stderr, "cltrain bench: batch sweep: out of host memory\n");
+        free(d), free(tr), free(inf);
+        return 1;
+    }
     for (size_t i = 0; i < nb && !st; i++) {
         /* about as many images per run as --steps at --batch, at least 2 steps */
         size_t n = b->o.batches[i];
@@ -245,7 +250,7 @@ static int section_sweep(bench *b, ct_context *ctx, bench_rig *r)
         bench_csv(b, "sweep", "train", n, "images_per_s", n / t);
         bench_csv(b, "sweep", "infer", n, "images_per_s", n / ti);
     }
-    for (size_t i = 0; d && i < nb; i++)
+    for (size_t i = 0; i < nb; i++)
         bench_data_free(&d[i]);
     free(d);
     free(tr);
