@@ -19,6 +19,23 @@
  * back (no vector register survives a call): conv_bwd_w_pool ran 1.8x slower so. */
 #define CT_INLINE inline __attribute__((always_inline))
 
+/* Vector stores to global memory at 4-byte alignment. PoCL 3.1 builds vstore16 and
+ * vstore8 of float as pieces (a float16 as stores of 256, 128 and 128 bits with the
+ * extracts between them); under Clang a vector type declared 4-byte aligned gives one
+ * unaligned store where the target has it (x86: one vmovups). Other compilers: vstoreN. */
+#if defined(__clang__)
+typedef float16 ct_float16_unaligned __attribute__((aligned(4)));
+typedef float8 ct_float8_unaligned __attribute__((aligned(4)));
+typedef float4 ct_float4_unaligned __attribute__((aligned(4)));
+#define CT_GSTORE16(v, p) (*(__global ct_float16_unaligned *)(p) = (v))
+#define CT_GSTORE8(v, p) (*(__global ct_float8_unaligned *)(p) = (v))
+#define CT_GSTORE4(v, p) (*(__global ct_float4_unaligned *)(p) = (v))
+#else
+#define CT_GSTORE16(v, p) vstore16((v), 0, (p))
+#define CT_GSTORE8(v, p) vstore8((v), 0, (p))
+#define CT_GSTORE4(v, p) vstore4((v), 0, (p))
+#endif
+
 #define CT_ARG(name) __global float *name, const uint name##_off
 #define CT_CARG(name) __global const float *name, const uint name##_off
 

@@ -112,6 +112,7 @@
 #define VT float16
 #define VLOAD(p) vload16(0, (p))
 #define VSTORE(v, p) vstore16((v), 0, (p))
+#define VSTORE_G(v, p) CT_GSTORE16((v), (p))
 /* two loads of 16, the even lanes of each: 16 pixels at stride 2 */
 #define VLOAD_S2(p) ((float16)(vload16(0, (p)).even, vload16(1, (p)).even))
 /* half a vector: the pooled pixels under CONV_QV conv pixels */
@@ -121,6 +122,7 @@
 #define HILOAD(p) convert_int8(vload8(0, (p)))
 #define HVLOAD_I(p) vload8(0, (p))
 #define HVSTORE(v, p) vstore8((v), 0, (p))
+#define HVSTORE_G(v, p) CT_GSTORE8((v), (p))
 #define HVSTORE_I(v, p) vstore8((v), 0, (p))
 #define INTERLEAVE ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
 #define LANE_IDX ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
@@ -134,6 +136,7 @@
 #define VT float8
 #define VLOAD(p) vload8(0, (p))
 #define VSTORE(v, p) vstore8((v), 0, (p))
+#define VSTORE_G(v, p) CT_GSTORE8((v), (p))
 #define VLOAD_S2(p) (vload16(0, (p)).even)
 #define HV float4
 #define HI int4
@@ -141,6 +144,7 @@
 #define HILOAD(p) convert_int4(vload4(0, (p)))
 #define HVLOAD_I(p) vload4(0, (p))
 #define HVSTORE(v, p) vstore4((v), 0, (p))
+#define HVSTORE_G(v, p) CT_GSTORE4((v), (p))
 #define HVSTORE_I(v, p) vstore4((v), 0, (p))
 #define INTERLEAVE ((uint8)(0, 4, 1, 5, 2, 6, 3, 7))
 #define LANE_IDX ((int4)(0, 1, 2, 3))
@@ -365,7 +369,7 @@ __kernel void conv_unpool(CT_ARG(dst), CT_CARG(gp), CT_CARG(yv), __global const 
                     unpool_run(gp + at, yv + at, idx + at, nu, PH * PW - at, e, relu);
                 __global float *o = d + e * WP + off_w + 2 * u0;
                 if (nu == CONV_QV / 2 || (spill_ok && t + e + 1 < HP)) {
-                    VSTORE(v, o);
+                    VSTORE_G(v, o);
                 } else {
                     float tmp[CONV_QV];
                     VSTORE(v, tmp);
@@ -508,7 +512,7 @@ __kernel void conv_direct(CT_CARG(xp), __global const float *wt, CT_CARG(b),
                 __global float *yo =
                     y + (((size_t)n * G * KO + g * KO + k0 + i) * P + p0 + t) * Q + q0;
                 if (nq == CONV_QV) {
-                    VSTORE(v, yo);
+                    VSTORE_G(v, yo);
                 } else {
                     float tmp[CONV_QV];
                     VSTORE(v, tmp);
@@ -593,7 +597,7 @@ __kernel void conv_direct_pool(__global const float *xp, __global const float *w
         MAX_STEP_HN(HN, m, a, shuffle(r1, ODD_IDX), 3);
         const size_t at = (((size_t)n * G * KO + g * KO + k0 + i) * PH + ph) * PW + u0;
         if (nu == CONV_QV / 2) {
-            HVSTORE(m, y + at);
+            HVSTORE_G(m, y + at);
             if (flags & 4u)
                 HSTORE_UC(a, idx + at);
         } else {
@@ -1194,18 +1198,18 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
         for (uint x = 0; x < OW; x++)
 #pragma unroll
             for (int v = 0; v < CONV_KV; v++)
-                vstore16(zero, v, o + (size_t)x * TKV);
+                CT_GSTORE16(zero, o + (size_t)x * TKV + 16 * v);
     if (q0 + nq == Q)
         for (uint x = OW + Q; x < WPD; x++)
 #pragma unroll
             for (int v = 0; v < CONV_KV; v++)
-                vstore16(zero, v, o + (size_t)x * TKV);
+                CT_GSTORE16(zero, o + (size_t)x * TKV + 16 * v);
     o += (size_t)(OW + q0) * TKV;
     if (row < OH || row >= OH + P) {
         for (uint x = 0; x < nq; x++)
 #pragma unroll
             for (int v = 0; v < CONV_KV; v++)
-                vstore16(zero, v, o + (size_t)x * TKV);
+                CT_GSTORE16(zero, o + (size_t)x * TKV + 16 * v);
         return;
     }
     const uint p = row - OH;
@@ -1238,10 +1242,10 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
         if (nq == 16) {
 #pragma unroll
             for (int x = 0; x < 16; x++)
-                vstore16(r[x], v, o + (size_t)x * TKV);
+                CT_GSTORE16(r[x], o + (size_t)x * TKV + 16 * v);
         } else {
             for (uint x = 0; x < nq; x++)
-                vstore16(r[x], v, o + (size_t)x * TKV);
+                CT_GSTORE16(r[x], o + (size_t)x * TKV + 16 * v);
         }
     }
 #else
@@ -1257,7 +1261,7 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
     for (uint x = 0; x < nq; x++)
 #pragma unroll
         for (int v = 0; v < CONV_KV; v++)
-            vstore16(vload16(v, t[x]), v, o + (size_t)x * TKV);
+            CT_GSTORE16(vload16(v, t[x]), o + (size_t)x * TKV + 16 * v);
 #endif
 #undef DYT_RUN
 }

@@ -121,6 +121,19 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
 #undef A_ADJACENT
 #undef GEMM_BC_LOOP
 
+    if (csj == 1 && nj == 16 * GEMM_NV && i0 + GEMM_MT <= M) {
+        /* a full tile with contiguous rows: from the accumulators, one store a vector
+         * (through the private array below, LLVM built every tile's rows lane by lane) */
+#pragma unroll
+        for (int t = 0; t < GEMM_MT; t++) {
+            __global float *cr = c + (size_t)(i0 + t) * csi + j0;
+#pragma unroll
+            for (int v = 0; v < GEMM_NV; v++)
+                CT_GSTORE16(gemm_out16(acc[t][v], alpha, beta, cr + 16 * v), cr + 16 * v);
+        }
+        return;
+    }
+    /* the last rows or columns, or C^T: element by element */
 #pragma unroll
     for (int t = 0; t < GEMM_MT; t++) {
         if (i0 + t >= M)
@@ -130,15 +143,8 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
 #pragma unroll
         for (int v = 0; v < GEMM_NV; v++)
             vstore16(acc[t][v], v, o);
-        if (csj == 1 && nj == 16 * GEMM_NV) {
-#pragma unroll
-            for (int v = 0; v < GEMM_NV; v++)
-                vstore16(gemm_out16(vload16(v, (const float *)o), alpha, beta, cr + 16 * v), v,
-                         cr);
-        } else {
-            for (uint j = 0; j < nj; j++)
-                cr[(size_t)j * csj] = gemm_out(o[j], alpha, beta, cr + (size_t)j * csj);
-        }
+        for (uint j = 0; j < nj; j++)
+            cr[(size_t)j * csj] = gemm_out(o[j], alpha, beta, cr + (size_t)j * csj);
     }
 }
 
