@@ -205,8 +205,8 @@ CT_INLINE float vsum(VT v)
 /* unpool_run: CONV_QV conv-output gradients of one row (row parity `odd`), rebuilt from the n
  * (<= CONV_QV/2) pooled gradients g of a 2x2 max pool at stride 2 above it: lane 2u+e
  * gets g[u] when window u's first maximum (ia[u]: 0..3 in scan order) sits at (odd, e),
- * else 0; with `relu` also 0 where the pooled output yv[u] is not > 0 (the ReLU before
- * the pool cut it). Lanes of windows u >= n are 0. `room` elements may be read at g, yv
+ * else 0; with `relu` also 0 where the pooled output yv[u] is <= 0 (the ReLU before the
+ * pool cut it; a NaN passes, as in torch's ReLU backward). Lanes of windows u >= n are 0. `room` elements may be read at g, yv
  * and ia (to the end of their plane): with room for a whole vector the lanes past n are
  * loaded and masked, else (a plane's last row) only the first n are read. */
 CT_INLINE void unpool_load(__global const float *g, __global const float *yv,
@@ -234,7 +234,7 @@ CT_INLINE void unpool_load(__global const float *g, __global const float *yv,
         a = HVLOAD_I((const int *)ta);
     }
     if (relu)
-        gv = select((HV)(0.0f), gv, isgreater(y, (HV)(0.0f)));
+        gv = select(gv, (HV)(0.0f), islessequal(y, (HV)(0.0f)));
     *gvp = gv;
     *ap = a;
 }
@@ -456,7 +456,8 @@ __kernel void conv_wt_bwd(__global float *wt, CT_CARG(w), const uint G, const ui
 #define LOAD_S1(p) VLOAD(p)
 #define LOAD_SG(p) vload_strided((p), SW)
 
-/* flags: bit 0 add the bias b (G*KO), bit 1 apply ReLU. Without a bias, b may be any
+/* flags: bit 0 add the bias b (G*KO), bit 1 apply ReLU (x < 0 ? 0 : x: NaN and -0 stay, as
+ * torch.relu; every fused ReLU here does the same). Without a bias, b may be any
  * buffer; it is not read. NQR = pixel runs per output row = ceil(Q / CONV_QV); NPT =
  * groups of CONV_PT rows = ceil(P / CONV_PT) (xp has rows for all of them). */
 __kernel void conv_direct(CT_CARG(xp), __global const float *wt, CT_CARG(b),
@@ -508,7 +509,7 @@ __kernel void conv_direct(CT_CARG(xp), __global const float *wt, CT_CARG(b),
             if (p0 + t < P && k0 + i < KO) {
                 VT v = acc[t][i];
                 if (flags & 2u)
-                    v = v > (VT)(0.0f) ? v : (VT)(0.0f);
+                    v = v < (VT)(0.0f) ? (VT)(0.0f) : v;
                 __global float *yo =
                     y + (((size_t)n * G * KO + g * KO + k0 + i) * P + p0 + t) * Q + q0;
                 if (nq == CONV_QV) {
@@ -586,8 +587,8 @@ __kernel void conv_direct_pool(__global const float *xp, __global const float *w
             continue;
         VT r0 = acc[0][i], r1 = acc[1][i];
         if (flags & 2u) {
-            r0 = r0 > (VT)(0.0f) ? r0 : (VT)(0.0f);
-            r1 = r1 > (VT)(0.0f) ? r1 : (VT)(0.0f);
+            r0 = r0 < (VT)(0.0f) ? (VT)(0.0f) : r0;
+            r1 = r1 < (VT)(0.0f) ? (VT)(0.0f) : r1;
         }
         /* the first position taken as it is: MAX_STEP from -INFINITY gives the same */
         HV m = shuffle(r0, EVEN_IDX);
@@ -743,7 +744,7 @@ __kernel void conv_kv(CT_CARG(xp), __global const float *wt,
         for (int v = 0; v < CONV_KV; v++) {
             float16 a = acc[v][x];
             if (flags & 2u)
-                a = a > (float16)(0.0f) ? a : (float16)(0.0f);
+                a = a < (float16)(0.0f) ? (float16)(0.0f) : a;
             vstore16(a, v, t[x]);
         }
     __global float *yo = y + ((((size_t)n * G + g) * KO + k0) * P + p) * Q + q0;
@@ -824,7 +825,7 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
             float16 c[4] = {acc[v][0][2 * u], acc[v][0][2 * u + 1], acc[v][1][2 * u],      \
                             acc[v][1][2 * u + 1]};                                         \
             _Pragma("unroll") for (int e = 0; e < 4; e++) if (flags & 2u) c[e] =           \
-                c[e] > (float16)(0.0f) ? c[e] : (float16)(0.0f);                           \
+                c[e] < (float16)(0.0f) ? (float16)(0.0f) : c[e];                           \
             float16 m = c[0]; /* as MAX_STEP from -INFINITY */                             \
             int16 a = (int16)(0);                                                          \
             _Pragma("unroll") for (int e = 1; e < 4; e++) MAX_STEP(16, m, a, c[e], e);     \
@@ -1437,8 +1438,9 @@ __kernel void conv_reduce(__global const float *part, CT_ARG(dw), const uint M,
 
 /* db[k] += sum over n, then the P*Q plane of dy[n, k] (dy: (N, K, PQ)): vector lanes over
  * the plane, summed in a fixed order at the end. With `masked`, only the elements where
- * mask (like dy) is > 0 count: dy is then a pooled gradient and mask the pooled output
- * after a ReLU (the sum of the unpooled gradient is the sum of the pooled one).
+ * mask (like dy) is not <= 0 count (a NaN does: torch's ReLU backward passes it): dy is
+ * then a pooled gradient and mask the pooled output after a ReLU (the sum of the
+ * unpooled gradient is the sum of the pooled one).
  * One work-item per channel k. */
 __kernel void conv_bwd_b(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K,
                          const uint PQ, const uint masked)
@@ -1457,9 +1459,9 @@ __kernel void conv_bwd_b(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, c
         __global const float *mk = mask + ((size_t)n * K + k) * PQ;
         if (masked) {
             for (uint i = 0; i < full; i += CONV_QV)
-                acc += select((VT)(0.0f), VLOAD(d + i), isgreater(VLOAD(mk + i), (VT)(0.0f)));
+                acc += select(VLOAD(d + i), (VT)(0.0f), islessequal(VLOAD(mk + i), (VT)(0.0f)));
             for (uint i = full; i < PQ; i++)
-                tail += mk[i] > 0.0f ? d[i] : 0.0f;
+                tail += mk[i] <= 0.0f ? 0.0f : d[i];
         } else {
             for (uint i = 0; i < full; i += CONV_QV)
                 acc += VLOAD(d + i);
@@ -1506,7 +1508,7 @@ __kernel void conv_gemm_out(__global const float *g, CT_CARG(b), CT_ARG(y), cons
     if (flags & 1u)
         v += b[b_off + k];
     if (flags & 2u)
-        v = v > 0.0f ? v : 0.0f;
+        v = v < 0.0f ? 0.0f : v;
     y[y_off + ((size_t)n * M + k) * PQ + pq] = v;
 }
 
@@ -1545,7 +1547,7 @@ conv_bwd_b_wg(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K
         const uint n = i / PQ;
         const size_t at = ((size_t)n * K + k) * PQ + (i - n * PQ);
         const float v = dy[at];
-        acc += masked ? (mask[at] > 0.0f ? v : 0.0f) : v;
+        acc += masked && mask[at] <= 0.0f ? 0.0f : v;
     }
     wg_tree_sum(part, l, CONV_BB_WG, acc);
     if (l == 0 && k < K)

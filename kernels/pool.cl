@@ -80,7 +80,8 @@ CT_INLINE void windows_of(const int i, const uint K, const uint S, const uint PA
 }
 
 /* dx (NC, H, W), overwritten: the dy of every window whose maximum (idx) is this element,
- * summed in window order; times (x > 0) when relu_in. One work-item per input row. */
+ * summed in window order; 0 where x <= 0 when relu_in (x is a ReLU's output: a NaN passes,
+ * as in torch's ReLU backward). One work-item per input row. */
 __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_ARG(dx),
                           const uint relu_in, POOL_GEOM)
 {
@@ -105,7 +106,7 @@ __kernel void maxpool_bwd(CT_CARG(x), CT_CARG(dy), __global const uint *idx, CT_
                 if (ip[p * Q + q] == me)
                     sum += dyp[p * Q + q];
         const size_t at = (size_t)row * W + iw;
-        dx[at] = relu_in && !(x[at] > 0.0f) ? 0.0f : sum;
+        dx[at] = relu_in && x[at] <= 0.0f ? 0.0f : sum;
     }
 }
 
@@ -184,7 +185,7 @@ __kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, c
 }
 
 /* The dx of N windows' 2N columns in rows a and b: each window's dy (d) at its first
- * maximum, 0 elsewhere; times (x > 0) when relu_in. INTER interleaves two N-lane vectors. */
+ * maximum, 0 elsewhere; 0 where x <= 0 when relu_in. INTER interleaves two N-lane vectors. */
 #define POOL2_BWD_RUNS(N, N2, INTER)                                                       \
     RUNS_BEGIN(N)                                                                          \
         const float##N2 a = vload##N2(0, r0 + 2 * q), b = vload##N2(0, r1 + 2 * q);        \
@@ -195,8 +196,8 @@ __kernel void maxpool2_fwd(CT_CARG(x), CT_ARG(y), const uint NC, const uint H, c
         float##N2 o0 = shuffle2(select(z, d, idx == 0), select(z, d, idx == 1), INTER);    \
         float##N2 o1 = shuffle2(select(z, d, idx == 2), select(z, d, idx == 3), INTER);    \
         if (relu_in) {                                                                     \
-            o0 = select((float##N2)(0.0f), o0, isgreater(a, (float##N2)(0.0f)));           \
-            o1 = select((float##N2)(0.0f), o1, isgreater(b, (float##N2)(0.0f)));           \
+            o0 = select(o0, (float##N2)(0.0f), islessequal(a, (float##N2)(0.0f)));         \
+            o1 = select(o1, (float##N2)(0.0f), islessequal(b, (float##N2)(0.0f)));         \
         }                                                                                  \
         vstore##N2(o0, 0, d0 + 2 * q);                                                     \
         vstore##N2(o1, 0, d1 + 2 * q);                                                     \
@@ -229,7 +230,7 @@ __kernel void maxpool2_bwd(CT_CARG(x), CT_CARG(dy), CT_ARG(dx), const uint relu_
             const uint i = argmax4(v);
             float o[4];
             for (uint t = 0; t < 4; t++)
-                o[t] = t == i && !(relu_in && !(v[t] > 0.0f)) ? dyr[q] : 0.0f;
+                o[t] = t == i && !(relu_in && v[t] <= 0.0f) ? dyr[q] : 0.0f;
             d0[2 * q] = o[0];
             d0[2 * q + 1] = o[1];
             d1[2 * q] = o[2];

@@ -65,7 +65,7 @@ void ct_ref_conv2d_forward(const ct_ref_conv *g, const double *x, const double *
     conv_terms(g, x, w, y, NULL, NULL, NULL);
     if (relu)
         for (size_t i = 0; i < ny; i++)
-            y[i] = y[i] > 0.0 ? y[i] : 0.0;
+            y[i] = y[i] < 0.0 ? 0.0 : y[i]; /* NaN stays NaN, as torch.relu */
 }
 
 void ct_ref_conv2d_backward(const ct_ref_conv *g, const double *x, const double *w,

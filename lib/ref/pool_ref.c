@@ -101,7 +101,7 @@ void ct_ref_maxpool2d_backward(const ct_ref_pool *g, const double *x, const doub
                 dx[nc * hw + max_index(g, x + nc * hw, p, q)] += dy[(nc * P + p) * Q + q];
     if (relu_in)
         for (size_t i = 0; i < g->n * g->c * hw; i++)
-            if (!(x[i] > 0.0))
+            if (x[i] <= 0.0) /* a NaN passes, as torch's ReLU backward */
                 dx[i] = 0.0;
 }
 

@@ -276,7 +276,7 @@ static void backward_case(ct_context *ctx, const cp_case *c, size_t seed, bool w
     for (size_t i = 0; i < r.ny; i++) {
         size_t pw = i % r.PW, ph = i / r.PW % r.PH, plane = i / (r.PW * r.PH);
         cr_assert(ib[i] < 4, "idx[%zu] = %u", i, (unsigned)ib[i]);
-        if (c->relu && !(gy[i] > 0.0f))
+        if (c->relu && gy[i] <= 0.0f)
             continue;
         dense[plane * r.P * r.Q + (2 * ph + ib[i] / 2) * r.Q + 2 * pw + ib[i] % 2] = hdy[i];
     }
@@ -499,8 +499,12 @@ Test(convpool, errors)
  * then NaN at the last NaN in scan order (pool.cl's rule, the reference's too): idx 3, 2
  * (of (0, 2) and (1, 2)), 1 (of (2, 0) and (2, 1)) and 0. Windows further away are
  * finite. The second sample is all finite. The checks of the forward cases also run
- * (unfused path bit for bit, NaN for NaN; idx by the rule); with ReLU the NaNs become 0
- * (`a > 0 ? a : 0`, in both device paths and in the reference). */
+ * (unfused path bit for bit, NaN for NaN; idx by the rule). With ReLU the same: ReLU
+ * keeps a NaN (`a < 0 ? 0 : a`, torch.relu's rule, in both device paths and in the
+ * reference), and its backward passes a NaN's gradient (torch's threshold_backward cuts
+ * only where the output is <= 0), so db sums the pooled gradient of every window whose
+ * pooled output is NaN or > 0: torch gives db = 4 per channel for a 4x4 input of ones'
+ * gradient with a NaN at (1, 1), and so do these kernels. */
 Test(convpool, nan)
 {
     ct_context *ctx = tu_context();
@@ -526,13 +530,35 @@ Test(convpool, nan)
         tu_assert_close(what, got, ref, r.ny, tol, tol);
         for (size_t i = 0; i < r.ny; i++) {
             size_t pw = i % r.PW, ph = i / r.PW % r.PH, n = i / (r.PW * r.PH * c.k);
-            bool hit = !relu && n == 0 && ph <= 1 && pw <= 1;
+            bool hit = n == 0 && ph <= 1 && pw <= 1;
             cr_assert(hit ? isnan(got[i]) : !isnan(got[i]), "%s: y[%zu] (ph=%zu pw=%zu) = %g", what,
                       i, ph, pw, (double)got[i]);
             if (hit)
                 cr_assert_eq(ib[i], (unsigned)(3 - (2 * ph + pw)),
                              "%s: idx[%zu] (ph=%zu pw=%zu) = %u", what, i, ph, pw, (unsigned)ib[i]);
         }
+
+        /* db alone (dw gets NaN from the NaN input; dx not asked for) */
+        float *hdy = tu_rand(r.ny, 40 + relu, -1, 1);
+        double *rdb = tu_zeros(c.k);
+        for (size_t i = 0; i < r.ny; i++)
+            if (!(relu && got[i] <= 0.0f))
+                rdb[i / (r.PH * r.PW) % c.k] += hdy[i];
+        tu_view sdy = tu_view_new(ctx, 2, 4, (size_t[]){c.n, c.k, r.PH, r.PW}, hdy);
+        ct_tensor *sdw = tu_tensor(ctx, TU_SHAPE(c.k, c.c, c.r, c.s), NULL);
+        ct_tensor *sdb = tu_tensor(ctx, TU_SHAPE(c.k), NULL);
+        TU_OK(ct_tensor_fill(sdw, 0.0f));
+        TU_OK(ct_tensor_fill(sdb, 0.0f));
+        ct_conv2d_params p = dev_params(&c);
+        TU_OK(ct_conv2d_pool_backward(ctx, r.x.t, r.w.t, sdy.t, r.y.t, r.idx.t, &p, relu, NULL, sdw,
+                                      sdb));
+        describe(what, sizeof what, "conv2d+maxpool backward db with a NaN input", &c);
+        float *gdb = tu_download(sdb);
+        double tb = 1e-5 * sqrt((double)(c.n * r.P * r.Q));
+        tu_assert_close(what, gdb, rdb, c.k, tb, tb);
+        free(gdb), free(hdy), free(rdb);
+        ct_tensor_free(sdw), ct_tensor_free(sdb), tu_view_free(&sdy);
+
         free(got), free(ib), free(hx), free(dx), free(dw), free(db), free(conv), free(ref);
         run_free(&r);
     }

@@ -189,7 +189,11 @@ Test(pool, avgpool)
  * the maximum, and of two NaNs the last one (PyTorch: `val > max || isnan(val)`). One
  * 2 x 2Q plane of 2x2 windows at stride 2, Q = 10: windows alternate between
  * [[1, 3], [3, 2]] (first maximum at (0, 1)) and [[nan, 1], [0, nan]] (the last NaN,
- * (1, 1)), through the vectorised steps and the scalar tail of the 2x2 kernels. */
+ * (1, 1)), through the vectorised steps and the scalar tail of the 2x2 kernels. With the
+ * ReLU mask (relu_in: x is a ReLU's output) the same dx: 3 > 0, and a NaN passes as in
+ * torch's ReLU backward (threshold_backward cuts only where the output is <= 0). Then a
+ * 3x3 window at stride 3 (the general kernel): [[0, nan, -1], [nan, 2, 0], [1, 1, 1]]
+ * sends its gradient to the second NaN, with and without the mask. */
 Test(pool, maxpool_tie_and_nan_rules)
 {
     ct_context *ctx = tu_context();
@@ -212,15 +216,36 @@ Test(pool, maxpool_tie_and_nan_rules)
     ct_tensor *dy = tu_tensor(ctx, TU_SHAPE(1, 1, 1, Q), hdy);
     ct_tensor *dx = tu_tensor(ctx, TU_SHAPE(1, 1, 2, W), NULL);
     TU_OK(ct_maxpool2d_forward(ctx, x, &p, y));
-    TU_OK(ct_maxpool2d_backward(ctx, x, y, dy, &p, false, dx));
-    float *gy = tu_download(y), *gdx = tu_download(dx);
+    float *gy = tu_download(y);
     for (int q = 0; q < Q; q++)
         cr_assert(gy[q] == want_y[q] || (isnan(gy[q]) && isnan(want_y[q])), "y[%d] = %g", q,
                   (double)gy[q]);
-    for (int i = 0; i < 2 * W; i++)
-        cr_assert(gdx[i] == want[i], "dx[%d] = %g, expected %g", i, (double)gdx[i],
-                  (double)want[i]);
-    free(gy), free(gdx);
+    for (int relu_in = 0; relu_in < 2; relu_in++) {
+        TU_OK(ct_maxpool2d_backward(ctx, x, y, dy, &p, relu_in, dx));
+        float *gdx = tu_download(dx);
+        for (int i = 0; i < 2 * W; i++)
+            cr_assert(gdx[i] == want[i], "dx[%d] = %g, expected %g (relu_in %d)", i, (double)gdx[i],
+                      (double)want[i], relu_in);
+        free(gdx);
+    }
+    free(gy);
+    ct_tensor_free(x), ct_tensor_free(y), ct_tensor_free(dy), ct_tensor_free(dx);
+
+    const float h3[9] = {0, NAN, -1, NAN, 2, 0, 1, 1, 1}, g3 = 5.0f;
+    ct_pool2d_params p3 = {3, 3, 3, 3, 0, 0, false, true};
+    x = tu_tensor(ctx, TU_SHAPE(1, 1, 3, 3), h3);
+    y = tu_tensor(ctx, TU_SHAPE(1, 1, 1, 1), NULL);
+    dy = tu_tensor(ctx, TU_SHAPE(1, 1, 1, 1), &g3);
+    dx = tu_tensor(ctx, TU_SHAPE(1, 1, 3, 3), NULL);
+    TU_OK(ct_maxpool2d_forward(ctx, x, &p3, y));
+    for (int relu_in = 0; relu_in < 2; relu_in++) {
+        TU_OK(ct_maxpool2d_backward(ctx, x, y, dy, &p3, relu_in, dx));
+        float *gdx = tu_download(dx);
+        for (int i = 0; i < 9; i++)
+            cr_assert(gdx[i] == (i == 3 ? g3 : 0.0f), "3x3: dx[%d] = %g (relu_in %d)", i,
+                      (double)gdx[i], relu_in);
+        free(gdx);
+    }
     ct_tensor_free(x), ct_tensor_free(y), ct_tensor_free(dy), ct_tensor_free(dx);
     ct_context_free(ctx);
 }
