@@ -270,7 +270,7 @@ CT_INLINE void copy_run(__global float *d, __global const float *s, const int n)
     }
     for (int v = 0;; v += 8) {
         v = min(v, n - 8);
-        vstore8(vload8(0, s + v), 0, d + v);
+        CT_GSTORE8(vload8(0, s + v), d + v);
         if (v + 8 >= n)
             break;
     }
@@ -286,7 +286,7 @@ CT_INLINE void zero_run(__global float *d, const int n)
     }
     for (int v = 0;; v += 8) {
         v = min(v, n - 8);
-        vstore8((float8)(0.0f), 0, d + v);
+        CT_GSTORE8((float8)(0.0f), d + v);
         if (v + 8 >= n)
             break;
     }
