@@ -19,21 +19,29 @@
  * back (no vector register survives a call): conv_bwd_w_pool ran 1.8x slower so. */
 #define CT_INLINE inline __attribute__((always_inline))
 
-/* Vector stores to global memory at 4-byte alignment. PoCL 3.1 builds vstore16 and
- * vstore8 of float as pieces (a float16 as stores of 256, 128 and 128 bits with the
- * extracts between them); under Clang a vector type declared 4-byte aligned gives one
- * unaligned store where the target has it (x86: one vmovups). Other compilers: vstoreN. */
+/* Vector stores to global memory at the element's alignment only (4 bytes for float, 1 for
+ * uchar). PoCL 3.1 builds vstore16 and vstore8 of float as pieces (a float16 as stores of
+ * 256, 128 and 128 bits with the extracts between them) and vstore8/vstore4 of uchar as
+ * one byte store per lane with the shifts to extract them (20 instructions for 8 bytes);
+ * under Clang a vector type declared that aligned gives one unaligned store where the
+ * target has it (x86: one vmovups, one 8-byte move). Other compilers: vstoreN. */
 #if defined(__clang__)
 typedef float16 ct_float16_unaligned __attribute__((aligned(4)));
 typedef float8 ct_float8_unaligned __attribute__((aligned(4)));
 typedef float4 ct_float4_unaligned __attribute__((aligned(4)));
+typedef uchar8 ct_uchar8_unaligned __attribute__((aligned(1)));
+typedef uchar4 ct_uchar4_unaligned __attribute__((aligned(1)));
 #define CT_GSTORE16(v, p) (*(__global ct_float16_unaligned *)(p) = (v))
 #define CT_GSTORE8(v, p) (*(__global ct_float8_unaligned *)(p) = (v))
 #define CT_GSTORE4(v, p) (*(__global ct_float4_unaligned *)(p) = (v))
+#define CT_GSTORE_UC8(v, p) (*(__global ct_uchar8_unaligned *)(p) = (v))
+#define CT_GSTORE_UC4(v, p) (*(__global ct_uchar4_unaligned *)(p) = (v))
 #else
 #define CT_GSTORE16(v, p) vstore16((v), 0, (p))
 #define CT_GSTORE8(v, p) vstore8((v), 0, (p))
 #define CT_GSTORE4(v, p) vstore4((v), 0, (p))
+#define CT_GSTORE_UC8(v, p) vstore8((v), 0, (p))
+#define CT_GSTORE_UC4(v, p) vstore4((v), 0, (p))
 #endif
 
 #define CT_ARG(name) __global float *name, const uint name##_off

@@ -129,9 +129,8 @@
 #define HN 8
 #define EVEN_IDX ((uint8)(0, 2, 4, 6, 8, 10, 12, 14))
 #define ODD_IDX ((uint8)(1, 3, 5, 7, 9, 11, 13, 15))
-#define HUC uchar8
-#define CONVERT_HUC convert_uchar8
-#define VSTORE_HUC vstore8
+/* the argmax bytes of CONV_QV/2 pooled pixels (int lanes v) at p, byte-aligned */
+#define HSTORE_UC(v, p) CT_GSTORE_UC8(convert_uchar8(v), (p))
 #elif CONV_QV == 8
 #define VT float8
 #define VLOAD(p) vload8(0, (p))
@@ -151,24 +150,9 @@
 #define HN 4
 #define EVEN_IDX ((uint4)(0, 2, 4, 6))
 #define ODD_IDX ((uint4)(1, 3, 5, 7))
-#define HUC uchar4
-#define CONVERT_HUC convert_uchar4
-#define VSTORE_HUC vstore4
+#define HSTORE_UC(v, p) CT_GSTORE_UC4(convert_uchar4(v), (p))
 #else
 #error "CONV_QV must be 8 or 16"
-#endif
-
-/* The argmax bytes of CONV_QV/2 pooled pixels (int lanes v), stored at p, which has
- * only byte alignment. PoCL 3.1 builds vstore8/vstore4 of uchar as one byte store per
- * lane with the shifts to extract them (20 instructions for 8 bytes); under Clang a
- * vector type declared byte-aligned gives one unaligned store where the target has it
- * (x86: one 8-byte move), and the byte stores otherwise. conv_direct_pool (MiniCNN's
- * conv1 with its pool): 0.48-0.49 -> 0.35-0.37 ms. */
-#if defined(__clang__)
-typedef HUC ct_huc_unaligned __attribute__((aligned(1)));
-#define HSTORE_UC(v, p) (*(__global ct_huc_unaligned *)(p) = CONVERT_HUC(v))
-#else
-#define HSTORE_UC(v, p) VSTORE_HUC(CONVERT_HUC(v), 0, (p))
 #endif
 
 /* CONV_QV pixels at any stride, one by one. */
@@ -202,13 +186,15 @@ CT_INLINE float vsum(VT v)
 #endif
 }
 
-/* unpool_run: CONV_QV conv-output gradients of one row (row parity `odd`), rebuilt from the n
- * (<= CONV_QV/2) pooled gradients g of a 2x2 max pool at stride 2 above it: lane 2u+e
- * gets g[u] when window u's first maximum (ia[u]: 0..3 in scan order) sits at (odd, e),
- * else 0; with `relu` also 0 where the pooled output yv[u] is <= 0 (the ReLU before the
- * pool cut it; a NaN passes, as in torch's ReLU backward). Lanes of windows u >= n are 0. `room` elements may be read at g, yv
- * and ia (to the end of their plane): with room for a whole vector the lanes past n are
- * loaded and masked, else (a plane's last row) only the first n are read. */
+/* unpool_run: CONV_QV conv-output gradients of one row (row parity `odd`), rebuilt from
+ * the n (<= CONV_QV/2) pooled gradients g of a 2x2 max pool at stride 2 above it: lane
+ * 2u+e gets g[u] when window u's first maximum (ia[u]: 0..3 in scan order) sits at
+ * (odd, e), else 0; with `relu` also 0 where the pooled output yv[u] is <= 0 (the ReLU
+ * before the pool cut it; a NaN passes, as in torch's ReLU backward). Lanes of windows
+ * u >= n are 0. `room` elements may be read at g, yv and ia (to the end of their plane):
+ * with room for a whole vector the lanes past n are loaded and masked, else (a plane's
+ * last row) only the first n are read. unpool_load reads the windows once, unpool_row
+ * makes either row from them. */
 CT_INLINE void unpool_load(__global const float *g, __global const float *yv,
                            __global const uchar *ia, const uint n, const uint room,
                            const uint relu, HV *gvp, HI *ap)

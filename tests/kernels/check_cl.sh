@@ -20,10 +20,11 @@ for f in "$src"/*.cl; do
   [ "$name" = common.cl ] && continue
   sets=("-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8" "-DCT_CPU=0 -DCT_GPU=1 -DCT_VEC=4")
   # conv.cl also with the layer's kernel size as constants and with 8-pixel vectors; conv.cl
-  # and gemm.cl also as a compiler that is not Clang sees them (their under-aligned vector
-  # stores, HSTORE_UC and common.cl's CT_GSTORE*, are Clang's; vstoreN otherwise)
-  [ "$name" = conv.cl ] && sets+=("-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8 -DCONV_R=3 -DCONV_S=3 -DCONV_PW=1"
-    "-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8 -DCONV_QV=8")
+  # and gemm.cl also as a compiler that is not Clang sees them (common.cl's under-aligned
+  # vector stores, CT_GSTORE*, are Clang's; vstoreN otherwise)
+  [ "$name" = conv.cl ] &&
+    sets+=("-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8 -DCONV_R=3 -DCONV_S=3 -DCONV_PW=1"
+      "-DCT_CPU=1 -DCT_GPU=0 -DCT_VEC=8 -DCONV_QV=8")
   case "$name" in conv.cl | gemm.cl) sets+=("-DCT_CPU=0 -DCT_GPU=1 -DCT_VEC=4 -U__clang__") ;; esac
   for defs in "${sets[@]}"; do
     { cat "$src/common.cl"; printf '\n#line 1 "%s"\n' "$name"; cat "$f"; } > "$tmp/$name"
