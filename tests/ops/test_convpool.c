@@ -503,8 +503,9 @@ Test(convpool, errors)
  * keeps a NaN (`a < 0 ? 0 : a`, torch.relu's rule, in both device paths and in the
  * reference), and its backward passes a NaN's gradient (torch's threshold_backward cuts
  * only where the output is <= 0), so db sums the pooled gradient of every window whose
- * pooled output is NaN or > 0: torch gives db = 4 per channel for a 4x4 input of ones'
- * gradient with a NaN at (1, 1), and so do these kernels. */
+ * pooled output is NaN or > 0 (torch 2.15, for reference: a 4x4 input with a NaN at
+ * (1, 1) through Conv2d(1, 2, 3, padding=1), ReLU and a 2x2 pool gives four NaN windows
+ * per channel and, for a gradient of ones, db = 4 per channel). */
 Test(convpool, nan)
 {
     ct_context *ctx = tu_context();
