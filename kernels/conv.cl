@@ -38,8 +38,8 @@
  *     conv_kv turned to the weight gradient): one work-item = a channel tile x
  *     CONV_BWK_T taps, over the pixels of a batch chunk, from the output gradient with
  *     the channels of each tile innermost (conv_dyt); no lane sums, no padded columns,
-     and no padded copy of x (MiniCNN conv2, batch 64: 0.15 ms of conv_pad and 2 MiB
-     saved for 0.2 ms more here, its rows' end pixels checked).
+ *     and no padded copy of x (MiniCNN conv2, batch 64: 0.15 ms of conv_pad and 2 MiB
+ *     saved for 0.2 ms more here, its rows' end pixels checked).
  *     conv_kv reads the same layout for the input gradient (taps from conv_taps with TL),
  *     so that one copy of dy, padded, serves both.
  *     The fast one on CPUs whenever the output channels fill its vectors.
@@ -49,12 +49,15 @@
  *   conv_bwd_w_wg: dw by work-groups, one per element of dw (GPUs, CONV_BW_WG).
  *   conv_bwd_b:  one work-item per output channel (CPUs); conv_bwd_b_wg: one work-group
  *                of CONV_BB_WG per output channel, a tree sum in local memory (GPUs).
+ *                conv_bwd_w_kv and conv_bwd_w_pool sum the bias gradient themselves (in
+ *                their first tap tile's work-items, from the gradient they just read),
+ *                into the chunks' partial sums beside dw's.
  * A conv followed by (its ReLU and) a 2x2 max pool at stride 2 can run fused: conv_kv_pool
  * (conv_kv over a 2-row tile, pooled in registers; stores the pooled output and one
  * argmax byte per window), or conv_direct_pool for layers with few taps (vectors over
- * pixels, so the stores are vectors too), then in backward conv_unpool (the conv output gradient, in
- * conv_pad's padded layout, straight from the pooled one) or conv_bwd_w_pool (dw with the
- * gradient unpooled in registers, for a first layer that needs no dx).
+ * pixels, so the stores are vectors too), then in backward conv_unpool (the conv output
+ * gradient, in conv_pad's padded layout, straight from the pooled one) or conv_bwd_w_pool
+ * (dw with the gradient unpooled in registers, for a first layer that needs no dx).
  * Tunables (-D, defaults below): CONV_KV, CONV_PX, CONV_KT, CONV_PT, CONV_QV (8 or 16),
  * CONV_BW_KT, CONV_BW_ST, CONV_PP, CONV_BWP_KT, CONV_BWP_ST, CONV_BWK_T, CONV_BB_WG,
  * CONV_BW_WG. The host reads the same
@@ -846,6 +849,28 @@ __kernel void conv_kv_pool(__global const float *xp, __global const float *wt,
 
 /* ---- backward-weight ---------------------------------------------------------------- */
 
+/* Adds a plane of PQ gradients d to the lanes of acc (tail: the last PQ % CONV_QV); with
+ * `masked` only those whose mask element is not <= 0 (a NaN passes: torch's ReLU
+ * backward passes it): d a pooled gradient, mask the pooled output after a ReLU (the sum
+ * of the unpooled gradient is the sum of the pooled one). The bias gradient's sum
+ * (conv_bwd_b, conv_bwd_w_pool). */
+CT_INLINE void bias_plane_sum(__global const float *d, __global const float *mk, const uint PQ,
+                              const uint masked, VT *acc, float *tail)
+{
+    const uint full = PQ / CONV_QV * CONV_QV;
+    if (masked) {
+        for (uint i = 0; i < full; i += CONV_QV)
+            *acc += select(VLOAD(d + i), (VT)(0.0f), islessequal(VLOAD(mk + i), (VT)(0.0f)));
+        for (uint i = full; i < PQ; i++)
+            *tail += mk[i] <= 0.0f ? 0.0f : d[i];
+    } else {
+        for (uint i = 0; i < full; i += CONV_QV)
+            *acc += VLOAD(d + i);
+        for (uint i = full; i < PQ; i++)
+            *tail += d[i];
+    }
+}
+
 /* The backward-weight macros work on a register tile of BWW_KT output channels x BWW_ST
  * taps, defined before each kernel (CONV_BW_KT/ST, or CONV_BWP_KT/ST for
  * conv_bwd_w_pool, whose unpooling costs per channel and favours fewer channels x more
@@ -965,7 +990,7 @@ __kernel void conv_bwd_w(__global const float *xp, CT_CARG(dy), CT_ARG(dst), con
  * (unpool_run) from the pooled gradient gp, the pooled output yv and the argmax bytes
  * idx, all (N, G*KG, PH, PW), and never exists in memory. Only the conv outputs under a
  * window (rows < 2*PH, columns < 2*PW) have a gradient; the loops stop there. Work
- * split, chunks and dst as conv_bwd_w. */
+ * split, chunks and dst as conv_bwd_w; `bias` and bdst as conv_bwd_w_kv. */
 #undef BWW_KT
 #undef BWW_ST
 #define BWW_KT CONV_BWP_KT
@@ -976,7 +1001,7 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
                               const uint WP, const uint R, const uint S, const uint SH,
                               const uint SW, const uint DH, const uint DW, const uint PH,
                               const uint PW, const uint N, const uint NPC, const uint relu,
-                              const uint accumulate)
+                              const uint accumulate, CT_ARG(bdst), const uint bias)
 {
     const uint CRS = CG * R * S;
     const uint j0 = get_global_id(0) * CONV_BWP_ST;
@@ -988,6 +1013,7 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
     yv += yv_off;
     idx += idx_off;
     dst += dst_off;
+    bdst += bdst_off;
     const uint P = 2 * PH, Q = 2 * PW;
     CONV_BWW_SETUP(PH * PW);
 
@@ -1059,6 +1085,26 @@ __kernel void conv_bwd_w_pool(__global const float *xp, CT_CARG(gp), CT_CARG(yv)
 #undef POOL_RUN_AT
 
     CONV_BWW_STORE(acc);
+
+    /* the bias gradient of the tile's channels over the chunk, by the first tap tile's
+     * work-items: the pooled gradient where the pooled output passed the ReLU (just read
+     * above, in cache), no unpooling */
+    if (!bias || j0 != 0)
+        return;
+#pragma unroll
+    for (int i = 0; i < BWW_KT; i++) {
+        if (k0 + i >= KG)
+            continue;
+        VT bacc = (VT)(0.0f);
+        float tail = 0.0f;
+        for (uint n = n0; n < n1; n++) {
+            const size_t e = ((size_t)n * G * KG + g * KG) * PH * PW + dyo[i];
+            bias_plane_sum(gp + e, yv + e, PH * PW, relu, &bacc, &tail);
+        }
+        const size_t at = (size_t)ch * G * KG + g * KG + k0 + i;
+        const float sum = vsum(bacc) + tail;
+        bdst[at] = accumulate ? bdst[at] + sum : sum;
+    }
 }
 
 #undef BWW_KT
@@ -1264,14 +1310,17 @@ __kernel void conv_dyt(__global float *dyt, CT_CARG(dy), CT_CARG(yv), __global c
  * once (a tap whose row falls outside x reads the row `zeros`, Q*SW + S floats of 0), and
  * only the pixels at the row's ends whose taps leave x sideways check their columns (in
  * a row narrower than the taps' reach, every pixel checks both ends).
- * dst and `accumulate` as conv_bwd_w. global (ceil(CRS / CONV_BWK_T), G*NKT, chunks). */
+ * dst and `accumulate` as conv_bwd_w; with `bias` also each channel's sum of the chunk's
+ * gradient into bdst + ch*G*KG (db itself for one chunk, else the chunk's bias partial
+ * sums), stored or added as dst. global (ceil(CRS / CONV_BWK_T), G*NKT, chunks). */
 __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global const float *dyt,
-                            CT_ARG(dst), const uint CG, const uint KG, const uint G,
-                            const uint H, const uint W, const uint R, const uint S,
-                            const uint SH, const uint SW, const uint DH, const uint DW,
-                            const int PH0, const int PW0, const uint P, const uint Q,
-                            const uint HPD, const uint WPD, const uint OH, const uint OW,
-                            const uint N, const uint NPC, const uint accumulate)
+                            CT_ARG(dst), CT_ARG(bdst), const uint CG, const uint KG,
+                            const uint G, const uint H, const uint W, const uint R,
+                            const uint S, const uint SH, const uint SW, const uint DH,
+                            const uint DW, const int PH0, const int PW0, const uint P,
+                            const uint Q, const uint HPD, const uint WPD, const uint OH,
+                            const uint OW, const uint N, const uint NPC, const uint accumulate,
+                            const uint bias)
 {
     const uint TKV = 16 * CONV_KV, NKT = (KG + TKV - 1) / TKV, CRS = CG * R * S;
     const uint j0 = get_global_id(0) * CONV_BWK_T;
@@ -1281,6 +1330,7 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
         return;
     x += x_off;
     dst += dst_off;
+    bdst += bdst_off;
     const uint g = gk / NKT, kt = gk % NKT, k0 = kt * TKV;
     const uint n0 = ch * NPC, n1 = min(N, n0 + NPC);
     /* each tap's input channel plane, row and column offsets; [qlo, qhi): the pixels
@@ -1405,29 +1455,63 @@ __kernel void conv_bwd_w_kv(CT_CARG(x), __global const float *zeros, __global co
                 }
             }
         }
+
+    /* the bias gradient of the tile's channels over the chunk: a second pass over the
+     * dyt rows just read (in cache), by the first tap tile's work-items only, so that the
+     * tap loop above carries no extra add */
+    if (!bias || j0 != 0)
+        return;
+    float16 bacc[CONV_KV];
+#pragma unroll
+    for (int v = 0; v < CONV_KV; v++)
+        bacc[v] = (float16)(0.0f);
+    for (uint n = n0; n < n1; n++)
+        for (uint p = 0; p < P; p++) {
+            __global const float *dn =
+                dyt + ((((size_t)(n * G + g) * NKT + kt) * HPD + p + OH) * WPD + OW) * TKV;
+            for (uint q = 0; q < Q; q++, dn += TKV)
+#pragma unroll
+                for (int v = 0; v < CONV_KV; v++)
+                    bacc[v] += vload16(v, dn);
+        }
+    __global float *ob = bdst + (size_t)ch * G * KG + g * KG;
+#pragma unroll
+    for (int v = 0; v < CONV_KV; v++) {
+        float t[16];
+        vstore16(bacc[v], 0, t);
+        for (uint l = 0; l < 16; l++) {
+            const uint k = k0 + 16 * v + l;
+            if (k < KG)
+                ob[k] = accumulate ? ob[k] + t[l] : t[l];
+        }
+    }
 }
 
-/* dw[i] += sum over chunks ch = 0, 1, ... of part[ch*M + i], in that order.
- * One work-item per element of dw (M elements). */
+/* dw[i] += sum over chunks ch = 0, 1, ... of part[ch*M + i], in that order; and with
+ * KB > 0, db[i] += the same of part[chunks*M + ch*KB + i] (the bias sums of the
+ * weight-gradient kernels that make them). One work-item per element of dw, then of db
+ * (M + KB). */
 __kernel void conv_reduce(__global const float *part, CT_ARG(dw), const uint M,
-                          const uint chunks)
+                          const uint chunks, CT_ARG(db), const uint KB)
 {
     const uint i = get_global_id(0);
-    if (i >= M)
-        return;
-    dw += dw_off;
     float sum = 0.0f;
-    for (uint ch = 0; ch < chunks; ch++)
-        sum += part[(size_t)ch * M + i];
-    dw[i] += sum;
+    if (i < M) {
+        for (uint ch = 0; ch < chunks; ch++)
+            sum += part[(size_t)ch * M + i];
+        dw[dw_off + i] += sum;
+    } else if (i < M + KB) {
+        part += (size_t)chunks * M;
+        for (uint ch = 0; ch < chunks; ch++)
+            sum += part[(size_t)ch * KB + i - M];
+        db[db_off + i - M] += sum;
+    }
 }
 
 /* db[k] += sum over n, then the P*Q plane of dy[n, k] (dy: (N, K, PQ)): vector lanes over
- * the plane, summed in a fixed order at the end. With `masked`, only the elements where
- * mask (like dy) is not <= 0 count (a NaN does: torch's ReLU backward passes it): dy is
- * then a pooled gradient and mask the pooled output after a ReLU (the sum of the
- * unpooled gradient is the sum of the pooled one).
- * One work-item per channel k. */
+ * the plane, summed in a fixed order at the end; with `masked`, only where mask (like dy)
+ * passes (bias_plane_sum). For the weight-gradient kernels that do not sum the bias
+ * themselves. One work-item per channel k. */
 __kernel void conv_bwd_b(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, const uint K,
                          const uint PQ, const uint masked)
 {
@@ -1439,21 +1523,9 @@ __kernel void conv_bwd_b(CT_CARG(dy), CT_CARG(mask), CT_ARG(db), const uint N, c
     db += db_off;
     VT acc = (VT)(0.0f);
     float tail = 0.0f;
-    const uint full = PQ / CONV_QV * CONV_QV;
     for (uint n = 0; n < N; n++) {
-        __global const float *d = dy + ((size_t)n * K + k) * PQ;
-        __global const float *mk = mask + ((size_t)n * K + k) * PQ;
-        if (masked) {
-            for (uint i = 0; i < full; i += CONV_QV)
-                acc += select(VLOAD(d + i), (VT)(0.0f), islessequal(VLOAD(mk + i), (VT)(0.0f)));
-            for (uint i = full; i < PQ; i++)
-                tail += mk[i] <= 0.0f ? 0.0f : d[i];
-        } else {
-            for (uint i = 0; i < full; i += CONV_QV)
-                acc += VLOAD(d + i);
-            for (uint i = full; i < PQ; i++)
-                tail += d[i];
-        }
+        const size_t e = ((size_t)n * K + k) * PQ;
+        bias_plane_sum(dy + e, mask + e, PQ, masked, &acc, &tail);
     }
     db[k] += vsum(acc) + tail;
 }

@@ -15,7 +15,9 @@
  *                  up once per output row, its columns checked at the rows' ends); when
  *                  the input gradient runs conv_kv at stride 1 too, conv_dyt writes dyt
  *                  once, with the backward-data pass's padding, and both passes read it
- *   backward-bias  conv_bwd_b(dy) -> db (+=), once over the whole batch
+ *   backward-bias  summed by conv_bwd_w_kv and conv_bwd_w_pool beside dw (partial sums
+ *                  per chunk, reduced with dw's), else conv_bwd_b(dy) -> db (+=), once
+ *                  over the whole batch
  * The direct pass runs as conv_kv (vectors over output channels) when the output channels
  * fill its vectors, else as conv_direct (vectors over pixels). Measured on PoCL 3.1, 2-core
  * AVX-512 (MiniCNN conv2, batch 64): conv_kv ~110 GFLOP/s per core, conv_direct ~45.
@@ -27,8 +29,8 @@
  * what the model itself needs (MiniCNN at batch 64: 13.8 MiB in use instead of 18.3).
  * Scratch slots: 0 the backward passes' padded x, 1 transformed weights, 2 the forward
  * pass's padded x or the backward passes' padded dy (or dyt): no pass needs both, 3 partial
- * sums of dw; conv_kv's tap offsets and a row of zeros live in constant buffers of the
- * context (ct_const_buffer).
+ * sums of dw (and db); conv_kv's tap offsets and a row of zeros live in constant buffers of
+ * the context (ct_const_buffer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -754,6 +756,7 @@ cleanup:
 typedef struct wsum {
     size_t chunks;
     bool first, last;
+    ct_tensor *db; /* the bias gradient, summed by the weight-gradient kernel; or NULL */
 } wsum;
 
 /* The output gradient as the backward kernels receive it: dense dy (N, K, P, Q), or, for
@@ -802,6 +805,29 @@ static bool weight_by_flat(const conv_tune *t, const conv_geom *d, const ct_conv
 {
     return !weight_by_gemm_applies(t, d) && !weight_by_kv(t, d) && p->stride_h == 1 &&
            p->stride_w == 1 && d->cg * d->r * d->s >= 32;
+}
+
+/* The weight-gradient kernel backward_weight runs (W_GEMM: im2col + GEMMs). */
+typedef enum { W_GEMM, W_WG, W_KV, W_FLAT, W_POOL, W_ROWS } weight_kernel;
+
+static weight_kernel weight_kernel_for(const conv_tune *t, const conv_geom *d,
+                                       const ct_conv2d_params *p, const dy_src *src)
+{
+    if (weight_by_gemm_applies(t, d))
+        return W_GEMM;
+    /* a work-group per element of dw where few taps leave conv_bwd_w's work-items few
+     * and long (GPUs: a first layer) */
+    if (t->bw_wg > 1 && !src->y && d->cg * d->r * d->s < 32)
+        return W_WG;
+    return weight_by_kv(t, d) ? W_KV : weight_by_flat(t, d, p) ? W_FLAT : src->y ? W_POOL : W_ROWS;
+}
+
+/* Whether that kernel also sums the bias gradient (conv_bwd_w_kv and conv_bwd_w_pool, from
+ * the gradient they have just read: MiniCNN at batch 64, conv_bwd_b's 0.11 ms of reading
+ * conv1's and conv2's gradients again gone). */
+static bool weight_sums_bias(weight_kernel wk)
+{
+    return wk == W_KV || wk == W_POOL;
 }
 
 /* x padded exactly as far as an r x s kernel's taps reach from every output pixel, into
@@ -969,7 +995,8 @@ static size_t weight_chunks(const ct_context *ctx, const conv_tune *t, const con
  * work-item per tile, the runs then added in order. At stride 1 the sums run over x and
  * dy flattened to a common row pitch (conv_bwd_w_flat), dy taken from the backward-data
  * pass's padded copy (`have`) when its layout serves; other strides walk row by row
- * (conv_bwd_w, or conv_bwd_w_pool unpooling a fused pool's gradient in registers). */
+ * (conv_bwd_w, or conv_bwd_w_pool unpooling a fused pool's gradient in registers). With
+ * ws->db, db += the sum of dy per channel too, chunk by chunk as dw. */
 static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                  const ct_conv2d_params *p, const ct_tensor *x, const dy_src *src,
                                  const dy_layout *have, wsum *ws, ct_tensor *dw)
@@ -982,7 +1009,8 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
      * backward-data pass made one) and wins it back on the loads of the CG*R*S taps each
      * dy element feeds: with few taps (a first layer, CG = 1) the row-by-row kernel is
      * faster (MiniCNN conv 1->32: 1.25 -> 1.05 ms of CPU time for dw + db, PoCL, 2 cores) */
-    if (weight_by_gemm_applies(t, d)) {
+    const weight_kernel wk = weight_kernel_for(t, d, p, src);
+    if (wk == W_GEMM) {
         /* dy's rows: the dense gradient, else (a fused pool) the backward-data pass's
          * unpooled copy (stride 1, inside its padding), else one unpooled here */
         col_src dys = tensor_src(src->dy, 0, 0);
@@ -1003,9 +1031,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
         CT_TRY(weight_by_gemm(ctx, t, d, p, x, &dys, dw));
         goto cleanup;
     }
-    /* a work-group per element of dw where few taps leave conv_bwd_w's work-items few
-     * and long (GPUs: a first layer) */
-    if (t->bw_wg > 1 && !src->y && crs < 32) {
+    if (wk == W_WG) {
         size_t hp, wp;
         CT_TRY(pad_x_for_taps(ctx, t, d, p, x, &hp, &wp, &xp));
         CT_TRY(CONV_RUN1D_LOCAL(ctx, t, "conv_bwd_w_wg", m * t->bw_wg, t->bw_wg, CT_MEM(xp),
@@ -1019,8 +1045,7 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
      * no padded columns (PoCL, 2 cores, batch 64: MiniCNN conv2 1.39 ms + 0.40 for
      * conv_dyt against conv_bwd_w_flat's 2.01; conv 256->256 on 8x8, 19.2 ms against 35.0) */
     const size_t tkv = 16 * (size_t)t->kv;
-    const bool kvw = weight_by_kv(t, d);
-    const bool flat = weight_by_flat(t, d, p);
+    const bool kvw = wk == W_KV, flat = wk == W_FLAT;
     const char *name = kvw      ? "conv_bwd_w_kv"
                        : flat   ? "conv_bwd_w_flat"
                        : src->y ? "conv_bwd_w_pool"
@@ -1035,18 +1060,22 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
     if (!ws->chunks)
         ws->chunks = weight_chunks(ctx, t, d, crs, kt, ts, kvw);
     const size_t chunks = ws->chunks, npc = (d->n + chunks - 1) / chunks;
-    /* with one chunk the kernel adds straight into dw, else it stores partial sums (adds,
-     * after the first batch slice), which the last slice folds into dw */
+    /* with one chunk the kernel adds straight into dw (and db), else it stores partial
+     * sums (adds, after the first batch slice), the bias's after all of dw's, which the
+     * last slice folds into dw and db */
     const bool add = chunks == 1 || !ws->first;
-    cl_mem dst = dw->mem;
-    size_t dst_off = dw->offset;
+    const size_t kb = ws->db ? d->k : 0;
+    cl_mem dst = dw->mem, bdst = ws->db ? ws->db->mem : dw->mem;
+    size_t dst_off = dw->offset, bdst_off = ws->db ? ws->db->offset : 0;
     if (chunks > 1) {
-        CT_TRY(ct_scratch_get(ctx, SLOT_PART, chunks * m * sizeof(float), &part));
-        dst = part;
+        CT_TRY(ct_scratch_get(ctx, SLOT_PART, chunks * (m + kb) * sizeof(float), &part));
+        dst = bdst = part;
         dst_off = 0;
+        bdst_off = chunks * m;
     }
-    CT_REQUIRE(dst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
-               "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets", dst_off);
+    CT_REQUIRE(dst_off <= 0xffffffffu && bdst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
+               "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets",
+               dst_off > bdst_off ? dst_off : bdst_off);
 
     CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
     if (kvw) {
@@ -1060,12 +1089,13 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
             CT_TRY(write_dyt(ctx, t, d, src, &lay));
         }
         CT_TRY(CT_SETARGS(k, name, CT_T(x), CT_MEM(zeros), CT_MEM(lay.mem), CT_MEM(dst),
-                          CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(d->h),
-                          CT_U32(d->w), CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h),
-                          CT_U32(p->stride_w), CT_U32(p->dil_h), CT_U32(p->dil_w),
-                          CT_I32((int32_t)p->pad_h), CT_I32((int32_t)p->pad_w), CT_U32(d->p),
-                          CT_U32(d->q), CT_U32(lay.hp), CT_U32(lay.wp), CT_U32(lay.off_h),
-                          CT_U32(lay.off_w), CT_U32(d->n), CT_U32(npc), CT_U32(add)));
+                          CT_U32(dst_off), CT_MEM(bdst), CT_U32(bdst_off), CT_U32(d->cg),
+                          CT_U32(d->kg), CT_U32(d->g), CT_U32(d->h), CT_U32(d->w), CT_U32(d->r),
+                          CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w), CT_U32(p->dil_h),
+                          CT_U32(p->dil_w), CT_I32((int32_t)p->pad_h), CT_I32((int32_t)p->pad_w),
+                          CT_U32(d->p), CT_U32(d->q), CT_U32(lay.hp), CT_U32(lay.wp),
+                          CT_U32(lay.off_h), CT_U32(lay.off_w), CT_U32(d->n), CT_U32(npc),
+                          CT_U32(add), CT_U32(kb > 0)));
     } else if (flat) {
         /* common pitch wp; lp pixels per plane (P*wp rounded up to a vector); xp gets
          * zero rows below the image so that the farthest tap of the last vector stays
@@ -1108,13 +1138,14 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
         CT_TRY(pad_input(ctx, t, x, d->n * d->c, d->h, d->w, hp, wp, (long)p->pad_h, (long)p->pad_w,
                          1, 1, SLOT_XPAD, 0, &xp));
         if (src->y)
-            CT_TRY(CT_SETARGS(
-                k, name, CT_MEM(xp), CT_T(src->dy), CT_T(src->y), CT_MEM(src->idx->mem),
-                CT_U32(src->idx->offset * sizeof(float) + src->idx_skip), CT_MEM(dst),
-                CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
-                CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h), CT_U32(p->stride_w),
-                CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(src->ph), CT_U32(src->pw), CT_U32(d->n),
-                CT_U32(npc), CT_U32(src->relu), CT_U32(add)));
+            CT_TRY(
+                CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_T(src->y), CT_MEM(src->idx->mem),
+                           CT_U32(src->idx->offset * sizeof(float) + src->idx_skip), CT_MEM(dst),
+                           CT_U32(dst_off), CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp),
+                           CT_U32(wp), CT_U32(d->r), CT_U32(d->s), CT_U32(p->stride_h),
+                           CT_U32(p->stride_w), CT_U32(p->dil_h), CT_U32(p->dil_w), CT_U32(src->ph),
+                           CT_U32(src->pw), CT_U32(d->n), CT_U32(npc), CT_U32(src->relu),
+                           CT_U32(add), CT_MEM(bdst), CT_U32(bdst_off), CT_U32(kb > 0)));
         else
             CT_TRY(CT_SETARGS(k, name, CT_MEM(xp), CT_T(src->dy), CT_MEM(dst), CT_U32(dst_off),
                               CT_U32(d->cg), CT_U32(d->kg), CT_U32(d->g), CT_U32(hp), CT_U32(wp),
@@ -1128,8 +1159,8 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
         CT_TRY(ct_launch(ctx, k, name, 3, global, local));
     }
     if (chunks > 1 && ws->last)
-        CT_TRY(CONV_RUN1D(ctx, t, "conv_reduce", m, CT_MEM(part), CT_T(dw), CT_U32(m),
-                          CT_U32(chunks)));
+        CT_TRY(CONV_RUN1D(ctx, t, "conv_reduce", m + kb, CT_MEM(part), CT_T(dw), CT_U32(m),
+                          CT_U32(chunks), ws->db ? CT_T(ws->db) : CT_T(dw), CT_U32(kb)));
 cleanup:
     return st;
 }
@@ -1151,7 +1182,8 @@ cleanup:
 }
 
 /* db += the sum of the output gradient per channel (a fused pool's: the pooled gradient
- * where the pooled output passed the ReLU). No copies: one pass over the whole batch. */
+ * where the pooled output passed the ReLU). No copies: one pass over the whole batch. For
+ * the weight-gradient kernels that do not sum it (weight_sums_bias), or no dw. */
 static ct_status backward_bias(ct_context *ctx, const conv_tune *t, const conv_geom *d,
                                const dy_src *src, ct_tensor *db)
 {
@@ -1192,8 +1224,9 @@ static size_t backward_copy_bytes(const conv_tune *t, const conv_geom *d, const 
 /* The backward passes, over the batch in slices whose padded copies of the output
  * gradient and the input take at most max(CONV_SLICE KiB, the size of x) (slice_images;
  * 0 = the whole batch at once), so that what one pass writes the next reads from cache
- * and the copies stay as small as the layer's input. The bias gradient runs once over the
- * whole batch; the weight gradient accumulates over the slices (wsum). MiniCNN at batch
+ * and the copies stay as small as the layer's input. The weight gradient accumulates over
+ * the slices (wsum), and the bias gradient with it where its kernel sums that too, else
+ * in one pass over the whole batch. MiniCNN at batch
  * 512: conv2's unpooled, padded gradient is 33 MB in one piece, 12.8 MB a slice; at batch
  * 64, 4 MB and 1.5 MB. */
 static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv2d_params *p,
@@ -1212,7 +1245,9 @@ static ct_status backward_all(ct_context *ctx, const conv_geom *d, const ct_conv
 
     size_t slice = slice_images(&t, d, backward_copy_bytes(&t, d, p, src, dx != NULL));
     wsum ws = {0};
-    if (db)
+    if (db && dw && weight_sums_bias(weight_kernel_for(&t, d, p, src)))
+        ws.db = db;
+    else if (db)
         CT_TRY(backward_bias(ctx, &t, d, src, db));
     for (size_t n0 = 0; n0 < d->n; n0 += slice) {
         size_t nn = d->n - n0 < slice ? d->n - n0 : slice;

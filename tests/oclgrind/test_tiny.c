@@ -383,8 +383,9 @@ typedef struct tt_convpool {
  * tile); backward-data through conv_unpool into the padded layout, then conv_direct (C < 26)
  * or conv_kv (C = 32); dw through conv_bwd_w_pool (C*R*S < 32 taps, the gradient unpooled
  * in registers) or conv_bwd_w_flat (>= 32 taps) on the backward-data pass's layout when it
- * fits, else on its own conv_unpool copy; db through conv_bwd_b with its mask (y, with
- * ReLU) or without (no ReLU). */
+ * fits, else on its own conv_unpool copy; db summed by conv_bwd_w_pool or conv_bwd_w_kv
+ * beside dw (and conv_reduce with more than one chunk), else by conv_bwd_b, with its mask
+ * (y, with ReLU) or without (no ReLU). */
 static const tt_convpool convpool_cases[] = {
     /* 5x7 conv output: floor mode drops the last row and column; 18 taps, with dx */
     {"3x3 pad 1, odd 5x7 conv output, 18 taps, dx", 1, 2, 5, 7, 32, 3, 3, 1, 1, 1, 1, true, true,
