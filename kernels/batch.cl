@@ -44,7 +44,8 @@ __kernel void ct_gather_batch(__global const uchar *images, __global const uchar
     int dy = 0, dx = 0;
     uint flip = 0;
     if (pad > 0 || hflip) {
-        const uint key = ct_hash32(seed_lo ^ ct_hash32(seed_hi ^ ct_hash32(epoch ^ ct_hash32(start + r))));
+        const uint key =
+            ct_hash32(seed_lo ^ ct_hash32(seed_hi ^ ct_hash32(epoch ^ ct_hash32(start + r))));
         const uint span = 2u * pad + 1u;
         if (pad > 0) {
             dy = (int)(ct_hash32(key ^ 0x68e31da4u) % span) - (int)pad;

@@ -93,7 +93,8 @@ __kernel void gemm_bc(CT_CARG(a), CT_CARG(b), CT_ARG(c), const uint M, const uin
                 fma(bv[v], as, acc[t][v]);                                                 \
         }                                                                                  \
     }
-#define B_ROW _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, b + (size_t)k * ldb)
+#define B_ROW                                                                              \
+    _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, b + (size_t)k * ldb)
     /* the last columns: B's row read up to N only */
 #define B_ROW_END                                                                          \
     float tb[16 * GEMM_NV];                                                                \

@@ -435,9 +435,11 @@ __kernel void bce_elems(CT_CARG(x), CT_CARG(y), CT_ARG(out), CT_ARG(g), CT_CARG(
 /* ---- MSE, L1, SmoothL1, Huber ---------------------------------------------------- */
 
 /* Loss and d loss / d x of d = x - y, four lanes at a time. PyTorch's definitions:
- *   MSE       d^2                                      2 d
- *   L1        |d|                                      sign(d)   (0 at d == 0)
- *   SmoothL1  |d| < beta ? 0.5 d^2 / beta : |d| - 0.5 beta   d <= -beta ? -1 : d >= beta ? 1 : d / beta
+ *             loss                                              gradient
+ *   MSE       d^2                                               2 d
+ *   L1        |d|                                               sign(d)   (0 at d == 0)
+ *   SmoothL1  |d| < beta ? 0.5 d^2 / beta : |d| - 0.5 beta      d <= -beta ? -1 :
+ *                                                                 d >= beta ? 1 : d / beta
  *   Huber     |d| < delta ? 0.5 d^2 : delta (|d| - 0.5 delta)   clamp(d, -delta, delta)
  * (beta = 0 makes SmoothL1 the L1 loss, except for the gradient at d = 0, as in PyTorch.) */
 CT_INLINE float4 reg_loss4(uint kind, float4 d, float param, float4 *grad)
