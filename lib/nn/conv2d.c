@@ -1073,9 +1073,10 @@ static ct_status backward_weight(ct_context *ctx, const conv_tune *t, const conv
         dst_off = 0;
         bdst_off = chunks * m;
     }
-    CT_REQUIRE(dst_off <= 0xffffffffu && bdst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
-               "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets",
-               dst_off > bdst_off ? dst_off : bdst_off);
+    CT_REQUIRE(dst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
+               "conv2d: dw offset %zu does not fit the kernels' 32-bit offsets", dst_off);
+    CT_REQUIRE(bdst_off <= 0xffffffffu, CT_ERR_UNSUPPORTED,
+               "conv2d: db offset %zu does not fit the kernels' 32-bit offsets", bdst_off);
 
     CT_TRY(ct_kernel_get(ctx, "conv.cl", name, t->options, &k));
     if (kvw) {
