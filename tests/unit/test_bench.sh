@@ -36,6 +36,17 @@ check "prints the GEMM section" grep -qE '^GEMM \((kernels/gemm.cl|CLBlast)\) at
 # the sweep row for batch 4, and the conv layer groups of MiniCNN
 check "sweep row for batch 4" grep -qE '^ +4 +[0-9.]+ +[0-9]+' "$tmp/out"
 check "layer group 0-2" grep -qE '^  0-2 +conv 1->32 3x3, relu, maxpool 2' "$tmp/out"
+# every layer-group row gives its rates, or marks its times with ~ (a difference within the
+# run-to-run noise of the groups before it: linear 128->10 after linear 3136->128) and gives
+# '-' for every rate, with the footnote that says why
+sed -n '/^per layer group/,/^$/p' "$tmp/out" | grep -E '^  [0-9]' >"$tmp/rows"
+group_rows_ok() {
+  grep -qE '[0-9]~ .* - +- +- +- +-$' "$tmp/rows" && ! grep -qF '~ a difference' "$tmp/out" &&
+    return 1
+  ! grep -vE ' [0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+( +[0-9.]+ +([0-9.]+%|-))? *$' \
+    "$tmp/rows" | grep -vE '[0-9]~ +[0-9.]+~ +[0-9.]+ +- +- +- +- +-$' | grep -q .
+}
+check "layer-group rows: rates, or ~ and '-' with the footnote" group_rows_ok
 check "csv header" grep -qx 'section,item,batch,metric,value' "$tmp/b.csv"
 check "csv training rate" grep -qE '^train,step,8,images_per_s,[0-9.e+]+$' "$tmp/b.csv"
 check "csv sweep rate" grep -qE '^sweep,train,4,images_per_s,[0-9.e+]+$' "$tmp/b.csv"

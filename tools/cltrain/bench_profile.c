@@ -202,12 +202,18 @@ static bool group_ends_after(const bench *b, size_t i)
     return !(k == CT_LAYER_RELU && next == CT_LAYER_MAXPOOL2D);
 }
 
-/* One row of the group table: the difference cur - prev, label by label. */
+/* A group's share of a kernel label smaller than this fraction of the earlier groups'
+ * time on that label is taken as noise (group_row). */
+#define FAINT 0.1
+
+/* One row of the group table: the difference cur - prev, label by label; sets *faint_rows
+ * when its times are marked as noise. */
 static void group_row(bench *b, size_t start, size_t end, const profile *cur, const profile *prev,
-                      const labtab *t)
+                      const labtab *t, bool *faint_rows)
 {
     char name[160] = "", one[48], pb[16], range[24], mainbuf[24] = "";
     double ff = 0, fb = 0, fms = 0, bms = 0, fmain = 0, bmain = 0;
+    bool faint = false; /* a difference below the noise of what it is taken from */
     for (size_t j = start; j <= end; j++) {
         double f, bw;
         bench_layer_flops(b, j, &f, &bw);
@@ -227,6 +233,14 @@ static void group_row(bench *b, size_t start, size_t end, const profile *cur, co
             db = cur->ms[PH_BWD][l] - prev->ms[PH_BWD][l];
         df = df > 0 ? df : 0; /* still possible when the earlier launches ran slower */
         db = db > 0 ? db : 0;
+        /* the earlier groups' launches of the label vary by a few % from run to run: a
+         * group adding less than FAINT of their time is within that noise (linear
+         * 128->10 after linear 3136->128: 0.000-0.028 ms of gemm in repeated runs) */
+        if ((cur->launches[PH_FWD][l] > prev->launches[PH_FWD][l] &&
+             df < FAINT * prev->ms[PH_FWD][l]) ||
+            (cur->launches[PH_BWD][l] > prev->launches[PH_BWD][l] &&
+             db < FAINT * prev->ms[PH_BWD][l]))
+            faint = true;
         fms += df;
         bms += db;
         if (main_kernel(t->name[l])) {
@@ -238,14 +252,21 @@ static void group_row(bench *b, size_t start, size_t end, const profile *cur, co
     double gall = fms + bms > 0 ? (ff + fb) / (fms + bms) * 1e-6 : 0;
     double gmain = fmain + bmain > 0 ? (ff + fb) / (fmain + bmain) * 1e-6 : 0;
     snprintf(range, sizeof range, start == end ? "%zu" : "%zu-%zu", start, end);
-    if (ff + fb > 0)
-        snprintf(mainbuf, sizeof mainbuf, "%.1f", gmain);
-    printf("  %-6s %-36.36s %8.3f %8.3f %8.4f %8.1f %8.1f %8.1f %9s %7s\n", range, name, fms, bms,
-           (ff + fb) * 1e-9, gf, gb, gall, mainbuf,
-           ff + fb > 0 ? bench_fmt_pct(pb, sizeof pb, bench_pct(b, gall)) : "");
+    if (faint) {
+        /* its times are printed, marked; rates from them would be noise */
+        printf("  %-6s %-36.36s %7.3f~ %7.3f~ %8.4f %8s %8s %8s %9s %7s\n", range, name, fms, bms,
+               (ff + fb) * 1e-9, "-", "-", "-", "-", "-");
+        *faint_rows = true;
+    } else {
+        if (ff + fb > 0)
+            snprintf(mainbuf, sizeof mainbuf, "%.1f", gmain);
+        printf("  %-6s %-36.36s %8.3f %8.3f %8.4f %8.1f %8.1f %8.1f %9s %7s\n", range, name, fms,
+               bms, (ff + fb) * 1e-9, gf, gb, gall, mainbuf,
+               ff + fb > 0 ? bench_fmt_pct(pb, sizeof pb, bench_pct(b, gall)) : "");
+    }
     bench_csv(b, "layers", range, b->o.batch, "fwd_ms", fms);
     bench_csv(b, "layers", range, b->o.batch, "bwd_ms", bms);
-    if (ff + fb > 0) {
+    if (ff + fb > 0 && !faint) {
         bench_csv(b, "layers", range, b->o.batch, "gflops", gall);
         bench_csv(b, "layers", range, b->o.batch, "gflops_conv_gemm_kernels", gmain);
     }
@@ -362,12 +383,18 @@ int bench_section_layers(bench *b)
            "GFLOP", "fwd GF/s", "bwd GF/s", "GF/s", "conv/gemm", "%peak");
     size_t start = 0;
     const profile *prev = zero;
+    bool faint_rows = false;
     for (size_t k = 1; k < npre; k++) {
         size_t end = pre[k].count - 1;
-        group_row(b, start, end, &pre[k].best, prev, t);
+        group_row(b, start, end, &pre[k].best, prev, t, &faint_rows);
         prev = &pre[k].best;
         start = end + 1;
     }
+    if (faint_rows)
+        printf("  ~ a difference of two fastest runs under %.0f%% of the same kernels' time in "
+               "the groups\n    before it: within their run-to-run noise, so no rates are "
+               "given\n",
+               FAINT * 100);
     kernel_table(b, &pre[0].best, t);
     rc = 0;
 done:
