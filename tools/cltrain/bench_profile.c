@@ -9,7 +9,9 @@
  *
  * Each time is the FASTEST of --runs profiled runs: on cores shared with other processes a
  * kernel is only ever slowed down by them, and the fastest run is the least disturbed.
- * The throughput figures of cmd_bench.c are medians of wall-clock time instead.
+ * The throughput figures of cmd_bench.c are medians of wall-clock time instead. A group
+ * whose difference is within the noise of the earlier groups' launches of the same kernel
+ * (under FAINT of their time) gets its times marked `~` and no rates.
  */
 #include <stdlib.h>
 #include <string.h>
